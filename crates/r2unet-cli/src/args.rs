@@ -1,0 +1,186 @@
+//! Command-line arguments (clap derive), one struct per subcommand.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "r2unet", version, about = "R2U-Net medical image segmentation: train, eval, predict")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a model on a data set, with a validation pass each epoch and resumable checkpoints.
+    Train(TrainArgs),
+    /// Score a model on a data set split; prints a markdown table beside the paper's numbers.
+    Eval(EvalArgs),
+    /// Segment image files; writes <stem>.prob.png and <stem>.mask.png (and an overlay).
+    Predict(PredictArgs),
+    /// Re-encode weights as burnpack for the browser (f32, or f16 at half the size).
+    Export(ExportArgs),
+    /// Training throughput and whole-image inference time on each available backend.
+    Bench(BenchArgs),
+    /// Show what a weights file holds: architecture, preprocessing, provenance.
+    Info(InfoArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// wgpu when an adapter is found, otherwise flex.
+    Auto,
+    /// GPU through wgpu (Vulkan/Metal/DX12).
+    Wgpu,
+    /// burn-flex on the CPU.
+    Flex,
+}
+
+#[derive(Args, Clone)]
+pub struct TilingArgs {
+    /// Tile side for whole-image inference (48 with --stride 16 is the paper's protocol).
+    #[arg(long, default_value_t = 256)]
+    pub tile: usize,
+    /// Step between tiles.
+    #[arg(long, default_value_t = 192)]
+    pub stride: usize,
+    /// Tiles per forward pass (lowered automatically to fit memory).
+    #[arg(long, default_value_t = 4)]
+    pub tile_batch: usize,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// drive, stare, chase, isic2017 or lung.
+    #[arg(long)]
+    pub dataset: String,
+    /// The data set's root folder, e.g. ../shared/data/DRIVE.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run folder for checkpoints, config.json and log.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// unet, runet, resunet, r2unet or attr2unet.
+    #[arg(long, default_value = "r2unet")]
+    pub arch: String,
+    /// Feature widths, comma separated.
+    #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
+    pub widths: Vec<usize>,
+    /// Recurrent steps per RCL.
+    #[arg(long, default_value_t = 2)]
+    pub t: usize,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Adam learning rate (cosine-decayed to 5 % of it).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Retina: patches per epoch.
+    #[arg(long, default_value_t = 10000)]
+    pub patches: usize,
+    /// Retina: patch side.
+    #[arg(long, default_value_t = 48)]
+    pub patch: usize,
+    /// Skin and lung: input side.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Retina: resample so the FOV is this wide (0 = native resolution).
+    #[arg(long, default_value_t = 0)]
+    pub fov_width: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Turn off flips and rotations.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Continue from the run folder's last completed epoch (its config.json wins, except --epochs).
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub dataset: String,
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Split to score (default: test; validation for isic2017).
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Weights file (default: the shipped model for the data set's task).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the pooled ROC curve as a PNG.
+    #[arg(long)]
+    pub roc: Option<PathBuf>,
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    #[command(flatten)]
+    pub tiling: TilingArgs,
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// retina, skin or lung.
+    #[arg(long)]
+    pub task: String,
+    /// Weights file (default: the shipped model for the task).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Images to segment.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write <stem>.overlay.png.
+    #[arg(long)]
+    pub overlay: bool,
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    #[command(flatten)]
+    pub tiling: TilingArgs,
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Weights to export (a run's best.bpk, or any r2unet weights file).
+    #[arg(long)]
+    pub weights: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Store tensors as f16 (half the download; batch-norm statistics stay f32).
+    #[arg(long)]
+    pub f16: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Backend to measure (default: every available one).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// DRIVE root, for the inference image (01_test.tif).
+    #[arg(long, default_value = "../shared/data/DRIVE")]
+    pub data: PathBuf,
+    /// Training steps to time (after 2 warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Write the results as JSON (one object; an array when several backends ran).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// Weights file.
+    pub weights: PathBuf,
+}

@@ -1,0 +1,19 @@
+//! `r2unet export`.
+use anyhow::{Context, Result};
+use r2unet::burn::tensor::Device;
+use r2unet::weights::{self, Precision};
+
+use crate::args::ExportArgs;
+
+pub fn run(a: ExportArgs) -> Result<()> {
+    let bytes = std::fs::read(&a.weights).with_context(|| a.weights.display().to_string())?;
+    let (model, bundle) =
+        weights::from_bytes(&bytes, &Device::flex()).with_context(|| a.weights.display().to_string())?;
+    let precision = if a.f16 { Precision::F16 } else { Precision::F32 };
+    let out = weights::to_bytes(&model, &bundle, precision)?;
+    let tmp = a.out.with_extension("bpk.partial");
+    std::fs::write(&tmp, &out).with_context(|| tmp.display().to_string())?;
+    std::fs::rename(&tmp, &a.out).with_context(|| a.out.display().to_string())?;
+    println!("{} ({:?}, {} bytes)", a.out.display(), precision, out.len());
+    Ok(())
+}

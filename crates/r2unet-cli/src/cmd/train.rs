@@ -1,0 +1,67 @@
+//! `r2unet train`.
+use anyhow::{Context, Result};
+use r2unet::burn::config::Config;
+use r2unet::{ModelConfig, PreprocessConfig};
+use r2unet_train::trainer::{self, TrainConfig};
+use r2unet_train::Dataset;
+
+use crate::args::TrainArgs;
+use crate::{backend, progress};
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let config = if a.resume {
+        let path = a.out.join("config.json");
+        let mut c = TrainConfig::load(&path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot resume: {e}", path.display()))?;
+        c.epochs = a.epochs.max(c.epochs);
+        c
+    } else {
+        if a.out.join("state.json").exists() {
+            anyhow::bail!(
+                "{} already holds a run; pass --resume to continue it, or choose another --out",
+                a.out.display()
+            );
+        }
+        let dataset = Dataset::parse(&a.dataset)?;
+        let task = dataset.task();
+        let model = ModelConfig::for_architecture(&a.arch)?
+            .with_widths(a.widths.clone())
+            .with_t(a.t)
+            .with_in_channels(task.channels());
+        model.validate()?;
+        let mut preprocess = PreprocessConfig::for_task(task).with_fov_width(a.fov_width);
+        if let Some(size) = a.size {
+            preprocess = preprocess.with_size(size);
+        }
+        TrainConfig::new(model, preprocess, dataset.name().to_string())
+            .with_lr(a.lr)
+            .with_batch(a.batch)
+            .with_epochs(a.epochs)
+            .with_seed(a.seed)
+            .with_patches(a.patches)
+            .with_patch(a.patch)
+            .with_augment(!a.no_augment)
+    };
+    let chosen = backend::choose(a.backend)?;
+    eprintln!(
+        "training {} ({} parameters) on {} for {} epochs; Adam lr {} eps {}; run folder {}",
+        config.model.architecture(),
+        config.model.trainable_params(),
+        config.dataset,
+        config.epochs,
+        config.lr,
+        config.epsilon,
+        a.out.display()
+    );
+    let mut bars = progress::TrainBars::default();
+    let state = trainer::train(&config, &a.data, &a.out, &chosen.device, a.resume, &mut bars)
+        .with_context(|| format!("training into {}", a.out.display()))?;
+    eprintln!(
+        "done: {} epochs, best epoch {} (score {:.4}); weights in {}",
+        state.epoch,
+        state.best_epoch,
+        state.best_score,
+        a.out.join("best.bpk").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,38 @@
+/*!
+`r2unet`: train, evaluate and apply R2U-Net family models for medical image segmentation.
+
+Subcommands: `train`, `eval`, `predict`, `export`, `bench`, `info`. Each lives in `cmd/`, takes
+its parsed arguments and returns `anyhow::Result`; this file only parses, dispatches and maps
+errors to exit code 2.
+*/
+mod args;
+mod backend;
+mod cmd;
+mod models;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: args::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        args::Command::Train(a) => cmd::train::run(a),
+        args::Command::Eval(a) => cmd::eval::run(a),
+        args::Command::Predict(a) => cmd::predict::run(a),
+        args::Command::Export(a) => cmd::export::run(a),
+        args::Command::Bench(a) => cmd::bench::run(a),
+        args::Command::Info(a) => cmd::info::run(a),
+    }
+}

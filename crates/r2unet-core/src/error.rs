@@ -1,0 +1,41 @@
+//! The library's error type: every message names the thing that was wrong and, where it helps,
+//! what to do about it. Callers add the file name; this crate never sees paths.
+use thiserror::Error;
+
+/// Result alias used throughout the crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong between bytes and a mask.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are empty.
+    #[error("the input is empty (0 bytes)")]
+    Empty,
+    /// The bytes are not an image in a supported format, or are cut short.
+    #[error("cannot decode the image: {0}")]
+    Decode(String),
+    /// The image is too small for the model to say anything about it.
+    #[error("image is {width}x{height}; it must be at least {min}x{min} pixels")]
+    TooSmall { width: u32, height: u32, min: u32 },
+    /// The image exceeds the pixel budget.
+    #[error(
+        "image is {width}x{height} = {pixels} pixels; the limit is {limit} pixels (downscale it first)"
+    )]
+    TooLarge { width: u32, height: u32, pixels: u64, limit: u64 },
+    /// An image and its label (or FOV mask) disagree in size.
+    #[error("size mismatch: image is {image_w}x{image_h} but {what} is {other_w}x{other_h}")]
+    SizeMismatch { what: &'static str, image_w: u32, image_h: u32, other_w: u32, other_h: u32 },
+    /// A weights file cannot be read as an r2unet model.
+    #[error("invalid weights: {0}")]
+    Weights(String),
+    /// Weights for another architecture, task or channel count.
+    #[error("weights do not fit this model: {0}")]
+    WeightsMismatch(String),
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The compute backend failed (device lost, out of memory, failed read-back).
+    #[error("backend error: {0}")]
+    Backend(String),
+}

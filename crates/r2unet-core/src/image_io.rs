@@ -1,0 +1,266 @@
+//! Decoding: bytes of a PNG, JPEG, TIFF (8 or 16 bit, signed or not), GIF, BMP or PPM/PGM to
+//! raw samples. Always from bytes, never from a path: the browser has no files.
+use std::io::Cursor;
+
+use crate::error::{Error, Result};
+
+/// Largest image accepted, in pixels (e.g. 6000x6000). Decoding stores f32 samples, so this bounds
+/// memory at about 430 MB for RGB; larger photos must be downscaled first.
+pub const MAX_PIXELS: u64 = 36_000_000;
+/// Smallest side accepted: below this there is nothing for a 3-level U-Net to see.
+pub const MIN_SIDE: u32 = 16;
+
+/// How the source stored its samples; decides how values map to intensities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleKind {
+    /// 0..=255.
+    U8,
+    /// 0..=65535.
+    U16,
+    /// Signed 16-bit, e.g. CT Hounsfield units.
+    I16,
+    /// Floating point as stored.
+    F32,
+}
+
+impl SampleKind {
+    /// The value that means "full intensity" for unsigned kinds.
+    pub fn full_scale(self) -> f32 {
+        match self {
+            SampleKind::U8 => 255.0,
+            SampleKind::U16 => 65535.0,
+            SampleKind::I16 | SampleKind::F32 => 1.0,
+        }
+    }
+}
+
+/// A decoded image: interleaved samples, 1 (grey) or 3 (RGB) channels, alpha dropped.
+#[derive(Clone, Debug)]
+pub struct RawImage {
+    pub width: u32,
+    pub height: u32,
+    pub channels: usize,
+    pub kind: SampleKind,
+    pub data: Vec<f32>,
+}
+
+impl RawImage {
+    /// Wraps RGBA bytes as they come from a canvas `ImageData`.
+    pub fn from_rgba8(width: u32, height: u32, rgba: &[u8]) -> Result<Self> {
+        check_size(width, height)?;
+        let n = width as usize * height as usize;
+        if rgba.len() != n * 4 {
+            return Err(Error::Decode(format!(
+                "RGBA buffer holds {} bytes; {width}x{height} needs {}",
+                rgba.len(),
+                n * 4
+            )));
+        }
+        let data = rgba.chunks_exact(4).flat_map(|p| [p[0] as f32, p[1] as f32, p[2] as f32]).collect();
+        Ok(Self { width, height, channels: 3, kind: SampleKind::U8, data })
+    }
+
+    /// Pixel count.
+    pub fn len(&self) -> usize {
+        self.width as usize * self.height as usize
+    }
+
+    /// Whether the image has no pixels (never true for a decoded image).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One channel as a plane (for grey images every index gives the grey plane).
+    pub fn plane(&self, channel: usize) -> Vec<f32> {
+        let c = channel.min(self.channels - 1);
+        self.data.iter().skip(c).step_by(self.channels).copied().collect()
+    }
+
+    /// Luma (Rec. 601) as a plane, in the source's units.
+    pub fn luma(&self) -> Vec<f32> {
+        if self.channels == 1 {
+            return self.data.clone();
+        }
+        self.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect()
+    }
+
+    /// A binary plane, `true` where the luma exceeds half of full scale (label and mask files:
+    /// 255/0 GIFs, 1-bit PNGs).
+    pub fn to_binary(&self) -> Vec<bool> {
+        let half = match self.kind {
+            SampleKind::U8 | SampleKind::U16 => self.kind.full_scale() / 2.0,
+            SampleKind::I16 | SampleKind::F32 => 0.0,
+        };
+        self.luma().into_iter().map(|v| v > half).collect()
+    }
+}
+
+fn check_size(width: u32, height: u32) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if pixels > MAX_PIXELS {
+        return Err(Error::TooLarge { width, height, pixels, limit: MAX_PIXELS });
+    }
+    if width < MIN_SIDE || height < MIN_SIDE {
+        return Err(Error::TooSmall { width, height, min: MIN_SIDE });
+    }
+    Ok(())
+}
+
+/// Decodes an encoded image. TIFFs go through the `tiff` crate so 16-bit signed samples (CT in
+/// Hounsfield units) survive; everything else through `image`.
+pub fn decode(bytes: &[u8]) -> Result<RawImage> {
+    if bytes.is_empty() {
+        return Err(Error::Empty);
+    }
+    if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        return decode_tiff(bytes);
+    }
+    decode_generic(bytes)
+}
+
+/// Like [`decode`], but accepts images of any size down to 1x1: for label and mask files, whose
+/// size is checked against their image instead.
+pub fn decode_label(bytes: &[u8]) -> Result<Vec<bool>> {
+    decode(bytes).map(|img| img.to_binary())
+}
+
+fn decode_generic(bytes: &[u8]) -> Result<RawImage> {
+    use image::{DynamicImage, ImageReader};
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::Decode(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(Error::Decode(
+            "not a recognised image format (expected PNG, JPEG, TIFF, GIF, BMP or PPM/PGM)".into(),
+        ));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 8);
+    reader.limits(limits);
+    let (width, height) = reader.into_dimensions().map_err(|e| Error::Decode(e.to_string()))?;
+    check_size(width, height)?;
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::Decode(e.to_string()))?;
+    reader.no_limits();
+    let img = reader.decode().map_err(|e| Error::Decode(e.to_string()))?;
+    let (kind, channels, data): (SampleKind, usize, Vec<f32>) = match img {
+        DynamicImage::ImageLuma8(i) => (SampleKind::U8, 1, i.into_raw().into_iter().map(f32::from).collect()),
+        DynamicImage::ImageLumaA8(i) => {
+            (SampleKind::U8, 1, i.into_raw().chunks_exact(2).map(|p| p[0] as f32).collect())
+        }
+        DynamicImage::ImageLuma16(i) => (SampleKind::U16, 1, i.into_raw().into_iter().map(f32::from).collect()),
+        DynamicImage::ImageLumaA16(i) => {
+            (SampleKind::U16, 1, i.into_raw().chunks_exact(2).map(|p| p[0] as f32).collect())
+        }
+        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => {
+            (SampleKind::U16, 3, img.to_rgb16().into_raw().into_iter().map(f32::from).collect())
+        }
+        DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
+            (SampleKind::F32, 3, img.to_rgb32f().into_raw())
+        }
+        other => (SampleKind::U8, 3, other.to_rgb8().into_raw().into_iter().map(f32::from).collect()),
+    };
+    Ok(RawImage { width, height, channels, kind, data })
+}
+
+fn decode_tiff(bytes: &[u8]) -> Result<RawImage> {
+    use tiff::decoder::{Decoder, DecodingResult, Limits};
+    use tiff::ColorType;
+    let err = |e: tiff::TiffError| Error::Decode(format!("TIFF: {e}"));
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = (MAX_PIXELS * 16) as usize;
+    limits.intermediate_buffer_size = (MAX_PIXELS * 16) as usize;
+    let mut decoder = Decoder::new(Cursor::new(bytes)).map_err(err)?.with_limits(limits);
+    let (width, height) = decoder.dimensions().map_err(err)?;
+    check_size(width, height)?;
+    let color = decoder.colortype().map_err(err)?;
+    let stored = match color {
+        ColorType::Gray(_) => 1,
+        ColorType::GrayA(_) => 2,
+        ColorType::RGB(_) => 3,
+        ColorType::RGBA(_) => 4,
+        other => return Err(Error::Decode(format!("TIFF colour type {other:?} is not supported"))),
+    };
+    let (kind, samples): (SampleKind, Vec<f32>) = match decoder.read_image().map_err(err)? {
+        DecodingResult::U8(v) => (SampleKind::U8, v.into_iter().map(f32::from).collect()),
+        DecodingResult::U16(v) => (SampleKind::U16, v.into_iter().map(f32::from).collect()),
+        DecodingResult::I16(v) => (SampleKind::I16, v.into_iter().map(f32::from).collect()),
+        DecodingResult::I8(v) => (SampleKind::I16, v.into_iter().map(f32::from).collect()),
+        DecodingResult::F32(v) => (SampleKind::F32, v),
+        _ => return Err(Error::Decode("TIFF sample format is not supported (use 8/16-bit or f32)".into())),
+    };
+    let n = width as usize * height as usize;
+    if samples.len() < n * stored {
+        return Err(Error::Decode(format!(
+            "TIFF holds {} samples; {width}x{height}x{stored} needs {}",
+            samples.len(),
+            n * stored
+        )));
+    }
+    let channels = if stored >= 3 { 3 } else { 1 };
+    let data = if stored == channels {
+        samples[..n * stored].to_vec()
+    } else {
+        samples.chunks_exact(stored).take(n).flat_map(|p| p[..channels].to_vec()).collect()
+    };
+    Ok(RawImage { width, height, channels, kind, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+        out
+    }
+
+    #[test]
+    fn decodes_rgb_png() {
+        let img = decode(&png(20, 17)).unwrap();
+        assert_eq!((img.width, img.height, img.channels, img.kind), (20, 17, 3, SampleKind::U8));
+        assert_eq!(&img.data[..6], &[0.0, 0.0, 7.0, 1.0, 0.0, 7.0]);
+    }
+
+    #[test]
+    fn rejects_empty_truncated_garbage_and_tiny() {
+        assert!(matches!(decode(&[]), Err(Error::Empty)));
+        let bytes = png(40, 40);
+        assert!(matches!(decode(&bytes[..bytes.len() / 2]), Err(Error::Decode(_))));
+        assert!(matches!(decode(b"hello, this is not an image"), Err(Error::Decode(_))));
+        assert!(matches!(decode(&png(1, 1)), Err(Error::TooSmall { .. })));
+    }
+
+    #[test]
+    fn refuses_huge_images_before_decoding_them() {
+        // A 12000x12000 grey PNG compresses to little, but would need 576 MB as f32.
+        let img = image::GrayImage::new(12000, 12000);
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+        let err = decode(&out).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn signed_16_bit_tiff_keeps_hounsfield_units() {
+        let (w, h) = (16u32, 16u32);
+        let hu: Vec<i16> = (0..w * h).map(|i| i as i16 * 10 - 1000).collect();
+        let mut out = Cursor::new(Vec::new());
+        let mut enc = tiff::encoder::TiffEncoder::new(&mut out).unwrap();
+        enc.write_image::<tiff::encoder::colortype::GrayI16>(w, h, &hu).unwrap();
+        let img = decode(out.get_ref()).unwrap();
+        assert_eq!(img.kind, SampleKind::I16);
+        assert_eq!(img.data[0], -1000.0);
+        assert_eq!(img.data[255], 1550.0);
+    }
+
+    #[test]
+    fn rgba_canvas_data_drops_alpha() {
+        let rgba: Vec<u8> = (0..16 * 16).flat_map(|i| [i as u8, 2, 3, 255]).collect();
+        let img = RawImage::from_rgba8(16, 16, &rgba).unwrap();
+        assert_eq!(&img.data[3..6], &[1.0, 2.0, 3.0]);
+        assert!(RawImage::from_rgba8(16, 16, &rgba[..10]).is_err());
+    }
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Native speed benchmark: r2unet (burn, flex CPU backend) against PyTorch on the CPU, same
+# R2U-Net (16-32-64-128, t = 2), same thread count. See bench/README.md.
+#
+#   scripts/bench.sh                 # 2 threads, 10 timed training steps
+#   THREADS=4 STEPS=20 scripts/bench.sh
+#   DRIVE=/path/to/DRIVE scripts/bench.sh
+#
+# Writes bench/out/r2unet.json, bench/out/pytorch.json and bench/out/report.md, and prints the
+# report. Fails when the two parameter counts differ.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+TORCH_VERSION=2.15.0          # newest torch on PyPI for Python 3.11 when this was pinned
+EXPECTED_PARAMS=1043313
+THREADS="${THREADS:-2}"
+STEPS="${STEPS:-10}"
+DRIVE="${DRIVE:-../shared/data/DRIVE}"
+VENV=bench/.venv
+OUT=bench/out
+PY="$VENV/bin/python"
+
+mkdir -p "$OUT"
+
+# --- PyTorch environment -----------------------------------------------------------------
+if [[ ! -x "$PY" ]]; then
+    echo "== creating $VENV"
+    python3 -m venv "$VENV"
+fi
+
+installed_torch() {
+    "$PY" -c 'import importlib.metadata as m; print(m.version("torch").split("+")[0])' 2>/dev/null || true
+}
+
+if [[ "$(installed_torch)" != "$TORCH_VERSION" ]]; then
+    # The CPU-only wheels (about 200 MB) live on PyTorch's own index; where only PyPI is
+    # reachable, PyPI's torch (CUDA build, several GB with its nvidia-* dependencies) runs on
+    # the CPU just the same.
+    if "$PY" -c 'import urllib.request as u; u.urlopen("https://download.pytorch.org/whl/cpu/torch/", timeout=10)' 2>/dev/null; then
+        echo "== installing torch $TORCH_VERSION (CPU build) from download.pytorch.org"
+        "$PY" -m pip install --index-url https://download.pytorch.org/whl/cpu "torch==$TORCH_VERSION"
+    else
+        echo "== installing torch $TORCH_VERSION from PyPI"
+        "$PY" -m pip install "torch==$TORCH_VERSION"
+    fi
+fi
+if ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
+    echo "== installing numpy and pillow"
+    "$PY" -m pip install numpy pillow
+fi
+
+# --- Rust side ---------------------------------------------------------------------------
+echo "== building r2unet (release)"
+cargo build --release -p r2unet-cli
+
+echo "== r2unet bench (flex, RAYON_NUM_THREADS=$THREADS)"
+RAYON_NUM_THREADS="$THREADS" target/release/r2unet bench --backend flex --data "$DRIVE" \
+    --steps "$STEPS" --json "$OUT/r2unet.json"
+
+# --- PyTorch side ------------------------------------------------------------------------
+echo "== PyTorch bench (OMP_NUM_THREADS=$THREADS, torch.set_num_threads($THREADS))"
+OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" "$PY" bench/torch_r2unet.py \
+    --threads "$THREADS" --steps "$STEPS" --drive "$DRIVE" \
+    --expect-params "$EXPECTED_PARAMS" --json "$OUT/pytorch.json"
+
+# --- Report ------------------------------------------------------------------------------
+CPU_MODEL="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
+NPROC="$(nproc)"
+DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+TORCH_INSTALLED="$(installed_torch)"
+
+python3 - "$OUT/r2unet.json" "$OUT/pytorch.json" "$OUT/report.md" \
+    "${CPU_MODEL:-unknown}" "$NPROC" "$DATE" "$THREADS" "$STEPS" "$TORCH_INSTALLED" <<'EOF'
+import json
+import sys
+
+rust_path, torch_path, report_path, cpu, nproc, date, threads, steps, torch_version = sys.argv[1:]
+rust = json.load(open(rust_path))
+if isinstance(rust, list):  # several backends: keep flex
+    rust = next(r for r in rust if r["backend"] == "flex")
+torch = json.load(open(torch_path))
+
+if rust["params"] != torch["params"]:
+    sys.exit(f"error: parameter counts differ: r2unet {rust['params']}, PyTorch {torch['params']}")
+
+lines = [
+    f"Machine: {cpu}, nproc {nproc}; {date}. Both sides on {threads} threads; "
+    f"{steps} timed training steps; {rust['params']:,} trainable parameters; torch {torch_version}.",
+    "",
+    "| | training (patches/s) | DRIVE image (s, best of 3) | peak RSS (MiB) |",
+    "|---|---:|---:|---:|",
+]
+for name, r in ((f"r2unet ({rust['backend']})", rust), ("PyTorch", torch)):
+    lines.append(f"| {name} | {r['train_patches_per_s']:.1f} | {r['infer_drive_image_s']:.3f} "
+                 f"| {r['peak_rss_mib']:.0f} |")
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+lines.append(
+    "| ratio | "
+    f"{ratio(rust['train_patches_per_s'], torch['train_patches_per_s'])} (r2unet/PyTorch) | "
+    f"{ratio(torch['infer_drive_image_s'], rust['infer_drive_image_s'])} (PyTorch/r2unet) | "
+    f"{ratio(rust['peak_rss_mib'], torch['peak_rss_mib'])} (r2unet/PyTorch) |"
+)
+lines += ["", "Ratios above 1 mean r2unet is faster (first two columns) or uses more memory (last)."]
+text = "\n".join(lines) + "\n"
+open(report_path, "w").write(text)
+print()
+print(text, end="")
+EOF
