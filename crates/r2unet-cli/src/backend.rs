@@ -9,10 +9,48 @@ pub struct Chosen {
     pub name: &'static str,
 }
 
+/// Lists GPU adapters on the native graphics APIs (Vulkan, Metal, DX12), without the GL
+/// fallback: on a machine without a GPU, burn's own lazy init was seen to spin for minutes.
+fn gpu_adapters() -> Vec<String> {
+    use r2unet::burn::tensor::wgpu::wgpu;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::PRIMARY,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapters = pollster_block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    adapters
+        .into_iter()
+        .map(|a| a.get_info())
+        .filter(|i| i.device_type != wgpu::DeviceType::Cpu)
+        .map(|i| format!("{} ({:?})", i.name, i.backend))
+        .collect()
+}
+
+/// Minimal executor for the one future above (wgpu's enumeration resolves immediately natively).
+fn pollster_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
 fn try_wgpu() -> std::result::Result<Device, String> {
-    // Adapter discovery can panic inside some drivers; treat that as "no adapter".
-    let result = std::panic::catch_unwind(|| Device::wgpu_options().init());
-    match result {
+    let found = std::panic::catch_unwind(gpu_adapters).map_err(|_| "adapter enumeration panicked".to_string())?;
+    if found.is_empty() {
+        return Err("no GPU adapter on Vulkan, Metal or DX12".into());
+    }
+    eprintln!("backend: found {}", found.join(", "));
+    match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
         Ok(Ok(device)) => Ok(device),
         Ok(Err(e)) => Err(format!("{e}")),
         Err(_) => Err("adapter initialisation panicked".into()),

@@ -16,6 +16,7 @@ const KEY_FORMAT: &str = "r2unet.format";
 const KEY_MODEL: &str = "r2unet.model";
 const KEY_PREPROCESS: &str = "r2unet.preprocess";
 const KEY_INFO: &str = "r2unet.info";
+const KEY_PRECISION: &str = "r2unet.precision";
 
 /// Everything about a model except its tensors.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,7 +42,8 @@ pub fn to_bytes(model: &R2UNet, bundle: &ModelBundle, precision: Precision) -> R
         .metadata(KEY_FORMAT, FORMAT)
         .metadata(KEY_MODEL, bundle.model.to_string())
         .metadata(KEY_PREPROCESS, bundle.preprocess.to_string())
-        .metadata(KEY_INFO, info);
+        .metadata(KEY_INFO, info)
+        .metadata(KEY_PRECISION, if precision == Precision::F16 { "f16" } else { "f32" });
     if precision == Precision::F16 {
         store = store.with_to_adapter(HalfPrecisionAdapter::new());
     }
@@ -98,8 +100,14 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(R2UNet, ModelBundle)
 
 /// Loads tensors into an existing model, refusing anything but an exact match.
 pub fn load_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())))
-        .with_from_adapter(HalfPrecisionAdapter::new());
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))?;
+    let half = reader.metadata().get(KEY_PRECISION).is_some_and(|p| p == "f16");
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
+    // The adapter casts both ways, so it is applied only to files stored in f16.
+    if half {
+        store = store.with_from_adapter(HalfPrecisionAdapter::new());
+    }
     let result = model.load_from(&mut store).map_err(|e| Error::WeightsMismatch(e.to_string()))?;
     if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
         let mut parts = Vec::new();

@@ -51,7 +51,7 @@ fn write_roc(report: &Report, path: &std::path::Path) -> Result<()> {
     let span = (SIZE - 2 * PAD) as f64;
     let to_px = |x: f64, y: f64| (PAD as f64 + x * span, (SIZE - PAD) as f64 - y * span);
     let mut img = RgbImage::from_pixel(SIZE, SIZE, Rgb([255, 255, 255]));
-    let mut line = |img: &mut RgbImage, a: (f64, f64), b: (f64, f64), c: Rgb<u8>| {
+    let line = |img: &mut RgbImage, a: (f64, f64), b: (f64, f64), c: Rgb<u8>| {
         let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
         for i in 0..=steps {
             let t = i as f64 / steps as f64;

@@ -1,0 +1,491 @@
+// UI for the r2unet page. All model work happens in ./worker.js; this file reads files, draws
+// previews and results, and re-renders mask and overlay from the stored probabilities when the
+// sliders move (the model is not run again).
+
+const $ = (id) => document.getElementById(id);
+
+const els = {
+  task: $('task'),
+  backend: $('backend'),
+  dropZone: $('drop-zone'),
+  fileInput: $('file-input'),
+  status: $('status'),
+  progress: $('progress'),
+  error: $('error'),
+  note: $('note'),
+  threshold: $('threshold'),
+  thresholdValue: $('threshold-value'),
+  opacity: $('opacity'),
+  opacityValue: $('opacity-value'),
+  download: $('download'),
+  canvasInput: $('canvas-input'),
+  canvasProbability: $('canvas-probability'),
+  canvasMask: $('canvas-mask'),
+  canvasOverlay: $('canvas-overlay'),
+};
+
+const app = {
+  worker: null,
+  nextId: 1,
+  currentId: null,     // id of the request whose answers we still want
+  bytes: null,         // ArrayBuffer of the current file (kept: every request sends a copy)
+  name: 'image',
+  format: null,        // sniffed format name, or null when the wasm side cannot decode it
+  bitmap: null,        // ImageBitmap of the input, or null when the browser cannot decode it
+  result: null,        // {width, height, probabilities, mask, threshold, backend, timeMs}
+  basePixels: null,    // input as RGBA at the result's size, for the overlay
+  renderQueued: false,
+  lastTask: 'retina',  // task of the request in flight, for status text
+  gen: 0,              // bumped by every new file or sample, so a slow older load cannot win
+};
+
+// ---------------------------------------------------------------------------------------------
+// State, status, errors
+
+function setState(state) {
+  document.body.dataset.state = state;
+}
+
+function setStatus(text) {
+  els.status.textContent = text;
+}
+
+function showError(message) {
+  els.error.textContent = message;
+  els.error.hidden = false;
+  setStatus('Failed.');
+  setProgress(0, 1);
+  setState('error');
+}
+
+function clearError() {
+  els.error.textContent = '';
+  els.error.hidden = true;
+}
+
+function showNote(text) {
+  els.note.textContent = text ?? '';
+  els.note.hidden = !text;
+}
+
+function setProgress(done, total) {
+  if (done === null) {                       // indeterminate
+    els.progress.removeAttribute('value');
+    els.progress.textContent = '';
+    return;
+  }
+  const max = total > 0 ? total : 1;
+  els.progress.max = max;
+  els.progress.value = Math.min(done, max);
+  els.progress.textContent = `${Math.round((100 * done) / max)}%`;
+}
+
+function messageOf(err) {
+  if (err instanceof Error) return err.message || String(err);
+  return String(err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker
+
+function getWorker() {
+  if (app.worker) return app.worker;
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  worker.addEventListener('message', onWorkerMessage);
+  const fail = (event) => {
+    event.preventDefault?.();
+    const detail = event.message ? `: ${event.message}` : '';
+    worker.terminate();
+    if (app.worker === worker) app.worker = null;   // the next request starts a fresh worker
+    if (app.currentId !== null) {
+      app.currentId = null;
+      showError(`The background worker stopped${detail}. Try again.`);
+    }
+  };
+  worker.addEventListener('error', fail);
+  worker.addEventListener('messageerror', fail);
+  app.worker = worker;
+  return worker;
+}
+
+function onWorkerMessage(event) {
+  const msg = event.data;
+  if (!msg || msg.id !== app.currentId) return;        // an answer to a superseded request
+  switch (msg.type) {
+    case 'status':
+      if (msg.state === 'loading-model') {
+        setState('loading-model');
+        setStatus(`Loading the ${app.lastTask} model…`);
+        setProgress(null);
+      } else if (msg.state === 'running') {
+        setState('running');
+        setStatus('Running the model…');
+        setProgress(0, 1);
+      }
+      break;
+    case 'progress':
+      setProgress(msg.done, msg.total);   // the status line (aria-live) is not updated per tile
+      break;
+    case 'result':
+      app.currentId = null;
+      onResult(msg);
+      break;
+    case 'error':
+      app.currentId = null;
+      showError(msg.message || 'Something went wrong.');
+      break;
+    default:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input
+
+/** The format name when the wasm side decodes it (by magic bytes), else null. */
+function sniff(buffer) {
+  const b = new Uint8Array(buffer, 0, Math.min(8, buffer.byteLength));
+  const starts = (...sig) => sig.every((v, i) => b[i] === v);
+  if (starts(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return 'PNG';
+  if (starts(0xff, 0xd8, 0xff)) return 'JPEG';
+  if (starts(0x49, 0x49, 0x2a, 0x00) || starts(0x4d, 0x4d, 0x00, 0x2a)) return 'TIFF';
+  if (starts(0x47, 0x49, 0x46, 0x38)) return 'GIF';
+  if (starts(0x42, 0x4d)) return 'BMP';
+  if (b[0] === 0x50 && b[1] >= 0x31 && b[1] <= 0x37) return 'PNM';
+  return null;
+}
+
+async function decodePreview(buffer) {
+  try {
+    return await createImageBitmap(new Blob([buffer]));
+  } catch {
+    return null;
+  }
+}
+
+function drawPlaceholder(canvas, text) {
+  canvas.width = 320;
+  canvas.height = 200;
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#222';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = '#fff';
+  ctx.font = '16px system-ui, sans-serif';
+  ctx.textAlign = 'center';
+  ctx.textBaseline = 'middle';
+  ctx.fillText(text, canvas.width / 2, canvas.height / 2);
+}
+
+function clearCanvas(canvas) {
+  canvas.width = 1;
+  canvas.height = 1;
+  canvas.getContext('2d').clearRect(0, 0, 1, 1);
+}
+
+function resetResult() {
+  app.result = null;
+  app.basePixels = null;
+  els.download.disabled = true;
+  document.body.dataset.backend = '';
+  for (const c of [els.canvasProbability, els.canvasMask, els.canvasOverlay]) clearCanvas(c);
+}
+
+/** Takes a new image (bytes of an encoded file) and runs the model on it. */
+async function loadImage(buffer, name, gen = ++app.gen) {
+  if (gen !== app.gen) return;
+  app.currentId = null;                 // ignore answers still coming for the previous image
+  setState('loading-model');            // busy from here on, so tests never see a stale 'done'
+  clearError();
+  showNote('');
+  resetResult();
+  if (app.bitmap) { app.bitmap.close(); app.bitmap = null; }
+  app.bytes = null;
+  app.name = name || 'image';
+
+  if (!buffer || buffer.byteLength === 0) {
+    clearCanvas(els.canvasInput);
+    showError(`Could not read this file: ${app.name} is empty (0 bytes).`);
+    return;
+  }
+  const format = sniff(buffer);
+  const bitmap = await decodePreview(buffer);
+  if (gen !== app.gen) { bitmap?.close(); return; }
+  if (!format && !bitmap) {
+    clearCanvas(els.canvasInput);
+    showError(`Could not read this file: ${app.name} is not a PNG, JPEG, TIFF, BMP, GIF or PPM/PGM image.`);
+    return;
+  }
+  app.bytes = buffer;
+  app.format = format;
+  app.bitmap = bitmap;
+
+  if (bitmap) {
+    els.canvasInput.width = bitmap.width;
+    els.canvasInput.height = bitmap.height;
+    els.canvasInput.getContext('2d').drawImage(bitmap, 0, 0);
+  } else {
+    drawPlaceholder(els.canvasInput, `No preview for ${format ?? 'this'} files`);
+    showNote(`Your browser cannot preview this ${format ?? ''} file; the model decodes it itself, ` +
+      'so the result canvases below still render. The overlay is drawn on black.');
+  }
+  run();
+}
+
+async function loadFile(file) {
+  if (!file) return;
+  const gen = ++app.gen;
+  app.currentId = null;
+  setState('loading-model');
+  setStatus(`Reading ${file.name}…`);
+  let buffer;
+  try {
+    buffer = await file.arrayBuffer();
+  } catch (err) {
+    if (gen !== app.gen) return;
+    clearError();
+    showError(`Could not read this file: ${file.name}: ${messageOf(err)}`);
+    return;
+  }
+  await loadImage(buffer, file.name, gen);
+}
+
+async function loadSample(name, task) {
+  if (task && [...els.task.options].some((o) => o.value === task)) els.task.value = task;
+  const gen = ++app.gen;
+  app.currentId = null;
+  setState('loading-model');
+  clearError();
+  setStatus(`Loading the sample ${name}…`);
+  let buffer;
+  try {
+    const response = await fetch(`./samples/${encodeURIComponent(name)}`);
+    if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`.trim());
+    buffer = await response.arrayBuffer();
+  } catch (err) {
+    if (gen !== app.gen) return;
+    showError(`Could not load the sample ${name}: ${messageOf(err)}`);
+    return;
+  }
+  await loadImage(buffer, name, gen);
+}
+
+/** Sends the current image to the worker with the current task and backend. */
+function run() {
+  if (!app.bytes) return;
+  clearError();
+  resetResult();
+  const id = app.nextId++;
+  const task = els.task.value;
+  const backend = els.backend.value;
+  const threshold = Number(els.threshold.value);
+  const msg = { type: 'segment', id, task, backend, threshold };
+  let transfer;
+  if (app.format || !app.bitmap) {
+    msg.bytes = app.bytes.slice(0);     // a copy: the original stays here for re-runs
+    transfer = [msg.bytes];
+  } else {
+    // A format only the browser decodes (e.g. WebP): send the decoded RGBA pixels instead.
+    const { width, height } = app.bitmap;
+    const ctx = new OffscreenCanvas(width, height).getContext('2d');
+    ctx.drawImage(app.bitmap, 0, 0);
+    const data = ctx.getImageData(0, 0, width, height).data.buffer;
+    msg.image = { width, height, data };
+    transfer = [data];
+  }
+  app.currentId = id;
+  app.lastTask = task;
+  setState('loading-model');
+  setStatus(`Loading the ${task} model…`);
+  setProgress(null);
+  try {
+    getWorker().postMessage(msg, transfer);
+  } catch (err) {
+    app.currentId = null;
+    showError(`Could not start the background worker: ${messageOf(err)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+function onResult(msg) {
+  const { width, height, probabilities, mask, backend, timeMs } = msg;
+  app.result = {
+    width, height, probabilities, mask, backend, timeMs,
+    threshold: Number(els.threshold.value),
+  };
+  app.basePixels = basePixels(width, height);
+  const bm = app.bitmap;
+  if (bm && (bm.width !== width || bm.height !== height)) {
+    showNote(`The preview is ${bm.width}×${bm.height} but the model saw ${width}×${height}; ` +
+      'the overlay scales the preview to fit.');
+  }
+  renderProbability();
+  renderMaskAndOverlay();
+  els.download.disabled = false;
+  setProgress(1, 1);
+  const ms = Number.isFinite(timeMs) ? Math.round(timeMs) : '?';
+  setStatus(`Done: backend ${backend}, inference ${ms} ms, ${width}×${height} pixels.`);
+  document.body.dataset.backend = backend;   // set before 'done' so waiters see both
+  setState('done');
+}
+
+/** The input as RGBA at the result's size (black when the browser cannot decode it). */
+function basePixels(width, height) {
+  const ctx = new OffscreenCanvas(width, height).getContext('2d', { willReadFrequently: true });
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, width, height);
+  if (app.bitmap) ctx.drawImage(app.bitmap, 0, 0, width, height);
+  return ctx.getImageData(0, 0, width, height);
+}
+
+function putPixels(canvas, image) {
+  canvas.width = image.width;
+  canvas.height = image.height;
+  canvas.getContext('2d').putImageData(image, 0, 0);
+}
+
+function renderProbability() {
+  const { width, height, probabilities: p } = app.result;
+  const image = new ImageData(width, height);
+  const d = image.data;
+  for (let i = 0, j = 0; i < p.length; i++, j += 4) {
+    const v = p[i] * 255 + 0.5;               // Uint8ClampedArray clamps (NaN becomes 0)
+    d[j] = v; d[j + 1] = v; d[j + 2] = v; d[j + 3] = 255;
+  }
+  putPixels(els.canvasProbability, image);
+}
+
+/** The 0/255 mask at threshold t: the worker's when t is the one it used, else p >= t. */
+function maskAt(t) {
+  const r = app.result;
+  if (t === r.threshold) return r.mask;
+  const m = new Uint8Array(r.probabilities.length);
+  const p = r.probabilities;
+  for (let i = 0; i < p.length; i++) m[i] = p[i] >= t ? 255 : 0;
+  return m;
+}
+
+function renderMaskAndOverlay() {
+  const r = app.result;
+  if (!r) return;
+  const t = Number(els.threshold.value);
+  const a = Number(els.opacity.value);
+  const m = maskAt(t);
+  const { width, height } = r;
+
+  const maskImage = new ImageData(width, height);
+  const md = maskImage.data;
+  const overlay = new ImageData(width, height);
+  const od = overlay.data;
+  const base = app.basePixels.data;
+  const keep = 1 - a;
+  const red = 255 * a;
+  for (let i = 0, j = 0; i < m.length; i++, j += 4) {
+    const on = m[i] !== 0;
+    const v = on ? 255 : 0;
+    md[j] = v; md[j + 1] = v; md[j + 2] = v; md[j + 3] = 255;
+    if (on) {
+      od[j] = base[j] * keep + red;
+      od[j + 1] = base[j + 1] * keep;
+      od[j + 2] = base[j + 2] * keep;
+    } else {
+      od[j] = base[j]; od[j + 1] = base[j + 1]; od[j + 2] = base[j + 2];
+    }
+    od[j + 3] = 255;
+  }
+  putPixels(els.canvasMask, maskImage);
+  putPixels(els.canvasOverlay, overlay);
+}
+
+function queueRender() {
+  if (app.renderQueued) return;
+  app.renderQueued = true;
+  requestAnimationFrame(() => {
+    app.renderQueued = false;
+    renderMaskAndOverlay();
+  });
+}
+
+function downloadMask() {
+  if (!app.result) return;
+  els.canvasMask.toBlob((blob) => {
+    if (!blob) {
+      showError('Could not encode the mask as PNG.');
+      return;
+    }
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `${app.name.replace(/\.[^.]*$/, '') || 'image'}_mask.png`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }, 'image/png');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+function wire() {
+  els.fileInput.addEventListener('change', () => loadFile(els.fileInput.files?.[0]));
+
+  const dz = els.dropZone;
+  dz.addEventListener('click', () => els.fileInput.click());
+  dz.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ' || e.key === 'Spacebar') {
+      e.preventDefault();
+      els.fileInput.click();
+    }
+  });
+  dz.addEventListener('dragenter', (e) => { e.preventDefault(); dz.classList.add('dragover'); });
+  dz.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
+    dz.classList.add('dragover');
+  });
+  dz.addEventListener('dragleave', () => dz.classList.remove('dragover'));
+  dz.addEventListener('drop', (e) => {
+    e.preventDefault();
+    dz.classList.remove('dragover');
+    const file = e.dataTransfer?.files?.[0];
+    if (file) loadFile(file);
+    else showError('Could not read this file: nothing that looks like a file was dropped.');
+  });
+  // A file dropped beside the drop zone must not navigate away from the page.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
+
+  document.addEventListener('paste', (e) => {
+    const file = e.clipboardData?.files?.[0];
+    if (file) { e.preventDefault(); loadFile(file); }
+  });
+
+  for (const button of document.querySelectorAll('button.sample')) {
+    button.addEventListener('click', () => loadSample(button.dataset.sample, button.dataset.task));
+  }
+
+  // A new task or backend re-runs the model on the current image.
+  els.task.addEventListener('change', run);
+  els.backend.addEventListener('change', run);
+
+  // 'input' (dragging) re-renders once per frame; 'change' (release, or a scripted value) at once.
+  for (const [slider, output] of [[els.threshold, els.thresholdValue], [els.opacity, els.opacityValue]]) {
+    slider.addEventListener('input', () => {
+      output.textContent = Number(slider.value).toFixed(2);
+      queueRender();
+    });
+    slider.addEventListener('change', () => {
+      output.textContent = Number(slider.value).toFixed(2);
+      renderMaskAndOverlay();
+    });
+  }
+  els.thresholdValue.textContent = Number(els.threshold.value).toFixed(2);
+  els.opacityValue.textContent = Number(els.opacity.value).toFixed(2);
+
+  els.download.addEventListener('click', downloadMask);
+}
+
+wire();
+setState('idle');

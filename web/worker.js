@@ -1,0 +1,209 @@
+// Module worker: every model operation runs here so the page stays responsive.
+//
+// Protocol (see README.md):
+//   in:  {type:'segment', id, task, backend, bytes: ArrayBuffer, threshold}
+//        (optional instead of bytes: image: {width, height, data: ArrayBuffer of RGBA8}, for
+//         formats only the browser can decode, e.g. WebP)
+//   out: {type:'status',   id, state: 'loading-model' | 'running'}
+//        {type:'progress', id, done, total}
+//        {type:'result',   id, width, height, probabilities: Float32Array, mask: Uint8Array,
+//                          backend, timeMs}            (buffers transferred)
+//        {type:'error',    id, message}
+// Requests are handled one at a time, in order. A request that is still queued when a newer one
+// arrives is answered with an error saying it was superseded, without running the model.
+// Any exception becomes an 'error' message; the worker stays alive for the next request.
+
+const TASKS = new Set(['retina', 'skin', 'lung']);
+const BACKENDS = new Set(['auto', 'webgpu', 'cpu']);
+const MODEL_CACHE = 'r2unet-models-v1';
+const PKG_URL = './pkg/r2unet_wasm.js';
+
+let pkgPromise = null;          // resolves to the package module once init() has run
+const segmenters = new Map();   // `${task}|${backend}` -> Promise<Segmenter>
+let queue = Promise.resolve();  // serialises requests: a Segmenter is not re-entrant
+let latestId = null;            // id of the newest segment request received
+
+function messageOf(err) {
+  if (err instanceof Error) return err.message || String(err);
+  if (typeof err === 'string') return err;
+  if (err && typeof err.message === 'string') return err.message;
+  try { return JSON.stringify(err); } catch { return String(err); }
+}
+
+/** An Error whose message is `prefix` followed by the cause's message. */
+function wrap(prefix, err) {
+  const e = new Error(`${prefix}${messageOf(err)}`);
+  e.cause = err;
+  return e;
+}
+
+function loadPackage() {
+  if (!pkgPromise) {
+    pkgPromise = (async () => {
+      const pkg = await import(PKG_URL);
+      await pkg.default();  // fetches r2unet_wasm_bg.wasm next to the JS glue
+      return pkg;
+    })().catch((err) => {
+      pkgPromise = null;    // let a later request retry (e.g. after the package is deployed)
+      throw wrap('Could not load the WebAssembly module: ', err);
+    });
+  }
+  return pkgPromise;
+}
+
+/** Weights bytes for a task, from the Cache API when possible, else from the network (same origin). */
+async function fetchWeights(task) {
+  const url = new URL(`./models/${task}.bpk`, self.location.href).href;
+  let cache = null;
+  try {
+    if (self.caches) cache = await self.caches.open(MODEL_CACHE);
+  } catch {
+    cache = null;           // Cache API unavailable (insecure context, private mode): plain fetch
+  }
+  let response = cache ? await cache.match(url) : undefined;
+  if (!response) {
+    let fetched;
+    try {
+      fetched = await fetch(url, { credentials: 'same-origin' });
+    } catch (err) {
+      throw wrap(`Could not download the ${task} model (${url}): `, err);
+    }
+    if (!fetched.ok) {
+      throw new Error(`Could not download the ${task} model (${url}): HTTP ${fetched.status} ${fetched.statusText}`.trim());
+    }
+    if (cache) {
+      try { await cache.put(url, fetched.clone()); } catch { /* quota or opaque: keep going uncached */ }
+    }
+    response = fetched;
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (bytes.length === 0) {
+    if (cache) { try { await cache.delete(url); } catch { /* ignore */ } }
+    throw new Error(`Could not load the ${task} model: ${url} is empty`);
+  }
+  return bytes;
+}
+
+function segmenterFor(task, backend) {
+  const key = `${task}|${backend}`;
+  let p = segmenters.get(key);
+  if (!p) {
+    p = (async () => {
+      const pkg = await loadPackage();
+      if (backend === 'webgpu' && !self.navigator?.gpu) {
+        throw new Error('WebGPU is not available in this browser; choose the Auto or CPU backend.');
+      }
+      const weights = await fetchWeights(task);
+      try {
+        return await pkg.Segmenter.create({ task, backend, weights });
+      } catch (err) {
+        throw wrap(`Could not start the ${task} model on the ${backend} backend: `, err);
+      }
+    })();
+    segmenters.set(key, p);
+    p.catch(() => { if (segmenters.get(key) === p) segmenters.delete(key); });
+  }
+  return p;
+}
+
+function evict(task, backend, seg) {
+  segmenters.delete(`${task}|${backend}`);
+  try { seg.free(); } catch { /* ignore */ }
+}
+
+/** Errors from decoding the input read better as "Could not read this file". */
+function segmentError(err) {
+  const msg = messageOf(err);
+  if (/^(cannot decode|the input is empty|image is \d+x\d+)/i.test(msg)) {
+    return wrap('Could not read this file: ', err);
+  }
+  return wrap('Segmentation failed: ', err);
+}
+
+/** A typed array that owns its whole buffer (so it can be transferred), copying when needed. */
+function owned(arr, Type) {
+  if (!(arr instanceof Type)) arr = Type.from(arr ?? []);
+  const whole = arr.byteOffset === 0 && arr.byteLength === arr.buffer.byteLength;
+  const shared = typeof SharedArrayBuffer !== 'undefined' && arr.buffer instanceof SharedArrayBuffer;
+  return whole && !shared ? arr : arr.slice();
+}
+
+async function handleSegment(msg) {
+  const { id } = msg;
+  const post = (m, transfer) => self.postMessage({ ...m, id }, transfer ?? []);
+
+  if (id !== latestId) {
+    post({ type: 'error', message: 'Superseded by a newer request.' });
+    return;
+  }
+  const task = String(msg.task);
+  const backend = String(msg.backend ?? 'auto');
+  if (!TASKS.has(task)) throw new Error(`Unknown task "${task}" (expected retina, skin or lung).`);
+  if (!BACKENDS.has(backend)) throw new Error(`Unknown backend "${backend}" (expected auto, webgpu or cpu).`);
+  let threshold = Number(msg.threshold ?? 0.5);
+  if (!Number.isFinite(threshold)) threshold = 0.5;
+  threshold = Math.min(1, Math.max(0, threshold));
+
+  let input;
+  if (msg.image) {
+    const { width, height, data } = msg.image;
+    input = new ImageData(new Uint8ClampedArray(data), width, height);
+  } else if (msg.bytes) {
+    input = new Uint8Array(msg.bytes);
+    if (input.length === 0) throw new Error('Could not read this file: it is empty (0 bytes).');
+  } else {
+    throw new Error('No image in the request.');
+  }
+
+  post({ type: 'status', state: 'loading-model' });
+  const seg = await segmenterFor(task, backend);
+
+  post({ type: 'status', state: 'running' });
+  let r;
+  try {
+    r = await seg.segment(input, {
+      threshold,
+      onProgress: (done, total) => post({ type: 'progress', done: Number(done), total: Number(total) }),
+    });
+  } catch (err) {
+    // A backend failure (e.g. a lost GPU device) may leave this Segmenter unusable: drop it so the
+    // next request builds a fresh one. Other errors (bad input) leave it cached and usable.
+    if (/^backend error/i.test(messageOf(err))) evict(task, backend, seg);
+    throw segmentError(err);
+  }
+
+  const width = Number(r.width);
+  const height = Number(r.height);
+  const probabilities = owned(r.probabilities, Float32Array);
+  const mask = owned(r.mask, Uint8Array);
+  const timeMs = Number(r.timeMs);
+  const usedBackend = String(seg.backend ?? backend);
+  if (typeof r.free === 'function') { try { r.free(); } catch { /* already freed */ } }
+  const n = width * height;
+  if (!(n > 0) || probabilities.length !== n || mask.length !== n) {
+    throw new Error(`Segmentation failed: the result is malformed (${width}x${height}, ` +
+      `${probabilities.length} probabilities, ${mask.length} mask values).`);
+  }
+  post({ type: 'result', width, height, probabilities, mask, backend: usedBackend, timeMs },
+    [probabilities.buffer, mask.buffer]);
+}
+
+self.addEventListener('message', (event) => {
+  const msg = event.data;
+  if (!msg || msg.type !== 'segment') {
+    self.postMessage({ type: 'error', id: msg?.id ?? null, message: `Unknown request type "${msg?.type}".` });
+    return;
+  }
+  latestId = msg.id;
+  queue = queue
+    .then(() => handleSegment(msg))
+    .catch((err) => {
+      self.postMessage({ type: 'error', id: msg.id, message: messageOf(err) || 'Unknown error.' });
+    });
+});
+
+// An unexpected rejection anywhere must not take the worker down silently.
+self.addEventListener('unhandledrejection', (event) => {
+  event.preventDefault();
+  self.postMessage({ type: 'error', id: latestId, message: messageOf(event.reason) });
+});
