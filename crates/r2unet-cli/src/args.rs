@@ -24,6 +24,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Show what a weights file holds: architecture, preprocessing, provenance.
     Info(InfoArgs),
+    /// List the model zoo with parameter counts.
+    Zoo(ZooArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -183,4 +185,14 @@ pub struct BenchArgs {
 pub struct InfoArgs {
     /// Weights file.
     pub weights: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ZooArgs {
+    /// Feature widths, comma separated.
+    #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
+    pub widths: Vec<usize>,
+    /// Recurrent steps per RCL.
+    #[arg(long, default_value_t = 2)]
+    pub t: usize,
 }

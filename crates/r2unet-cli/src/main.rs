@@ -1,7 +1,7 @@
 /*!
 `r2unet`: train, evaluate and apply R2U-Net family models for medical image segmentation.
 
-Subcommands: `train`, `eval`, `predict`, `export`, `bench`, `info`. Each lives in `cmd/`, takes
+Subcommands: `train`, `eval`, `predict`, `export`, `bench`, `info`, `zoo`. Each lives in `cmd/`, takes
 its parsed arguments and returns `anyhow::Result`; this file only parses, dispatches and maps
 errors to exit code 2.
 */
@@ -34,5 +34,6 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Export(a) => cmd::export::run(a),
         args::Command::Bench(a) => cmd::bench::run(a),
         args::Command::Info(a) => cmd::info::run(a),
+        args::Command::Zoo(a) => cmd::info::zoo(a),
     }
 }

@@ -9,6 +9,7 @@
 //! | `attr2unet` | (d) recurrent residual     | on every skip   |
 pub mod attention;
 pub mod rcl;
+pub mod step_norm;
 pub mod unet;
 pub mod unit;
 
@@ -150,8 +151,8 @@ mod tests {
             for in_channels in [1, 3] {
                 let config = ModelConfig::for_architecture(name).unwrap().with_in_channels(in_channels);
                 let model = config.init(&device);
-                // burn counts each BN's running mean and variance too: 2 per BN channel.
-                let running: usize = model.batch_norm_channels() * 2;
+                // burn counts each BN's running mean and variance too.
+                let running: usize = model.running_stat_values();
                 assert_eq!(
                     model.num_params(),
                     config.trainable_params() + running,

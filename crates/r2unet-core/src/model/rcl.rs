@@ -3,9 +3,11 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+
+use super::step_norm::StepNorm;
 
 /// Configuration to create a [recurrent convolutional layer](Rcl).
 #[derive(Config, Debug)]
@@ -18,12 +20,13 @@ pub struct RclConfig {
 }
 
 /// A recurrent convolutional layer with feed-forward weights `W_f` and recurrent weights `W_r`
-/// shared across all time steps, and one batch norm shared across steps.
+/// shared across all time steps, and one batch norm (scale and shift) shared across steps with
+/// running statistics per step (see [`StepNorm`] for why).
 #[derive(Module, Debug)]
 pub struct Rcl {
     pub feed_forward: Conv2d,
     pub recurrent: Conv2d,
-    pub norm: BatchNorm,
+    pub norm: StepNorm,
     #[module(skip)]
     pub t: usize,
 }
@@ -41,7 +44,7 @@ impl RclConfig {
         Rcl {
             feed_forward: conv(),
             recurrent: conv(),
-            norm: BatchNormConfig::new(self.channels).init(device),
+            norm: StepNorm::new(self.channels, self.t + 1, device),
             t: self.t,
         }
     }
@@ -54,9 +57,9 @@ impl Rcl {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // W_f * x does not change across steps: compute it once (half the cost of recomputing).
         let fx = self.feed_forward.forward(x);
-        let mut h = relu(self.norm.forward(fx.clone()));
-        for _ in 0..self.t {
-            h = relu(self.norm.forward(fx.clone() + self.recurrent.forward(h)));
+        let mut h = relu(self.norm.forward(fx.clone(), 0));
+        for k in 1..=self.t {
+            h = relu(self.norm.forward(fx.clone() + self.recurrent.forward(h), k));
         }
         h
     }
@@ -101,7 +104,7 @@ mod tests {
         let device = Device::flex();
         let rcl = RclConfig::new(4).with_t(0).init(&device);
         let x = Tensor::<4>::random([1, 4, 5, 5], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-        let expected = relu(rcl.norm.forward(rcl.feed_forward.forward(x.clone())));
+        let expected = relu(rcl.norm.forward(rcl.feed_forward.forward(x.clone()), 0));
         let got = rcl.forward(x);
         got.into_data().assert_approx_eq::<f32>(&expected.into_data(), burn::tensor::Tolerance::default());
     }

@@ -75,23 +75,25 @@ impl R2UNet {
         self.head.forward(x)
     }
 
-    /// Channels over all batch norms (to reconcile burn's `num_params`, which counts running
-    /// statistics, with the paper's trainable count).
-    pub fn batch_norm_channels(&self) -> usize {
-        let unit_bn = |u: &Unit| -> usize {
-            let (a, b) = match u {
-                Unit::Forward(f) => (&f.first.norm, &f.second.norm),
-                Unit::Recurrent(r) => (&r.first.norm, &r.second.norm),
-                Unit::Residual(r) => (&r.first.norm, &r.second.norm),
-                Unit::RecurrentResidual(r) => (&r.first.norm, &r.second.norm),
-            };
-            a.gamma.dims()[0] + b.gamma.dims()[0]
+    /// Values held in batch-norm running statistics (burn's `num_params` counts them; the
+    /// paper's trainable count does not).
+    pub fn running_stat_values(&self) -> usize {
+        let unit = |u: &Unit| -> usize {
+            match u {
+                Unit::Forward(f) => 2 * (f.first.norm.gamma.dims()[0] + f.second.norm.gamma.dims()[0]),
+                Unit::Residual(r) => 2 * (r.first.norm.gamma.dims()[0] + r.second.norm.gamma.dims()[0]),
+                Unit::Recurrent(r) => rcl(&r.first) + rcl(&r.second),
+                Unit::RecurrentResidual(r) => rcl(&r.first) + rcl(&r.second),
+            }
         };
+        fn rcl(r: &super::rcl::Rcl) -> usize {
+            2 * r.norm.channels() * r.norm.running_mean.len()
+        }
         let gates: usize = self
             .gates
             .iter()
-            .map(|g| g.gate_norm.gamma.dims()[0] + g.skip_norm.gamma.dims()[0] + 1)
+            .map(|g| 2 * (g.gate_norm.gamma.dims()[0] + g.skip_norm.gamma.dims()[0] + 1))
             .sum();
-        self.encoders.iter().chain(&self.decoders).map(unit_bn).sum::<usize>() + gates
+        self.encoders.iter().chain(&self.decoders).map(unit).sum::<usize>() + gates
     }
 }
