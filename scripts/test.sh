@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # Runs every test. Real data is read from ../shared/data (or $R2UNET_DATA); tests that need it
-# print SKIPPED when it is absent. Release mode: burn's kernels are unusably slow unoptimised.
+# print SKIPPED when it is absent, and this script repeats those lines at the end.
+# Release mode throughout: burn's kernels are unusably slow unoptimised.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+log=$(mktemp)
 
 echo "== tools"
 cargo --version
 rustc --version
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
 
-echo "== native tests (core, training, CLI)"
-cargo test --release --workspace --no-fail-fast 2>&1 | tee /tmp/r2unet-native-tests.log
-if grep -q "SKIPPED" /tmp/r2unet-native-tests.log; then
-  echo "note: some tests were skipped (see SKIPPED lines above)"
+echo "== the core crate builds for wasm32-unknown-unknown (CPU backend, SIMD)"
+cargo check --release -p r2unet-core --target wasm32-unknown-unknown --no-default-features --features flex,simd
+
+echo "== native tests: core, training, CLI end to end"
+cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log"
+
+if grep -q "SKIPPED" "$log"; then
+  echo "== skipped:"
+  grep "SKIPPED" "$log" | sort | uniq -c
 fi

@@ -75,7 +75,8 @@ fn bench_one(name: &str, device: &Device, a: &BenchArgs) -> Result<BenchResult> 
     }
     Ok(BenchResult {
         backend: name.into(),
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // burn-flex runs its kernels on rayon's global pool (RAYON_NUM_THREADS sets its size).
+        threads: rayon::current_num_threads(),
         params: config.trainable_params(),
         train_patches_per_s: train,
         infer_drive_image_s: best,
