@@ -4,8 +4,8 @@
 #   scripts/serve.sh              # http://localhost:8080/
 #   PORT=9000 scripts/serve.sh
 #
-# The page expects the wasm package at web/pkg/ (wasm-pack --target web output: r2unet_wasm.js and
-# r2unet_wasm_bg.wasm), weights at web/models/<task>.bpk and samples at web/samples/.
+# The page expects the npm package r2unet-wasm at web/pkg/ (with its weights under web/pkg/models/)
+# and samples at web/samples/: scripts/build-wasm.sh puts them there (scripts/web.sh does both).
 # localhost counts as a secure context, so WebGPU and the Cache API work without HTTPS.
 # Python >= 3.11 serves .wasm as application/wasm, which WebAssembly.instantiateStreaming needs.
 set -euo pipefail
@@ -17,9 +17,10 @@ WEB="$ROOT/web"
 if ! python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
     echo "warning: $(python3 --version 2>&1) may not serve .wasm as application/wasm; use Python >= 3.11" >&2
 fi
-if [[ ! -f "$WEB/pkg/r2unet_wasm.js" ]]; then
-    echo "note: $WEB/pkg/r2unet_wasm.js is missing; build the wasm package and copy it there" >&2
+if [[ ! -f "$WEB/pkg/cpu/r2unet_wasm.js" ]]; then
+    echo "note: $WEB/pkg/ is not built; run scripts/build-wasm.sh (or scripts/web.sh, which builds and serves)" >&2
 fi
 
-echo "Serving $WEB at http://127.0.0.1:$PORT/ (localhost only; Ctrl+C to stop)"
+echo "Serving $WEB"
+echo "Open http://127.0.0.1:$PORT/ (localhost only; Ctrl+C to stop)"
 exec python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$WEB"

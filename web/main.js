@@ -9,6 +9,7 @@ const els = {
   backend: $('backend'),
   dropZone: $('drop-zone'),
   fileInput: $('file-input'),
+  weightsInput: $('weights-input'),
   status: $('status'),
   progress: $('progress'),
   error: $('error'),
@@ -37,6 +38,7 @@ const app = {
   renderQueued: false,
   lastTask: 'retina',  // task of the request in flight, for status text
   gen: 0,              // bumped by every new file or sample, so a slow older load cannot win
+  weights: null,       // {key, bytes: ArrayBuffer, name} of user weights, or null for the shipped ones
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -125,6 +127,9 @@ function onWorkerMessage(event) {
       break;
     case 'progress':
       setProgress(msg.done, msg.total);   // the status line (aria-live) is not updated per tile
+      break;
+    case 'preview':
+      onPreview(msg);
       break;
     case 'result':
       app.currentId = null;
@@ -224,9 +229,8 @@ async function loadImage(buffer, name, gen = ++app.gen) {
     els.canvasInput.height = bitmap.height;
     els.canvasInput.getContext('2d').drawImage(bitmap, 0, 0);
   } else {
-    drawPlaceholder(els.canvasInput, `No preview for ${format ?? 'this'} files`);
-    showNote(`Your browser cannot preview this ${format ?? ''} file; the model decodes it itself, ` +
-      'so the result canvases below still render. The overlay is drawn on black.');
+    // The browser cannot show it (TIFF, some 16-bit files): the worker decodes a preview.
+    drawPlaceholder(els.canvasInput, `Decoding ${format ?? 'this'} file…`);
   }
   run();
 }
@@ -278,11 +282,16 @@ function run() {
   const task = els.task.value;
   const backend = els.backend.value;
   const threshold = Number(els.threshold.value);
-  const msg = { type: 'segment', id, task, backend, threshold };
+  const msg = { type: 'segment', id, task, backend, threshold, wantPreview: !app.bitmap };
+  if (app.weights) {
+    msg.weights = app.weights.bytes.slice(0);   // a copy: kept here for later runs
+    msg.weightsKey = app.weights.key;
+  }
   let transfer;
   if (app.format || !app.bitmap) {
     msg.bytes = app.bytes.slice(0);     // a copy: the original stays here for re-runs
     transfer = [msg.bytes];
+    if (msg.weights) transfer.push(msg.weights);
   } else {
     // A format only the browser decodes (e.g. WebP): send the decoded RGBA pixels instead.
     const { width, height } = app.bitmap;
@@ -291,6 +300,7 @@ function run() {
     const data = ctx.getImageData(0, 0, width, height).data.buffer;
     msg.image = { width, height, data };
     transfer = [data];
+    if (msg.weights) transfer.push(msg.weights);
   }
   app.currentId = id;
   app.lastTask = task;
@@ -307,6 +317,23 @@ function run() {
 
 // ---------------------------------------------------------------------------------------------
 // Rendering
+
+/** An RGBA preview the worker decoded (formats the browser cannot show, e.g. TIFF). */
+async function onPreview(msg) {
+  const gen = app.gen;
+  const image = new ImageData(new Uint8ClampedArray(msg.data.buffer ?? msg.data), msg.width, msg.height);
+  const bitmap = await createImageBitmap(image);
+  if (gen !== app.gen) { bitmap.close(); return; }
+  if (app.bitmap) app.bitmap.close();
+  app.bitmap = bitmap;
+  els.canvasInput.width = image.width;
+  els.canvasInput.height = image.height;
+  els.canvasInput.getContext('2d').putImageData(image, 0, 0);
+  if (app.result) {                      // the result came first: redraw the overlay on the picture
+    app.basePixels = basePixels(app.result.width, app.result.height);
+    renderMaskAndOverlay();
+  }
+}
 
 function onResult(msg) {
   const { width, height, probabilities, mask, backend, timeMs } = msg;
@@ -326,6 +353,9 @@ function onResult(msg) {
   setProgress(1, 1);
   const ms = Number.isFinite(timeMs) ? Math.round(timeMs) : '?';
   setStatus(`Done: backend ${backend}, inference ${ms} ms, ${width}×${height} pixels.`);
+  if (msg.fallbackReason && els.backend.value === 'auto') {
+    showNote(`Running on the CPU: ${msg.fallbackReason}.`);
+  }
   document.body.dataset.backend = backend;   // set before 'done' so waiters see both
   setState('done');
 }
@@ -487,5 +517,43 @@ function wire() {
   els.download.addEventListener('click', downloadMask);
 }
 
+/** Marks tasks without shipped weights in the task selector (the package knows which ship). */
+async function markShippedTasks() {
+  let shipped;
+  try {
+    shipped = new Set((await import('./pkg/index.js')).shippedTasks());
+  } catch {
+    showError('The WebAssembly package is missing: build it with scripts/build-wasm.sh.');
+    return;
+  }
+  for (const option of els.task.options) {
+    if (!shipped.has(option.value)) {
+      option.textContent += ' (no model ships yet: load your own weights)';
+      option.dataset.shipped = 'false';
+    }
+  }
+}
+
+async function loadWeights(file) {
+  if (!file) {
+    app.weights = null;
+    showNote('');
+    run();
+    return;
+  }
+  try {
+    const bytes = await file.arrayBuffer();
+    if (bytes.byteLength === 0) throw new Error('the file is empty (0 bytes)');
+    app.weights = { key: `${file.name}|${file.size}|${file.lastModified}`, bytes, name: file.name };
+    showNote(`Using your weights ${file.name} for the chosen task.`);
+    run();
+  } catch (err) {
+    app.weights = null;
+    showError(`Could not read the weights file ${file.name}: ${messageOf(err)}`);
+  }
+}
+
 wire();
+els.weightsInput?.addEventListener('change', () => loadWeights(els.weightsInput.files?.[0]));
+markShippedTasks();
 setState('idle');

@@ -1,13 +1,15 @@
 // Module worker: every model operation runs here so the page stays responsive.
 //
 // Protocol (see README.md):
-//   in:  {type:'segment', id, task, backend, bytes: ArrayBuffer, threshold}
+//   in:  {type:'segment', id, task, backend, bytes: ArrayBuffer, threshold,
+//         wantPreview?: boolean, weights?: ArrayBuffer, weightsKey?: string}
 //        (optional instead of bytes: image: {width, height, data: ArrayBuffer of RGBA8}, for
 //         formats only the browser can decode, e.g. WebP)
 //   out: {type:'status',   id, state: 'loading-model' | 'running'}
+//        {type:'preview',  id, width, height, data: Uint8ClampedArray}   (RGBA; when wantPreview)
 //        {type:'progress', id, done, total}
 //        {type:'result',   id, width, height, probabilities: Float32Array, mask: Uint8Array,
-//                          backend, timeMs}            (buffers transferred)
+//                          backend, timeMs, fallbackReason}            (buffers transferred)
 //        {type:'error',    id, message}
 // Requests are handled one at a time, in order. A request that is still queued when a newer one
 // arrives is answered with an error saying it was superseded, without running the model.
@@ -15,12 +17,11 @@
 
 const TASKS = new Set(['retina', 'skin', 'lung']);
 const BACKENDS = new Set(['auto', 'webgpu', 'cpu']);
-const MODEL_CACHE = 'r2unet-models-v1';
-const PKG_URL = './pkg/r2unet_wasm.js';
+const PKG_URL = './pkg/index.js';
 
 let pkgPromise = null;          // resolves to the package module once init() has run
-const segmenters = new Map();   // `${task}|${backend}` -> Promise<Segmenter>
-let queue = Promise.resolve();  // serialises requests: a Segmenter is not re-entrant
+const segmenters = new Map();   // `${task}|${backend}|${weightsKey}` -> Promise<Segmenter>
+let queue = Promise.resolve();  // serialises requests: one model runs at a time
 let latestId = null;            // id of the newest segment request received
 
 function messageOf(err) {
@@ -30,9 +31,10 @@ function messageOf(err) {
   try { return JSON.stringify(err); } catch { return String(err); }
 }
 
-/** An Error whose message is `prefix` followed by the cause's message. */
+/** An Error whose message is `prefix` followed by the cause's message (and the cause's name). */
 function wrap(prefix, err) {
   const e = new Error(`${prefix}${messageOf(err)}`);
+  e.name = err?.name ?? 'Error';
   e.cause = err;
   return e;
 }
@@ -41,51 +43,22 @@ function loadPackage() {
   if (!pkgPromise) {
     pkgPromise = (async () => {
       const pkg = await import(PKG_URL);
-      await pkg.default();  // fetches r2unet_wasm_bg.wasm next to the JS glue
+      await pkg.default();  // the CPU build; the WebGPU build is fetched only when an adapter exists
       return pkg;
     })().catch((err) => {
       pkgPromise = null;    // let a later request retry (e.g. after the package is deployed)
-      throw wrap('Could not load the WebAssembly module: ', err);
+      throw wrap('Could not load the WebAssembly module (build it with scripts/build-wasm.sh): ', err);
     });
   }
   return pkgPromise;
 }
 
-/** Weights bytes for a task, from the Cache API when possible, else from the network (same origin). */
-async function fetchWeights(task) {
-  const url = new URL(`./models/${task}.bpk`, self.location.href).href;
-  let cache = null;
-  try {
-    if (self.caches) cache = await self.caches.open(MODEL_CACHE);
-  } catch {
-    cache = null;           // Cache API unavailable (insecure context, private mode): plain fetch
-  }
-  let response = cache ? await cache.match(url) : undefined;
-  if (!response) {
-    let fetched;
-    try {
-      fetched = await fetch(url, { credentials: 'same-origin' });
-    } catch (err) {
-      throw wrap(`Could not download the ${task} model (${url}): `, err);
-    }
-    if (!fetched.ok) {
-      throw new Error(`Could not download the ${task} model (${url}): HTTP ${fetched.status} ${fetched.statusText}`.trim());
-    }
-    if (cache) {
-      try { await cache.put(url, fetched.clone()); } catch { /* quota or opaque: keep going uncached */ }
-    }
-    response = fetched;
-  }
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  if (bytes.length === 0) {
-    if (cache) { try { await cache.delete(url); } catch { /* ignore */ } }
-    throw new Error(`Could not load the ${task} model: ${url} is empty`);
-  }
-  return bytes;
-}
-
-function segmenterFor(task, backend) {
-  const key = `${task}|${backend}`;
+/**
+ * One Segmenter per (task, backend, weights). Without user weights the package downloads the
+ * task's shipped model itself (lazily, only this task's, kept in the Cache API).
+ */
+function segmenterFor(task, backend, weights) {
+  const key = `${task}|${backend}|${weights ? weights.key : 'shipped'}`;
   let p = segmenters.get(key);
   if (!p) {
     p = (async () => {
@@ -93,10 +66,10 @@ function segmenterFor(task, backend) {
       if (backend === 'webgpu' && !self.navigator?.gpu) {
         throw new Error('WebGPU is not available in this browser; choose the Auto or CPU backend.');
       }
-      const weights = await fetchWeights(task);
       try {
-        return await pkg.Segmenter.create({ task, backend, weights });
+        return await pkg.Segmenter.create({ task, backend, weights: weights ? new Uint8Array(weights.bytes) : undefined });
       } catch (err) {
+        if (/^no model ships/.test(messageOf(err))) throw wrap('', err);
         throw wrap(`Could not start the ${task} model on the ${backend} backend: `, err);
       }
     })();
@@ -106,17 +79,14 @@ function segmenterFor(task, backend) {
   return p;
 }
 
-function evict(task, backend, seg) {
-  segmenters.delete(`${task}|${backend}`);
+function evict(key, seg) {
+  segmenters.delete(key);
   try { seg.free(); } catch { /* ignore */ }
 }
 
 /** Errors from decoding the input read better as "Could not read this file". */
 function segmentError(err) {
-  const msg = messageOf(err);
-  if (/^(cannot decode|the input is empty|image is \d+x\d+)/i.test(msg)) {
-    return wrap('Could not read this file: ', err);
-  }
+  if (err?.name === 'InputError') return wrap('Could not read this file: ', err);
   return wrap('Segmentation failed: ', err);
 }
 
@@ -156,7 +126,20 @@ async function handleSegment(msg) {
   }
 
   post({ type: 'status', state: 'loading-model' });
-  const seg = await segmenterFor(task, backend);
+  if (msg.wantPreview && msg.bytes) {
+    // The browser cannot show this format (TIFF, 16-bit): the wasm side decodes it for display.
+    const pkg = await loadPackage();
+    try {
+      const p = await pkg.decodePreview(input);
+      const data = p.data;
+      post({ type: 'preview', width: p.width, height: p.height, data }, [data.buffer]);
+    } catch (err) {
+      throw segmentError(err);
+    }
+  }
+  const weights = msg.weights ? { key: String(msg.weightsKey), bytes: msg.weights } : null;
+  const seg = await segmenterFor(task, backend, weights);
+  const key = `${task}|${backend}|${weights ? weights.key : 'shipped'}`;
 
   post({ type: 'status', state: 'running' });
   let r;
@@ -168,7 +151,7 @@ async function handleSegment(msg) {
   } catch (err) {
     // A backend failure (e.g. a lost GPU device) may leave this Segmenter unusable: drop it so the
     // next request builds a fresh one. Other errors (bad input) leave it cached and usable.
-    if (/^backend error/i.test(messageOf(err))) evict(task, backend, seg);
+    if (err?.name === 'BackendError') evict(key, seg);
     throw segmentError(err);
   }
 
@@ -177,14 +160,15 @@ async function handleSegment(msg) {
   const probabilities = owned(r.probabilities, Float32Array);
   const mask = owned(r.mask, Uint8Array);
   const timeMs = Number(r.timeMs);
-  const usedBackend = String(seg.backend ?? backend);
+  const usedBackend = String(r.backend ?? seg.backend ?? backend);
+  const fallbackReason = seg.fallbackReason ?? null;
   if (typeof r.free === 'function') { try { r.free(); } catch { /* already freed */ } }
   const n = width * height;
   if (!(n > 0) || probabilities.length !== n || mask.length !== n) {
     throw new Error(`Segmentation failed: the result is malformed (${width}x${height}, ` +
       `${probabilities.length} probabilities, ${mask.length} mask values).`);
   }
-  post({ type: 'result', width, height, probabilities, mask, backend: usedBackend, timeMs },
+  post({ type: 'result', width, height, probabilities, mask, backend: usedBackend, timeMs, fallbackReason },
     [probabilities.buffer, mask.buffer]);
 }
 

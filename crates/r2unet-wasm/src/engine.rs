@@ -1,0 +1,208 @@
+//! The model on one device, and one image through it. Plain Rust (no JS types), so the native
+//! tests run the very code the browser runs.
+use r2unet::burn::tensor::{Device, Tensor};
+use r2unet::image_io::RawImage;
+use r2unet::tiling::TilingConfig;
+use r2unet::{predict, preprocess, weights, Error, ModelBundle, R2UNet, Result};
+
+/// Which compute backend an [`Engine`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// WebGPU (the browser's GPU, or SwiftShader's emulation of one).
+    WebGpu,
+    /// burn-flex on the CPU.
+    Cpu,
+}
+
+impl BackendKind {
+    /// The name the JS API uses: `'webgpu'` or `'cpu'`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::WebGpu => "webgpu",
+            BackendKind::Cpu => "cpu",
+        }
+    }
+}
+
+/// The backend a caller asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// WebGPU when an adapter is there and it initialises, else the CPU.
+    Auto,
+    WebGpu,
+    Cpu,
+}
+
+impl BackendChoice {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "auto" => Ok(BackendChoice::Auto),
+            "webgpu" => Ok(BackendChoice::WebGpu),
+            "cpu" => Ok(BackendChoice::Cpu),
+            other => Err(Error::Config(format!("unknown backend '{other}'; expected 'auto', 'webgpu' or 'cpu'"))),
+        }
+    }
+}
+
+/// Which backends this build of the module contains.
+pub fn compiled_backends() -> Vec<BackendKind> {
+    let mut kinds = Vec::new();
+    if cfg!(feature = "webgpu") {
+        kinds.push(BackendKind::WebGpu);
+    }
+    if cfg!(feature = "flex") {
+        kinds.push(BackendKind::Cpu);
+    }
+    kinds
+}
+
+/// A loaded model on a device.
+pub struct Engine {
+    pub model: R2UNet,
+    pub device: Device,
+    pub kind: BackendKind,
+}
+
+impl Engine {
+    /// Builds the model described by `bytes` directly on `device` (built elsewhere and moved,
+    /// burn's BatchNorm panics on WebGPU: TOOLCHAIN.md).
+    pub fn load(bytes: &[u8], device: Device, kind: BackendKind) -> Result<(Self, ModelBundle)> {
+        let (model, bundle) = weights::from_bytes(bytes, &device)?;
+        Ok((Self { model, device, kind }, bundle))
+    }
+
+    /// The CPU engine (burn-flex).
+    #[cfg(feature = "flex")]
+    pub fn cpu(bytes: &[u8]) -> Result<(Self, ModelBundle)> {
+        Self::load(bytes, Device::flex(), BackendKind::Cpu)
+    }
+
+    /// One small forward pass read back asynchronously: on WebGPU this compiles the shaders and
+    /// proves the device works before the first real image.
+    pub async fn warm_up(&self, bundle: &ModelBundle) -> Result<()> {
+        let side = bundle.model.size_multiple().max(8) * 2;
+        let x = Tensor::<4>::zeros([1, bundle.model.in_channels, side, side], &self.device);
+        let y = self.model.forward(x);
+        let data = y.into_data_async().await.map_err(|e| Error::Backend(format!("warm-up read-back failed: {e:?}")))?;
+        let values = data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Backend("warm-up forward pass gave non-finite values".into()));
+        }
+        Ok(())
+    }
+}
+
+/// What one segmentation gives back, at the input's size.
+pub struct Segmentation {
+    pub width: u32,
+    pub height: u32,
+    /// Row-major, `width * height`, 0..1 (0 outside the field of view for retina).
+    pub probabilities: Vec<f32>,
+    /// 0 or 255: `probability >= threshold`.
+    pub mask: Vec<u8>,
+}
+
+/// Options of one segmentation.
+#[derive(Clone, Debug)]
+pub struct SegmentOptions {
+    pub threshold: f32,
+    pub tiling: TilingConfig,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        Self { threshold: 0.5, tiling: TilingConfig::new() }
+    }
+}
+
+impl SegmentOptions {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(Error::Config(format!("threshold must be in 0..1, got {}", self.threshold)));
+        }
+        self.tiling.validate()
+    }
+}
+
+/// The whole path for one decoded image: preprocess (the task's definition from the weights
+/// file), tiled forward pass with async read-back, back to the input's size, threshold.
+pub async fn segment(
+    engine: &Engine,
+    bundle: &ModelBundle,
+    image: &RawImage,
+    options: &SegmentOptions,
+    progress: impl FnMut(usize, usize),
+) -> Result<Segmentation> {
+    options.validate()?;
+    let prepared = preprocess::prepare(&bundle.preprocess, image, None)?;
+    let probs = predict::probabilities_async(&engine.model, &engine.device, &prepared, &options.tiling, progress).await?;
+    Ok(finish(image, &prepared, &probs, options.threshold))
+}
+
+/// The same, blocking (native only: synchronous reads panic on WebGPU in the browser).
+#[cfg(not(target_family = "wasm"))]
+pub fn segment_blocking(
+    engine: &Engine,
+    bundle: &ModelBundle,
+    image: &RawImage,
+    options: &SegmentOptions,
+) -> Result<Segmentation> {
+    options.validate()?;
+    let prepared = preprocess::prepare(&bundle.preprocess, image, None)?;
+    let probs = predict::probabilities(&engine.model, &engine.device, &prepared, &options.tiling, |_, _| {})?;
+    Ok(finish(image, &prepared, &probs, options.threshold))
+}
+
+fn finish(image: &RawImage, prepared: &preprocess::Prepared, probs: &[f32], threshold: f32) -> Segmentation {
+    let probabilities = prepared.restore(probs);
+    let mask = predict::mask(&probabilities, threshold);
+    Segmentation { width: image.width, height: image.height, probabilities, mask }
+}
+
+/// Input as 8-bit RGBA for display (16-bit and signed images stretched to 0..255), so the page
+/// can show formats the browser cannot decode (TIFF, 16-bit CT).
+pub fn display_rgba(image: &RawImage) -> Vec<u8> {
+    let (lo, hi) = match image.kind {
+        r2unet::image_io::SampleKind::U8 => (0.0, 255.0),
+        _ => {
+            let (lo, hi) = image.data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            (lo, hi.max(lo + 1e-6))
+        }
+    };
+    let px = |v: f32| (((v - lo) / (hi - lo)) * 255.0).round().clamp(0.0, 255.0) as u8;
+    let mut out = Vec::with_capacity(image.len() * 4);
+    for p in image.data.chunks_exact(image.channels) {
+        if image.channels == 1 {
+            let g = px(p[0]);
+            out.extend([g, g, g, 255]);
+        } else {
+            out.extend([px(p[0]), px(p[1]), px(p[2]), 255]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_parse_and_unknown_ones_are_refused() {
+        assert_eq!(BackendChoice::parse("auto").unwrap(), BackendChoice::Auto);
+        assert_eq!(BackendChoice::parse("cpu").unwrap(), BackendChoice::Cpu);
+        let err = BackendChoice::parse("cuda").unwrap_err().to_string();
+        assert!(err.contains("'auto', 'webgpu' or 'cpu'"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_threshold_is_refused() {
+        let o = SegmentOptions { threshold: 1.5, ..Default::default() };
+        assert!(o.validate().unwrap_err().to_string().contains("threshold"));
+    }
+
+    #[test]
+    fn display_stretches_sixteen_bit_grey() {
+        let img = RawImage { width: 2, height: 1, channels: 1, kind: r2unet::image_io::SampleKind::U16, data: vec![1000.0, 3000.0] };
+        assert_eq!(display_rgba(&img), vec![0, 0, 0, 255, 255, 255, 255, 255]);
+    }
+}

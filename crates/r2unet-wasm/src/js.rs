@@ -1,0 +1,415 @@
+//! The JS boundary: `Segmenter`, option parsing, inputs, results and errors.
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, ArrayBuffer, Float32Array, Function, Object, Reflect, Uint8Array, Uint8ClampedArray};
+use r2unet::image_io::{self, RawImage};
+use r2unet::tiling::TilingConfig;
+use r2unet::{Error, ModelBundle, Task};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::engine::{self, BackendChoice, BackendKind, Engine, SegmentOptions};
+
+#[wasm_bindgen(start)]
+fn start() {
+    // A Rust panic otherwise reaches JS only as "RuntimeError: unreachable".
+    console_error_panic_hook::set_once();
+}
+
+/// A JS `Error` whose `name` says what kind of failure it is: `InputError` (the image),
+/// `WeightsError` (the weights file), `ConfigError` (an option), `BackendError` (the device).
+fn js_error(name: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name(name);
+    e.into()
+}
+
+fn to_js(e: Error) -> JsValue {
+    let name = match &e {
+        Error::Empty | Error::Decode(_) | Error::TooSmall { .. } | Error::TooLarge { .. } | Error::SizeMismatch { .. } => {
+            "InputError"
+        }
+        Error::Weights(_) | Error::WeightsMismatch(_) => "WeightsError",
+        Error::Config(_) => "ConfigError",
+        Error::Backend(_) => "BackendError",
+        _ => "Error",
+    };
+    js_error(name, &e.to_string())
+}
+
+fn config_error(message: String) -> JsValue {
+    js_error("ConfigError", &message)
+}
+
+fn get(obj: &JsValue, key: &str) -> Result<JsValue, JsValue> {
+    if obj.is_undefined() || obj.is_null() {
+        return Ok(JsValue::UNDEFINED);
+    }
+    if !obj.is_object() {
+        return Err(config_error(format!("options must be an object, got {}", type_name(obj))));
+    }
+    Reflect::get(obj, &JsValue::from_str(key))
+}
+
+fn type_name(v: &JsValue) -> String {
+    v.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
+}
+
+fn opt_number(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
+    let v = get(obj, key)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(x) if x.is_finite() => Ok(Some(x)),
+        _ => Err(config_error(format!("option '{key}' must be a finite number, got {}", type_name(&v)))),
+    }
+}
+
+fn opt_size(obj: &JsValue, key: &str) -> Result<Option<usize>, JsValue> {
+    match opt_number(obj, key)? {
+        None => Ok(None),
+        Some(x) if x >= 1.0 && x.fract() == 0.0 && x <= 1e6 => Ok(Some(x as usize)),
+        Some(x) => Err(config_error(format!("option '{key}' must be a positive integer, got {x}"))),
+    }
+}
+
+fn opt_string(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
+    let v = get(obj, key)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_string()
+        .map(Some)
+        .ok_or_else(|| config_error(format!("option '{key}' must be a string, got {}", type_name(&v))))
+}
+
+/// Bytes from a `Uint8Array`, an `ArrayBuffer` or a typed-array view.
+fn bytes_of(v: &JsValue) -> Option<Vec<u8>> {
+    if let Some(a) = v.dyn_ref::<Uint8Array>() {
+        return Some(a.to_vec());
+    }
+    if let Some(b) = v.dyn_ref::<ArrayBuffer>() {
+        return Some(Uint8Array::new(b).to_vec());
+    }
+    if ArrayBuffer::is_view(v) {
+        let buffer: ArrayBuffer = Reflect::get(v, &"buffer".into()).ok()?.dyn_into().ok()?;
+        let offset = Reflect::get(v, &"byteOffset".into()).ok()?.as_f64()? as u32;
+        let len = Reflect::get(v, &"byteLength".into()).ok()?.as_f64()? as u32;
+        return Some(Uint8Array::new_with_byte_offset_and_length(&buffer, offset, len).to_vec());
+    }
+    None
+}
+
+/// An `ImageData` (or any `{width, height, data}` with RGBA bytes), or the bytes of an encoded
+/// image file.
+fn read_input(input: &JsValue) -> Result<RawImage, JsValue> {
+    const EXPECTED: &str = "segment() takes an ImageData (or {width, height, data} with RGBA bytes) \
+                            or the bytes of an image file as a Uint8Array or ArrayBuffer";
+    if let Some(bytes) = bytes_of(input) {
+        return image_io::decode(&bytes).map_err(to_js);
+    }
+    if !input.is_object() {
+        return Err(js_error("InputError", &format!("{EXPECTED}; got {}", type_name(input))));
+    }
+    let field = |k: &str| Reflect::get(input, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    let (w, h, data) = (field("width"), field("height"), field("data"));
+    let dim = |v: &JsValue| v.as_f64().filter(|x| *x >= 0.0 && x.fract() == 0.0 && *x <= u32::MAX as f64);
+    let (Some(w), Some(h)) = (dim(&w), dim(&h)) else {
+        return Err(js_error("InputError", &format!("{EXPECTED}; the object has no integer width and height")));
+    };
+    let rgba = if let Some(c) = data.dyn_ref::<Uint8ClampedArray>() {
+        c.to_vec()
+    } else if let Some(u) = data.dyn_ref::<Uint8Array>() {
+        u.to_vec()
+    } else {
+        return Err(js_error("InputError", &format!("{EXPECTED}; 'data' must be a Uint8ClampedArray or Uint8Array of RGBA bytes")));
+    };
+    RawImage::from_rgba8(w as u32, h as u32, &rgba).map_err(to_js)
+}
+
+fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+    Reflect::set(obj, &JsValue::from_str(key), &value.into()).expect("setting a property of a plain object cannot fail");
+}
+
+fn now_ms() -> f64 {
+    // `performance` exists in windows and workers alike; Date is the fallback.
+    let perf = Reflect::get(&js_sys::global(), &"performance".into()).ok().filter(|p| p.is_object());
+    if let Some(perf) = perf {
+        if let Ok(now) = Reflect::get(&perf, &"now".into()).and_then(|f| f.dyn_into::<Function>().map_err(JsValue::from)) {
+            if let Some(t) = now.call0(&perf).ok().and_then(|v| v.as_f64()) {
+                return t;
+            }
+        }
+    }
+    js_sys::Date::now()
+}
+
+/// `navigator.gpu.requestAdapter()` is not null: checked before burn's init, so that a browser
+/// without WebGPU gets a clear message (and `auto` the CPU).
+#[cfg(feature = "webgpu")]
+async fn has_webgpu_adapter() -> Result<(), String> {
+    let global = js_sys::global();
+    let navigator = Reflect::get(&global, &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
+    let gpu = Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
+    if gpu.is_undefined() || gpu.is_null() {
+        return Err("this browser has no WebGPU (navigator.gpu is missing)".into());
+    }
+    let request: Function = Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or("navigator.gpu.requestAdapter is missing")?;
+    let promise: js_sys::Promise =
+        request.call0(&gpu).map_err(|e| format!("requestAdapter failed: {e:?}"))?.dyn_into().map_err(|_| "requestAdapter did not return a promise")?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(|e| format!("requestAdapter failed: {e:?}"))?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return Err("no WebGPU adapter is available (navigator.gpu.requestAdapter() returned null)".into());
+    }
+    Ok(())
+}
+
+/// The WebGPU device, initialised once per module instance (burn's runtime refuses a second
+/// initialisation).
+#[cfg(feature = "webgpu")]
+async fn webgpu_device() -> Result<r2unet::burn::tensor::Device, String> {
+    use r2unet::burn::tensor::wgpu::WgpuBackend;
+    use r2unet::burn::tensor::Device;
+    thread_local! {
+        static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+        static INITIALISING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
+        return Ok(device);
+    }
+    if INITIALISING.with(|i| i.replace(true)) {
+        return Err("WebGPU is being initialised by another Segmenter.create call; await that one first".into());
+    }
+    let result = async {
+        has_webgpu_adapter().await?;
+        Device::wgpu_options()
+            .graphics_api(WgpuBackend::WebGpu)
+            .init_async()
+            .await
+            .map_err(|e| format!("WebGPU initialisation failed: {e}"))
+    }
+    .await;
+    INITIALISING.with(|i| i.set(false));
+    let device = result?;
+    DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
+/// Model on WebGPU, warmed up (shaders compiled, device proven) before it is handed out.
+#[cfg(feature = "webgpu")]
+async fn webgpu_engine(weights: &[u8]) -> Result<(Engine, ModelBundle), JsValue> {
+    let device = webgpu_device().await.map_err(|m| js_error("BackendError", &m))?;
+    let (engine, bundle) = Engine::load(weights, device, BackendKind::WebGpu).map_err(to_js)?;
+    engine.warm_up(&bundle).await.map_err(to_js)?;
+    Ok((engine, bundle))
+}
+
+#[cfg(not(feature = "webgpu"))]
+async fn webgpu_engine(_weights: &[u8]) -> Result<(Engine, ModelBundle), JsValue> {
+    Err(js_error("BackendError", "this build of r2unet-wasm has no WebGPU backend"))
+}
+
+fn cpu_engine(weights: &[u8]) -> Result<(Engine, ModelBundle), JsValue> {
+    #[cfg(feature = "flex")]
+    {
+        Engine::cpu(weights).map_err(to_js)
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = weights;
+        Err(js_error("BackendError", "this build of r2unet-wasm has no CPU backend"))
+    }
+}
+
+fn has_cpu() -> bool {
+    cfg!(feature = "flex")
+}
+
+/// Whether an error is the device's fault (so `auto` may retry on the CPU), not the input's.
+fn is_backend_failure(e: &JsValue) -> bool {
+    let name = Reflect::get(e, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_default();
+    !matches!(name.as_str(), "InputError" | "WeightsError" | "ConfigError")
+}
+
+/// Backends this build contains: `['webgpu', 'cpu']`, `['cpu']` or `['webgpu']`.
+#[wasm_bindgen(js_name = compiledBackends)]
+pub fn compiled_backends() -> Array {
+    engine::compiled_backends().into_iter().map(|k| JsValue::from_str(k.name())).collect()
+}
+
+/// Decodes an image file for display: `{width, height, data: Uint8ClampedArray}` (RGBA;
+/// 16-bit and signed images stretched to 0..255). For formats the browser cannot show (TIFF).
+#[wasm_bindgen(js_name = decodePreview)]
+pub fn decode_preview(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    let image = image_io::decode(bytes).map_err(to_js)?;
+    let out = Object::new();
+    set(&out, "width", image.width);
+    set(&out, "height", image.height);
+    set(&out, "data", Uint8ClampedArray::from(&engine::display_rgba(&image)[..]));
+    Ok(out.into())
+}
+
+/// A loaded model on one backend. Create with `await Segmenter.create({weights, backend})`.
+#[wasm_bindgen]
+pub struct Segmenter {
+    bundle: ModelBundle,
+    /// Kept so that `auto` can rebuild the model on the CPU after a WebGPU failure mid-run.
+    weights: Option<Vec<u8>>,
+    engine: RefCell<Rc<Engine>>,
+    fallback_reason: RefCell<Option<String>>,
+}
+
+#[wasm_bindgen]
+impl Segmenter {
+    /// `options`: `{ weights: Uint8Array | ArrayBuffer, backend?: 'auto' | 'webgpu' | 'cpu',
+    /// task?: 'retina' | 'skin' | 'lung' }`. With `task`, weights for another task are refused.
+    pub async fn create(options: JsValue) -> Result<Segmenter, JsValue> {
+        let backend = opt_string(&options, "backend")?.unwrap_or_else(|| "auto".into());
+        let choice = BackendChoice::parse(&backend).map_err(to_js)?;
+        let task = opt_string(&options, "task")?.map(|t| Task::parse(&t).map_err(to_js)).transpose()?;
+        let weights = get(&options, "weights")?;
+        let weights = bytes_of(&weights).ok_or_else(|| {
+            js_error("WeightsError", "Segmenter.create needs 'weights': the bytes of an r2unet weights file (Uint8Array)")
+        })?;
+        // Refuse a bad file before touching any device.
+        let bundle = r2unet::weights::read_bundle(&weights).map_err(to_js)?;
+        if let Some(task) = task {
+            if bundle.preprocess.task != task {
+                return Err(js_error(
+                    "WeightsError",
+                    &format!("these weights are for task '{}', not '{}'", bundle.preprocess.task.name(), task.name()),
+                ));
+            }
+        }
+        let mut fallback_reason = None;
+        let (engine, bundle) = match choice {
+            BackendChoice::Cpu => cpu_engine(&weights)?,
+            BackendChoice::WebGpu => webgpu_engine(&weights).await?,
+            BackendChoice::Auto => match webgpu_engine(&weights).await {
+                Ok(e) => e,
+                Err(e) if has_cpu() && is_backend_failure(&e) => {
+                    fallback_reason = Some(message_of(&e));
+                    cpu_engine(&weights)?
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let keep = choice == BackendChoice::Auto && engine.kind == BackendKind::WebGpu && has_cpu();
+        Ok(Segmenter {
+            bundle,
+            weights: keep.then_some(weights),
+            engine: RefCell::new(Rc::new(engine)),
+            fallback_reason: RefCell::new(fallback_reason),
+        })
+    }
+
+    /// `'webgpu'` or `'cpu'`: the backend the next `segment` runs on.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.engine.borrow().kind.name().into()
+    }
+
+    /// The task the weights were trained for: `'retina'`, `'skin'` or `'lung'`.
+    #[wasm_bindgen(getter)]
+    pub fn task(&self) -> String {
+        self.bundle.preprocess.task.name().into()
+    }
+
+    /// Why `auto` runs on the CPU (WebGPU missing or failed), or `undefined`.
+    #[wasm_bindgen(getter, js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.fallback_reason.borrow().clone()
+    }
+
+    /// The weights file's provenance (dataset, epochs, metrics), as an object of strings.
+    #[wasm_bindgen(getter)]
+    pub fn info(&self) -> JsValue {
+        let out = Object::new();
+        for (k, v) in &self.bundle.info {
+            set(&out, k, v.as_str());
+        }
+        set(&out, "architecture", self.bundle.model.architecture());
+        out.into()
+    }
+
+    /// Segments one image. `input`: an `ImageData`, `{width, height, data}` with RGBA bytes,
+    /// or the bytes of a PNG, JPEG, TIFF, BMP, GIF or PPM file. `options`: `{ threshold?: number
+    /// (0.5), onProgress?: (done, total) => void, tile?: number, stride?: number }`.
+    /// Resolves to `{ width, height, probabilities: Float32Array, mask: Uint8Array, timeMs,
+    /// backend }`.
+    pub async fn segment(&self, input: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+        let started = now_ms();
+        let mut opts = SegmentOptions::default();
+        if let Some(t) = opt_number(&options, "threshold")? {
+            opts.threshold = t as f32;
+        }
+        let tile = opt_size(&options, "tile")?;
+        let stride = opt_size(&options, "stride")?;
+        let base = TilingConfig::new();
+        let tile_side = tile.unwrap_or(base.tile);
+        let stride = stride.unwrap_or(if tile.is_some() { tile_side * 3 / 4 } else { base.stride }).max(1);
+        // One tile per forward pass, so the progress callback moves tile by tile.
+        opts.tiling = TilingConfig::new().with_tile(tile_side).with_stride(stride).with_batch(1);
+        opts.validate().map_err(to_js)?;
+        let progress = get(&options, "onProgress")?;
+        let progress = if progress.is_undefined() || progress.is_null() {
+            None
+        } else {
+            Some(progress.dyn_into::<Function>().map_err(|_| config_error("option 'onProgress' must be a function".into()))?)
+        };
+        let image = read_input(&input)?;
+
+        let engine = self.engine.borrow().clone();
+        let result = self.run(&engine, &image, &opts, progress.as_ref()).await;
+        let seg = match result {
+            Err(e) if engine.kind == BackendKind::WebGpu && self.weights.is_some() && is_backend_failure(&e) => {
+                // `auto` on WebGPU failed mid-run: continue on the CPU from now on.
+                let weights = self.weights.as_deref().expect("checked above");
+                let (cpu, _) = cpu_engine(weights)?;
+                let cpu = Rc::new(cpu);
+                *self.engine.borrow_mut() = cpu.clone();
+                *self.fallback_reason.borrow_mut() = Some(format!("WebGPU failed during a run: {}", message_of(&e)));
+                self.run(&cpu, &image, &opts, progress.as_ref()).await?
+            }
+            other => other?,
+        };
+        let backend = self.engine.borrow().kind.name();
+
+        let out = Object::new();
+        set(&out, "width", seg.width);
+        set(&out, "height", seg.height);
+        set(&out, "probabilities", Float32Array::from(&seg.probabilities[..]));
+        set(&out, "mask", Uint8Array::from(&seg.mask[..]));
+        set(&out, "threshold", opts.threshold);
+        set(&out, "backend", backend);
+        set(&out, "timeMs", now_ms() - started);
+        Ok(out.into())
+    }
+}
+
+impl Segmenter {
+    async fn run(
+        &self,
+        engine: &Engine,
+        image: &RawImage,
+        opts: &SegmentOptions,
+        progress: Option<&Function>,
+    ) -> Result<engine::Segmentation, JsValue> {
+        let report = |done: usize, total: usize| {
+            if let Some(f) = progress {
+                // A throwing callback must not abort the segmentation.
+                let _ = f.call2(&JsValue::NULL, &JsValue::from(done as u32), &JsValue::from(total as u32));
+            }
+        };
+        engine::segment(engine, &self.bundle, image, opts, report).await.map_err(to_js)
+    }
+}
+
+fn message_of(e: &JsValue) -> String {
+    Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| format!("{e:?}"))
+}

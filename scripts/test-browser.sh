@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Browser tests: installs what it needs (skipping what is there at the right version), then
+#   1. the native reference for the browser fixture        (cargo test -p r2unet-wasm)
+#   2. wasm-pack test --headless --chrome --release          (CPU vs WebGPU vs native, DRIVE Dice, bad input)
+#   3. scripts/build-wasm.sh                                 (pkg/ and web/)
+#   4. Playwright end-to-end tests of the page               (tests/e2e)
+#   5. npm pack + a Vite consumer app in Chromium            (tests/consumer)
+# Real Chromium (Debian's), real SwiftShader WebGPU, real DRIVE images from ../shared/data (or
+# $R2UNET_DATA). Tests that need the data say SKIPPED when it is absent; this script repeats those
+# lines at the end. Any failure fails the script.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export R2UNET_DATA="${R2UNET_DATA:-$ROOT/../shared/data}"
+log="$(mktemp)"
+step() { echo "== $* ($(date +%T))"; }
+# Runs a command with its output in the log; a failure stops the script with the step's name.
+check() {
+  local name="$1"; shift
+  if ! "$@" 2>&1 | tee -a "$log"; then echo "FAILED: $name"; exit 1; fi
+}
+SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+
+step "tools"
+apt_pkgs=()
+command -v chromium >/dev/null || apt_pkgs+=(chromium)
+command -v chromedriver >/dev/null || apt_pkgs+=(chromium-driver)
+command -v node >/dev/null || apt_pkgs+=(nodejs npm)
+command -v bc >/dev/null || apt_pkgs+=(bc)
+if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+fi
+command -v wasm-pack >/dev/null || cargo install --locked wasm-pack
+want_bindgen="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)"
+if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want_bindgen" ]]; then
+  # Without --locked: the CLI's lock file pins a webpki-roots the registry mirror lacks (TOOLCHAIN.md).
+  cargo install --force "wasm-bindgen-cli@$want_bindgen"
+fi
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+chromium --version 2>/dev/null | head -1
+chromedriver --version | head -1
+echo "wasm-pack $(wasm-pack --version | awk '{print $2}'), $(wasm-bindgen --version), node $(node --version)"
+[[ -d "$R2UNET_DATA/DRIVE" ]] || echo "SKIPPED: DRIVE data not found at $R2UNET_DATA/DRIVE: the Dice tests in the browser do not run" | tee -a "$log"
+
+step "1. native reference of the browser fixture"
+check "native tests of r2unet-wasm" cargo test --release -p r2unet-wasm
+
+step "2. wasm-pack test --headless --chrome --release (CPU, WebGPU on SwiftShader, DRIVE, bad input)"
+# Same target dir and RUSTFLAGS as scripts/build-wasm.sh, so the two share one build of burn.
+wasm_tests() {
+  cd crates/r2unet-wasm
+  export CARGO_TARGET_DIR="$ROOT/target/wasm" RUSTFLAGS="-C target-feature=+simd128"
+  # wasm-bindgen-test's own bound on the whole browser run (seconds); WebGPU on SwiftShader is slow.
+  export WASM_BINDGEN_TEST_TIMEOUT=900
+  timeout 3600 wasm-pack test --headless --chrome --release . --no-default-features -F webgpu,flex,simd
+}
+check "wasm-pack test" wasm_tests
+if [[ ! -d "$R2UNET_DATA/DRIVE" ]]; then
+  echo "SKIPPED: wasm-pack test drive_test_image_matches_its_label (no DRIVE data; cfg(drive_data) unset)" | tee -a "$log"
+fi
+
+step "3. build the package and the page"
+check "scripts/build-wasm.sh" scripts/build-wasm.sh
+
+step "4. Playwright: the page end to end"
+page_tests() {
+  cd tests/e2e
+  npm ci --no-audit --no-fund --loglevel=error
+  timeout 1800 node --test --test-concurrency=1 page.test.mjs
+}
+check "Playwright tests of the page" page_tests
+
+step "5. npm pack + a Vite consumer app"
+consumer_tests() {
+  local tarballs
+  tarballs="$(mktemp -d)"
+  (cd pkg && npm pack --pack-destination "$tarballs" --loglevel=error)
+  cd tests/consumer
+  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-save --no-audit --no-fund --loglevel=error "$tarballs"/r2unet-wasm-*.tgz
+  rm -rf dist "$tarballs"
+  npx vite build --logLevel warn
+  ls -la dist/assets | sed 's/^/  /'
+  timeout 900 node --test --test-concurrency=1 consumer.test.mjs
+}
+check "npm pack + Vite consumer app" consumer_tests
+
+if grep -q "SKIPPED" "$log"; then
+  echo "== skipped:"
+  grep -o "SKIPPED.*" "$log" | sort | uniq -c
+fi
+echo "== browser tests passed ($(date +%T))"

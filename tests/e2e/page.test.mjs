@@ -1,0 +1,140 @@
+// End-to-end tests of the page (web/, after scripts/build-wasm.sh) in Debian's Chromium through
+// playwright-core: a real DRIVE test image dropped on the page, its mask checked against the
+// label, no request to any other origin; the same with WebGPU unavailable (CPU fallback).
+// Run by scripts/test-browser.sh: `node --test --test-concurrency=1 page.test.mjs`.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { serve } from './server.mjs';
+import { DRIVE_IMAGE, HAVE_DRIVE, ROOT, diceAgainst, dropFile, launch, openPage, readDrive, settle } from './browser.mjs';
+
+// The whole DRIVE image runs on the CPU build in a few seconds; on SwiftShader's emulated WebGPU
+// it takes minutes (TOOLCHAIN.md), so the WebGPU run of the page gets a longer bound.
+const CPU_RUN_MS = 180_000;
+const WEBGPU_RUN_MS = 540_000;
+
+let server;
+before(async () => { server = await serve(join(ROOT, 'web')); });
+after(async () => { await server?.close(); });
+
+if (!HAVE_DRIVE) {
+  test('DRIVE data', { skip: `SKIPPED: ${DRIVE_IMAGE} not found (set R2UNET_DATA)` }, () => {});
+}
+
+test('the page loads, labels its controls and sets a CSP that blocks other origins', { timeout: 120_000 }, async () => {
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page, offsite, problems } = await openPage(browser, server.url);
+    await page.waitForFunction(() => document.body.dataset.state === 'idle', null, { timeout: 30_000 });
+    // Every form control has a label (keyboard and screen-reader use).
+    const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, button, [role=button]')]
+      .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.textContent.trim()))
+      .map((el) => el.id || el.outerHTML.slice(0, 60)));
+    assert.deepEqual(unlabelled, []);
+    // The drop zone is reachable with the keyboard.
+    assert.equal(await page.getAttribute('[data-testid=drop-zone]', 'tabindex'), '0');
+    // The page's own CSP refuses a request to another origin before it is sent.
+    const verdict = await page.evaluate(() => new Promise((resolve) => {
+      document.addEventListener('securitypolicyviolation', (e) => resolve(`blocked by ${e.effectiveDirective}`), { once: true });
+      fetch('http://192.0.2.1/probe').then(() => resolve('fetched'), () => {});
+      setTimeout(() => resolve('no verdict'), 10_000);
+    }));
+    assert.equal(verdict, 'blocked by connect-src');
+    assert.deepEqual(offsite.filter((u) => !u.startsWith('http://192.0.2.1/')), []);
+    assert.deepEqual(problems.filter((p) => !/192\.0\.2\.1|Content Security Policy/.test(p)), []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a dropped DRIVE image is segmented on WebGPU (auto) and matches its label', { skip: !HAVE_DRIVE, timeout: WEBGPU_RUN_MS + 120_000 }, async () => {
+  const { image, label } = await readDrive();
+  const browser = await launch({ webgpu: true });
+  try {
+    const { page, offsite, problems } = await openPage(browser, server.url);
+    assert.equal(await page.inputValue('[data-testid=backend-select]'), 'auto');
+    await dropFile(page, '01_test.tif', image, 'image/tiff');
+    const result = await settle(page, WEBGPU_RUN_MS);
+    assert.equal(result.state, 'done', `page failed: ${result.error}; ${problems.join(' | ')}`);
+    assert.equal(result.backend, 'webgpu', result.status);
+    const { dice } = await diceAgainst(page, label);
+    console.log(`# page, WebGPU: ${result.status} Dice ${dice.toFixed(4)}`);
+    assert.ok(dice >= 0.70, `Dice ${dice}`);
+    assert.deepEqual(offsite, [], 'requests left the origin');
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('without WebGPU the page falls back to the CPU, and the controls work without re-running', { skip: !HAVE_DRIVE, timeout: CPU_RUN_MS * 2 + 120_000 }, async () => {
+  const { image, label } = await readDrive();
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, offsite, problems } = await openPage(browser, server.url);
+    assert.equal(await page.evaluate(async () => Boolean(navigator.gpu && await navigator.gpu.requestAdapter())), false,
+      'this browser should have no WebGPU adapter');
+
+    // A file that is not an image: a clear message, and the page keeps working.
+    await dropFile(page, 'notes.txt', Buffer.from('not an image at all'), 'text/plain');
+    let result = await settle(page, 30_000);
+    assert.equal(result.state, 'error');
+    assert.match(result.error, /Could not read this file/);
+
+    await dropFile(page, '01_test.tif', image, 'image/tiff');
+    result = await settle(page, CPU_RUN_MS);
+    assert.equal(result.state, 'done', `page failed: ${result.error}; ${problems.join(' | ')}`);
+    assert.equal(result.backend, 'cpu', result.status);
+    const { dice, pred } = await diceAgainst(page, label);
+    console.log(`# page, CPU: ${result.status} Dice ${dice.toFixed(4)}`);
+    assert.ok(dice >= 0.70, `Dice ${dice}`);
+    assert.ok((await page.textContent('[data-testid=status]')).includes('backend cpu'));
+
+    // The threshold slider re-renders the mask from the stored probabilities: fewer pixels at
+    // 0.9, and no new run (the state stays 'done', the worker gets no request).
+    const before = server.requests.length;
+    await page.fill('[data-testid=threshold]', '0.9');
+    await page.dispatchEvent('[data-testid=threshold]', 'change');
+    const higher = await diceAgainst(page, label);
+    assert.ok(higher.pred < pred, `mask pixels at 0.9: ${higher.pred}, at 0.5: ${pred}`);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'done');
+    assert.equal(server.requests.length, before);
+    // The overlay follows the opacity slider.
+    const overlayAt = async (a) => {
+      await page.fill('[data-testid=opacity]', String(a));
+      await page.dispatchEvent('[data-testid=opacity]', 'change');
+      return page.evaluate(() => {
+        const c = document.querySelector('[data-testid=canvas-overlay]');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let red = 0;
+        for (let i = 0; i < d.length; i += 4) red += d[i] - d[i + 1];
+        return red;
+      });
+    };
+    assert.ok(await overlayAt(1) > await overlayAt(0.1));
+
+    // The mask downloads as a PNG of the image's size.
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: 30_000 }),
+      page.click('[data-testid=download-mask]'),
+    ]);
+    assert.match(download.suggestedFilename(), /^01_test_mask\.png$/);
+    const png = await (await import('node:fs/promises')).readFile(await download.path());
+    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+    assert.equal(png.readUInt32BE(16), 565);
+    assert.equal(png.readUInt32BE(20), 584);
+
+    // A task without shipped weights says so instead of failing obscurely.
+    const shipped = await page.evaluate(async () => (await import('./pkg/index.js')).shippedTasks());
+    if (!shipped.includes('lung')) {
+      await page.selectOption('[data-testid=task-select]', 'lung');
+      result = await settle(page, 30_000);
+      assert.equal(result.state, 'error');
+      assert.match(result.error, /no model ships for task "lung" yet; pass your own weights/);
+    }
+    assert.deepEqual(offsite, [], 'requests left the origin');
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
