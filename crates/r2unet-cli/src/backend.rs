@@ -11,6 +11,7 @@ pub struct Chosen {
 
 /// Lists GPU adapters on the native graphics APIs (Vulkan, Metal, DX12), without the GL
 /// fallback: on a machine without a GPU, burn's own lazy init was seen to spin for minutes.
+#[cfg(feature = "wgpu")]
 fn gpu_adapters() -> Vec<String> {
     use r2unet::burn::tensor::wgpu::wgpu;
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
@@ -26,6 +27,7 @@ fn gpu_adapters() -> Vec<String> {
         .collect()
 }
 
+#[cfg(feature = "wgpu")]
 /// Minimal executor for the one future above (wgpu's enumeration resolves immediately natively).
 fn pollster_block_on<F: std::future::Future>(future: F) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};
@@ -44,6 +46,12 @@ fn pollster_block_on<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
+#[cfg(not(feature = "wgpu"))]
+fn try_wgpu() -> std::result::Result<Device, String> {
+    Err("this r2unet was built without the `wgpu` feature".into())
+}
+
+#[cfg(feature = "wgpu")]
 fn try_wgpu() -> std::result::Result<Device, String> {
     let found = std::panic::catch_unwind(gpu_adapters).map_err(|_| "adapter enumeration panicked".to_string())?;
     if found.is_empty() {

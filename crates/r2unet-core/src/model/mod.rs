@@ -8,6 +8,8 @@
 //! | `r2unet`    | (d) recurrent residual     | no              |
 //! | `attr2unet` | (d) recurrent residual     | on every skip   |
 pub mod attention;
+pub mod bn_relu;
+pub mod conv3x3;
 pub mod rcl;
 pub mod step_norm;
 pub mod unet;

@@ -4,9 +4,9 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::conv3x3::conv3x3;
 use super::step_norm::StepNorm;
 
 /// Configuration to create a [recurrent convolutional layer](Rcl).
@@ -56,10 +56,10 @@ impl Rcl {
     /// - output `[batch, channels, height, width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // W_f * x does not change across steps: compute it once (half the cost of recomputing).
-        let fx = self.feed_forward.forward(x);
-        let mut h = relu(self.norm.forward(fx.clone(), 0));
+        let fx = conv3x3(&self.feed_forward, x);
+        let mut h = self.norm.forward_relu(fx.clone(), 0);
         for k in 1..=self.t {
-            h = relu(self.norm.forward(fx.clone() + self.recurrent.forward(h), k));
+            h = self.norm.forward_relu(fx.clone() + conv3x3(&self.recurrent, h), k);
         }
         h
     }
@@ -104,7 +104,7 @@ mod tests {
         let device = Device::flex();
         let rcl = RclConfig::new(4).with_t(0).init(&device);
         let x = Tensor::<4>::random([1, 4, 5, 5], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-        let expected = relu(rcl.norm.forward(rcl.feed_forward.forward(x.clone()), 0));
+        let expected = burn::tensor::activation::relu(rcl.norm.forward(rcl.feed_forward.forward(x.clone()), 0));
         let got = rcl.forward(x);
         got.into_data().assert_approx_eq::<f32>(&expected.into_data(), burn::tensor::Tolerance::default());
     }

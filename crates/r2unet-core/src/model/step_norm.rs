@@ -10,7 +10,10 @@
 //! parameter (the count stays 1,043,313 for the default R2U-Net).
 use burn::module::{Module, Param, RunningState};
 use burn::nn::Initializer;
+use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm, batch_norm_train};
+
+use super::bn_relu::bn_relu_train;
 use burn::tensor::{Device, Tensor};
 
 #[derive(Module, Debug)]
@@ -45,17 +48,33 @@ impl StepNorm {
         let device = input.device();
         if device.is_autodiff() {
             let result = batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
-            let m = self.momentum;
-            let mean = self.running_mean[step].value_sync().to_device(&device);
-            let var = self.running_var[step].value_sync().to_device(&device);
-            self.running_mean[step].update((mean.mul_scalar(1.0 - m) + result.mean.detach().mul_scalar(m)).detach());
-            self.running_var[step].update((var.mul_scalar(1.0 - m) + result.variance.detach().mul_scalar(m)).detach());
+            self.update_running(step, result.mean, result.variance, &device);
             result.output
         } else {
             let mean = self.running_mean[step].value().to_device(&device);
             let var = self.running_var[step].value().to_device(&device);
             batch_norm(input, self.gamma.val(), self.beta.val(), mean, var, self.epsilon)
         }
+    }
+
+    /// `relu(self.forward(input, step))`, with the batch norm and the ReLU fused into one op
+    /// while training on burn-flex.
+    pub fn forward_relu(&self, input: Tensor<4>, step: usize) -> Tensor<4> {
+        let device = input.device();
+        if !device.is_autodiff() {
+            return relu(self.forward(input, step));
+        }
+        let result = bn_relu_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
+        self.update_running(step, result.mean, result.variance, &device);
+        result.output
+    }
+
+    fn update_running(&self, step: usize, mean: Tensor<1>, variance: Tensor<1>, device: &Device) {
+        let m = self.momentum;
+        let old_mean = self.running_mean[step].value_sync().to_device(device);
+        let old_var = self.running_var[step].value_sync().to_device(device);
+        self.running_mean[step].update((old_mean.mul_scalar(1.0 - m) + mean.detach().mul_scalar(m)).detach());
+        self.running_var[step].update((old_var.mul_scalar(1.0 - m) + variance.detach().mul_scalar(m)).detach());
     }
 
     pub fn channels(&self) -> usize {

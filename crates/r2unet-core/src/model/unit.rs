@@ -8,6 +8,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::conv3x3::conv3x3;
 use super::rcl::{Rcl, RclConfig};
 
 /// Which unit the network is built of.
@@ -43,7 +44,7 @@ impl ConvBnRelu {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.norm.forward(self.conv.forward(x)))
+        relu(self.norm.forward(conv3x3(&self.conv, x)))
     }
 }
 

@@ -1,0 +1,148 @@
+//! Training-mode batch norm + ReLU for the CPU backend as one backend-extension op with its own
+//! backward pass; [`bn_relu_train`] falls back to burn's ops where the op does not apply.
+mod autodiff;
+pub mod kernel;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice, Flex};
+use burn::tensor::activation::relu;
+use burn::tensor::module::batch_norm_train;
+use burn::tensor::{DType, Tensor, TensorData};
+
+/// Batch norm with batch statistics over `[batch, channels, ...]`, then ReLU.
+#[backend_extension(Flex, Autodiff: cfg(feature = "autodiff"))]
+pub trait BnReluBackend: Backend {
+    /// Returns the output, the batch mean and the biased batch variance (`[channels]` each).
+    fn bn_relu_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Returns the gradients of the input, gamma and beta.
+    #[allow(clippy::too_many_arguments)]
+    fn bn_relu_train_backward(
+        x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+fn dims(x: &FlexTensor) -> kernel::Dims {
+    let s = x.layout().shape();
+    kernel::Dims { batch: s[0], channels: s[1], plane: s.iter().skip(2).product() }
+}
+
+fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+impl BnReluBackend for Flex {
+    fn bn_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
+        let d = dims(&x);
+        let (y, mean, var) = kernel::forward(x.storage(), gamma.storage(), beta.storage(), epsilon, d);
+        let shape = x.layout().shape().to_vec();
+        (tensor(y, shape), tensor(mean, vec![d.channels]), tensor(var, vec![d.channels]))
+    }
+
+    fn bn_relu_train_backward(
+        x: FlexTensor,
+        y: FlexTensor,
+        dy: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let [x, y, dy, gamma, mean, variance] = [x, y, dy, gamma, mean, variance].map(|t| t.to_contiguous());
+        let d = dims(&x);
+        let (dx, dgamma, dbeta) = kernel::backward(
+            x.storage(),
+            y.storage(),
+            dy.storage(),
+            gamma.storage(),
+            mean.storage(),
+            variance.storage(),
+            epsilon,
+            d,
+        );
+        (tensor(dx, x.layout().shape().to_vec()), tensor(dgamma, vec![d.channels]), tensor(dbeta, vec![d.channels]))
+    }
+}
+
+/// Output, batch mean and biased batch variance of `relu(batch_norm(x))` in training mode.
+pub struct BnRelu {
+    pub output: Tensor<4>,
+    pub mean: Tensor<1>,
+    pub variance: Tensor<1>,
+}
+
+fn fast_path_applies(x: &Tensor<4>, gamma: &Tensor<1>) -> bool {
+    let device = x.device();
+    let on_flex = matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_));
+    let differentiable = cfg!(feature = "autodiff") || !device.is_autodiff();
+    on_flex && differentiable && x.dtype() == DType::F32 && gamma.dtype() == DType::F32
+}
+
+/// `relu(batch_norm_train(x, gamma, beta))`, fused on burn-flex.
+pub fn bn_relu_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> BnRelu {
+    if !fast_path_applies(&x, &gamma) {
+        let r = batch_norm_train(x, gamma, beta, epsilon);
+        return BnRelu { output: relu(r.output), mean: r.mean, variance: r.variance };
+    }
+    let (y, mean, variance) =
+        <Dispatch as BnReluBackend>::bn_relu_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon);
+    BnRelu { output: Tensor::from_dispatch(y), mean: Tensor::from_dispatch(mean), variance: Tensor::from_dispatch(variance) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    #[test]
+    fn forward_and_gradients_match_burns_batch_norm_and_relu() {
+        let device = burn::tensor::Device::flex().autodiff();
+        for shape in [[3, 4, 5, 7], [32, 16, 48, 48], [2, 128, 6, 6]] {
+            let x = Tensor::<4>::random(shape, Distribution::Normal(1.5, 2.0), &device).require_grad();
+            let gamma = Tensor::<1>::random([shape[1]], Distribution::Normal(1.0, 0.3), &device).require_grad();
+            let beta = Tensor::<1>::random([shape[1]], Distribution::Normal(0.0, 0.3), &device).require_grad();
+            let probe = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            assert!(fast_path_applies(&x, &gamma), "the fused op must be the one under test");
+
+            let fast = bn_relu_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+            let slow = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+            let pre_activation: Vec<f32> = slow.output.clone().inner().into_data().to_vec().unwrap();
+            let slow_out = relu(slow.output);
+            let tol = Tolerance::rel_abs(1e-4, 1e-4);
+            fast.output.clone().inner().into_data().assert_approx_eq::<f32>(&slow_out.clone().inner().into_data(), tol);
+            fast.mean.inner().into_data().assert_approx_eq::<f32>(&slow.mean.inner().into_data(), tol);
+            fast.variance.inner().into_data().assert_approx_eq::<f32>(&slow.variance.inner().into_data(), tol);
+
+            let g_fast = (fast.output * probe.clone()).sum().backward();
+            let g_slow = (slow_out * probe).sum().backward();
+            let tol = Tolerance::rel_abs(1e-3, 1e-3);
+            // Where the pre-activation is within rounding of zero the two may take the other
+            // side of the ReLU; compare everywhere else.
+            let dx_fast: Vec<f32> = x.grad(&g_fast).unwrap().into_data().to_vec().unwrap();
+            let dx_slow: Vec<f32> = x.grad(&g_slow).unwrap().into_data().to_vec().unwrap();
+            let mut compared = 0;
+            for ((a, b), z) in dx_fast.iter().zip(&dx_slow).zip(&pre_activation) {
+                if z.abs() > 1e-4 {
+                    compared += 1;
+                    assert!((a - b).abs() <= 1e-3 + 1e-3 * b.abs(), "dx {a} != {b} (pre-activation {z})");
+                }
+            }
+            assert!(compared * 100 > dx_fast.len() * 99, "only {compared} of {} compared", dx_fast.len());
+            gamma.grad(&g_fast).unwrap().into_data().assert_approx_eq::<f32>(&gamma.grad(&g_slow).unwrap().into_data(), tol);
+            beta.grad(&g_fast).unwrap().into_data().assert_approx_eq::<f32>(&beta.grad(&g_slow).unwrap().into_data(), tol);
+        }
+    }
+}

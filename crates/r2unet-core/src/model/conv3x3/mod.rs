@@ -1,0 +1,93 @@
+//! A fast 3x3 convolution for the CPU backend, plugged into burn as a backend extension with
+//! its own backward pass; [`conv3x3`] uses it where it applies and burn's convolution elsewhere.
+//!
+//! The R2U-Net spends nearly all of its time in 3x3, stride-1, padding-1 convolutions without
+//! bias (every RCL and every forward/residual unit). See [`kernel`] for why burn-flex's general
+//! convolution is slow on them.
+mod autodiff;
+pub mod kernel;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::flex::FlexTensor;
+use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice, Flex};
+use burn::nn::conv::Conv2d;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::{DType, Tensor, TensorData};
+
+/// 3x3 convolution, stride 1, zero padding 1, no bias, one group, in NCHW layout.
+#[backend_extension(Flex, Autodiff: cfg(feature = "autodiff"))]
+pub trait Conv3x3Backend: Backend {
+    /// `[batch, c_in, h, w]`, `[c_out, c_in, 3, 3]` to `[batch, c_out, h, w]`.
+    fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The input's gradient from the output's.
+    fn conv3x3_input_grad(dy: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The weights' gradient from the input and the output's gradient.
+    fn conv3x3_weight_grad(x: FloatTensor<Self>, dy: FloatTensor<Self>, c_out: usize) -> FloatTensor<Self>;
+}
+
+fn dims(x: &FlexTensor, c_out: usize) -> kernel::Dims {
+    let s = x.layout().shape();
+    kernel::Dims { batch: s[0], c_in: s[1], c_out, h: s[2], w: s[3] }
+}
+
+fn f32_tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+impl Conv3x3Backend for Flex {
+    fn conv3x3(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+        let d = dims(&x, weight.layout().shape()[0]);
+        let y = kernel::forward(x.storage::<f32>(), weight.storage::<f32>(), d);
+        f32_tensor(y, [d.batch, d.c_out, d.h, d.w])
+    }
+
+    fn conv3x3_input_grad(dy: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        let (dy, weight) = (dy.to_contiguous(), weight.to_contiguous());
+        let c_in = weight.layout().shape()[1];
+        let s = dy.layout().shape();
+        let d = kernel::Dims { batch: s[0], c_in, c_out: s[1], h: s[2], w: s[3] };
+        let dx = kernel::input_grad(dy.storage::<f32>(), weight.storage::<f32>(), d);
+        f32_tensor(dx, [d.batch, d.c_in, d.h, d.w])
+    }
+
+    fn conv3x3_weight_grad(x: FlexTensor, dy: FlexTensor, c_out: usize) -> FlexTensor {
+        let (x, dy) = (x.to_contiguous(), dy.to_contiguous());
+        let d = dims(&x, c_out);
+        let dw = kernel::weight_grad(x.storage::<f32>(), dy.storage::<f32>(), d);
+        f32_tensor(dw, [d.c_out, d.c_in, 3, 3])
+    }
+}
+
+/// Whether the fast kernel can run this convolution on this tensor.
+fn fast_path_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
+    let device = x.device();
+    let on_flex = matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_));
+    // The backward pass is only routed when this crate is built with `autodiff`.
+    let differentiable = cfg!(feature = "autodiff") || !device.is_autodiff();
+    let [_, _, kh, kw] = conv.weight.dims();
+    on_flex
+        && differentiable
+        && x.dtype() == DType::F32
+        && conv.weight.val().dtype() == DType::F32
+        && kh == 3
+        && kw == 3
+        && conv.bias.is_none()
+        && conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && matches!(conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1))
+}
+
+/// `conv.forward(x)`, through the fast kernel when the convolution is a bias-free 3x3 with
+/// stride 1 and padding 1 running on burn-flex; otherwise burn's own convolution.
+pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if !fast_path_applies(conv, &x) {
+        return conv.forward(x);
+    }
+    let out = <Dispatch as Conv3x3Backend>::conv3x3(x.into_dispatch(), conv.weight.val().into_dispatch());
+    Tensor::from_dispatch(out)
+}
+
+#[cfg(test)]
+mod tests;
