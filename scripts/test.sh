@@ -23,3 +23,4 @@ if grep -q "SKIPPED" "$log"; then
   echo "== skipped:"
   grep "SKIPPED" "$log" | sort | uniq -c
 fi
+scripts/test-browser.sh  # the browser half: wasm-pack tests in Chromium, the page (Playwright), the npm package in a Vite app
