@@ -24,18 +24,22 @@ cd "$ROOT"
 CRATE="$ROOT/crates/r2unet-wasm"
 PKG="$ROOT/pkg"
 BUILDS="${R2UNET_WASM_BUILDS:-cpu webgpu}"
-# Own target dir: RUSTFLAGS differ from the native build's, and sharing would rebuild burn each switch.
-export CARGO_TARGET_DIR="${R2UNET_WASM_TARGET_DIR:-$ROOT/target/wasm}"
-# SIMD128 for burn-flex's element-wise kernels (the `simd` feature covers its gemm).
-export RUSTFLAGS="-C target-feature=+simd128"
+# The environment of the wasm builds only (the native `r2unet export` below must not see it).
+wasm_env=(
+  # Own target dir: RUSTFLAGS differ from the native build's, and sharing would rebuild burn each switch.
+  CARGO_TARGET_DIR="${R2UNET_WASM_TARGET_DIR:-$ROOT/target/wasm}"
+  # SIMD128 for burn-flex's element-wise kernels (the `simd` feature covers its gemm).
+  RUSTFLAGS="-C target-feature=+simd128"
+)
 # Optional size profile for the wasm builds (R2UNET_WASM_SIZE=1: opt-level s, fat LTO, one codegen
-# unit). Off by default so that the package and `wasm-pack test --release` share one build of burn;
-# README.md records what it buys.
+# unit). Off by default so that the package and `wasm-pack test --release` share one build of burn.
 if [[ -n "${R2UNET_WASM_SIZE:-}" ]]; then
-  export CARGO_PROFILE_RELEASE_OPT_LEVEL="${R2UNET_WASM_OPT_LEVEL:-s}"
-  export CARGO_PROFILE_RELEASE_LTO=true
-  export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
-  export CARGO_PROFILE_RELEASE_PANIC=abort
+  wasm_env+=(
+    CARGO_PROFILE_RELEASE_OPT_LEVEL="${R2UNET_WASM_OPT_LEVEL:-s}"
+    CARGO_PROFILE_RELEASE_LTO=true
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+    CARGO_PROFILE_RELEASE_PANIC=abort
+  )
 fi
 
 die() { echo "build-wasm: $*" >&2; exit 1; }
@@ -57,10 +61,10 @@ features_of() {
 
 for build in $BUILDS; do
   out="$PKG/$build"
-  echo "== wasm-pack: $build build (features $(features_of "$build"); target dir $CARGO_TARGET_DIR)"
+  echo "== wasm-pack: $build build (features $(features_of "$build"); ${wasm_env[*]})"
   start=$SECONDS
   # wasm-pack looks for its own update online and warns when it cannot; that is harmless.
-  wasm-pack --quiet build --target web --release --no-pack --out-dir "$out" --out-name r2unet_wasm \
+  env "${wasm_env[@]}" wasm-pack --quiet build --target web --release --no-pack --out-dir "$out" --out-name r2unet_wasm \
     "$CRATE" --no-default-features -F "$(features_of "$build")"
   rm -f "$out/.gitignore" "$out/package.json" "$out/README.md"
   if [[ -n "${WASM_OPT:-}" ]]; then
