@@ -10,10 +10,9 @@
 //! parameter (the count stays 1,043,313 for the default R2U-Net).
 use burn::module::{Module, Param, RunningState};
 use burn::nn::Initializer;
-use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm, batch_norm_train};
 
-use super::bn_relu::bn_relu_train;
+use super::bn_relu::{bn_relu_eval, bn_relu_train};
 use burn::tensor::{Device, Tensor};
 
 #[derive(Module, Debug)]
@@ -62,7 +61,9 @@ impl StepNorm {
     pub fn forward_relu(&self, input: Tensor<4>, step: usize) -> Tensor<4> {
         let device = input.device();
         if !device.is_autodiff() {
-            return relu(self.forward(input, step));
+            let mean = self.running_mean[step].value().to_device(&device);
+            let var = self.running_var[step].value().to_device(&device);
+            return bn_relu_eval(input, self.gamma.val(), self.beta.val(), mean, var, self.epsilon);
         }
         let result = bn_relu_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
         self.update_running(step, result.mean, result.variance, &device);

@@ -53,6 +53,10 @@ impl<B: Backend + BnReluBackend, C: CheckpointStrategy> BnReluBackend for Autodi
         (output, FloatTensor::<Self>::new(mean), FloatTensor::<Self>::new(variance))
     }
 
+    fn bn_relu_eval(_x: FloatTensor<Self>, _scale: FloatTensor<Self>, _shift: FloatTensor<Self>) -> FloatTensor<Self> {
+        unimplemented!("bn_relu_eval is for inference on a plain device")
+    }
+
     fn bn_relu_train_backward(
         _x: FloatTensor<Self>,
         _y: FloatTensor<Self>,

@@ -91,6 +91,28 @@ pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, d: Dims) -> (Ve
     (y, mean, var)
 }
 
+/// Inference: `y = max(0, x * scale + shift)` per channel, in one pass.
+pub fn eval(x: &[f32], scale: &[f32], shift: &[f32], d: Dims) -> Vec<f32> {
+    assert_eq!(x.len(), d.batch * d.channels * d.plane, "bn_relu: input length");
+    let len = x.len();
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    let out = Ptr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    for_each_channel(d.channels, |c| {
+        let out = out;
+        for b in 0..d.batch {
+            let at = b * d.channels * d.plane + c * d.plane;
+            // SAFETY: channel c of image b is written by this task only.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), d.plane) };
+            for (o, &v) in dst.iter_mut().zip(&x[at..at + d.plane]) {
+                *o = (v * scale[c] + shift[c]).max(0.0);
+            }
+        }
+    });
+    // SAFETY: every channel of every image was written above.
+    unsafe { y.set_len(len) };
+    y
+}
+
 /// Returns `(dx, dgamma, dbeta)` from the forward's input, output and statistics.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(

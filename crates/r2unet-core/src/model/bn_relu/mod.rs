@@ -1,16 +1,23 @@
 //! Training-mode batch norm + ReLU for the CPU backend as one backend-extension op with its own
 //! backward pass; [`bn_relu_train`] falls back to burn's ops where the op does not apply.
+#[cfg(feature = "flex")]
 mod autodiff;
 pub mod kernel;
 
+#[cfg(feature = "flex")]
 use burn::backend::flex::FlexTensor;
+#[cfg(feature = "flex")]
 use burn::backend::tensor::FloatTensor;
+#[cfg(feature = "flex")]
 use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice, Flex};
 use burn::tensor::activation::relu;
 use burn::tensor::module::batch_norm_train;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
+#[cfg(feature = "flex")]
+use burn::tensor::TensorData;
 
 /// Batch norm with batch statistics over `[batch, channels, ...]`, then ReLU.
+#[cfg(feature = "flex")]
 #[backend_extension(Flex, Autodiff: cfg(feature = "autodiff"))]
 pub trait BnReluBackend: Backend {
     /// Returns the output, the batch mean and the biased batch variance (`[channels]` each).
@@ -20,6 +27,9 @@ pub trait BnReluBackend: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Inference: `max(0, x * scale + shift)` with per-channel `scale` and `shift`.
+    fn bn_relu_eval(x: FloatTensor<Self>, scale: FloatTensor<Self>, shift: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// Returns the gradients of the input, gamma and beta.
     #[allow(clippy::too_many_arguments)]
@@ -34,15 +44,18 @@ pub trait BnReluBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
+#[cfg(feature = "flex")]
 fn dims(x: &FlexTensor) -> kernel::Dims {
     let s = x.layout().shape();
     kernel::Dims { batch: s[0], channels: s[1], plane: s.iter().skip(2).product() }
 }
 
+#[cfg(feature = "flex")]
 fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
 
+#[cfg(feature = "flex")]
 impl BnReluBackend for Flex {
     fn bn_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
         let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
@@ -50,6 +63,12 @@ impl BnReluBackend for Flex {
         let (y, mean, var) = kernel::forward(x.storage(), gamma.storage(), beta.storage(), epsilon, d);
         let shape = x.layout().shape().to_vec();
         (tensor(y, shape), tensor(mean, vec![d.channels]), tensor(var, vec![d.channels]))
+    }
+
+    fn bn_relu_eval(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
+        let (x, scale, shift) = (x.to_contiguous(), scale.to_contiguous(), shift.to_contiguous());
+        let y = kernel::eval(x.storage(), scale.storage(), shift.storage(), dims(&x));
+        tensor(y, x.layout().shape().to_vec())
     }
 
     fn bn_relu_train_backward(
@@ -86,7 +105,10 @@ pub struct BnRelu {
 
 fn fast_path_applies(x: &Tensor<4>, gamma: &Tensor<1>) -> bool {
     let device = x.device();
+    #[cfg(feature = "flex")]
     let on_flex = matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_));
+    #[cfg(not(feature = "flex"))]
+    let on_flex = false;
     let differentiable = cfg!(feature = "autodiff") || !device.is_autodiff();
     on_flex && differentiable && x.dtype() == DType::F32 && gamma.dtype() == DType::F32
 }
@@ -97,15 +119,45 @@ pub fn bn_relu_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f
         let r = batch_norm_train(x, gamma, beta, epsilon);
         return BnRelu { output: relu(r.output), mean: r.mean, variance: r.variance };
     }
+    #[cfg(not(feature = "flex"))]
+    unreachable!("the fast path needs the flex feature");
+    #[cfg(feature = "flex")]
     let (y, mean, variance) =
         <Dispatch as BnReluBackend>::bn_relu_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon);
+    #[cfg(feature = "flex")]
     BnRelu { output: Tensor::from_dispatch(y), mean: Tensor::from_dispatch(mean), variance: Tensor::from_dispatch(variance) }
 }
 
-#[cfg(test)]
+/// `relu(batch_norm(x, gamma, beta, mean, variance))` with given statistics (inference), fused
+/// on burn-flex.
+pub fn bn_relu_eval(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, mean: Tensor<1>, variance: Tensor<1>, epsilon: f64) -> Tensor<4> {
+    if !fast_path_applies(&x, &gamma) || x.device().is_autodiff() {
+        return relu(burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon));
+    }
+    let scale = gamma / (variance + epsilon).sqrt();
+    let shift = beta - mean * scale.clone();
+    #[cfg(not(feature = "flex"))]
+    unreachable!("the fast path needs the flex feature {scale}{shift}");
+    #[cfg(feature = "flex")]
+    Tensor::from_dispatch(<Dispatch as BnReluBackend>::bn_relu_eval(x.into_dispatch(), scale.into_dispatch(), shift.into_dispatch()))
+}
+
+#[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
     use burn::tensor::{Distribution, Tolerance};
+
+    #[test]
+    fn inference_matches_burns_batch_norm_and_relu() {
+        let device = burn::tensor::Device::flex();
+        let x = Tensor::<4>::random([2, 5, 9, 11], Distribution::Normal(0.5, 2.0), &device);
+        let stat = |m: f64, s: f64| Tensor::<1>::random([5], Distribution::Normal(m, s), &device);
+        let (gamma, beta, mean) = (stat(1.0, 0.3), stat(0.0, 0.3), stat(0.5, 0.5));
+        let variance = stat(0.0, 1.0).abs() + 0.1;
+        let fast = bn_relu_eval(x.clone(), gamma.clone(), beta.clone(), mean.clone(), variance.clone(), 1e-5);
+        let slow = relu(burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, 1e-5));
+        fast.into_data().assert_approx_eq::<f32>(&slow.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
+    }
 
     #[test]
     fn forward_and_gradients_match_burns_batch_norm_and_relu() {
@@ -119,7 +171,7 @@ mod tests {
 
             let fast = bn_relu_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
             let slow = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
-            let pre_activation: Vec<f32> = slow.output.clone().inner().into_data().to_vec().unwrap();
+            let pre_activation: Vec<f32> = slow.output.clone().inner().into_data().try_to_vec::<f32>().unwrap();
             let slow_out = relu(slow.output);
             let tol = Tolerance::rel_abs(1e-4, 1e-4);
             fast.output.clone().inner().into_data().assert_approx_eq::<f32>(&slow_out.clone().inner().into_data(), tol);
@@ -131,8 +183,8 @@ mod tests {
             let tol = Tolerance::rel_abs(1e-3, 1e-3);
             // Where the pre-activation is within rounding of zero the two may take the other
             // side of the ReLU; compare everywhere else.
-            let dx_fast: Vec<f32> = x.grad(&g_fast).unwrap().into_data().to_vec().unwrap();
-            let dx_slow: Vec<f32> = x.grad(&g_slow).unwrap().into_data().to_vec().unwrap();
+            let dx_fast: Vec<f32> = x.grad(&g_fast).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            let dx_slow: Vec<f32> = x.grad(&g_slow).unwrap().into_data().try_to_vec::<f32>().unwrap();
             let mut compared = 0;
             for ((a, b), z) in dx_fast.iter().zip(&dx_slow).zip(&pre_activation) {
                 if z.abs() > 1e-4 {

@@ -4,17 +4,24 @@
 //! The R2U-Net spends nearly all of its time in 3x3, stride-1, padding-1 convolutions without
 //! bias (every RCL and every forward/residual unit). See [`kernel`] for why burn-flex's general
 //! convolution is slow on them.
+#[cfg(feature = "flex")]
 mod autodiff;
 pub mod kernel;
 
+#[cfg(feature = "flex")]
 use burn::backend::tensor::FloatTensor;
+#[cfg(feature = "flex")]
 use burn::backend::flex::FlexTensor;
+#[cfg(feature = "flex")]
 use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice, Flex};
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
+#[cfg(feature = "flex")]
+use burn::tensor::TensorData;
 
 /// 3x3 convolution, stride 1, zero padding 1, no bias, one group, in NCHW layout.
+#[cfg(feature = "flex")]
 #[backend_extension(Flex, Autodiff: cfg(feature = "autodiff"))]
 pub trait Conv3x3Backend: Backend {
     /// `[batch, c_in, h, w]`, `[c_out, c_in, 3, 3]` to `[batch, c_out, h, w]`.
@@ -25,15 +32,18 @@ pub trait Conv3x3Backend: Backend {
     fn conv3x3_weight_grad(x: FloatTensor<Self>, dy: FloatTensor<Self>, c_out: usize) -> FloatTensor<Self>;
 }
 
+#[cfg(feature = "flex")]
 fn dims(x: &FlexTensor, c_out: usize) -> kernel::Dims {
     let s = x.layout().shape();
     kernel::Dims { batch: s[0], c_in: s[1], c_out, h: s[2], w: s[3] }
 }
 
+#[cfg(feature = "flex")]
 fn f32_tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
 
+#[cfg(feature = "flex")]
 impl Conv3x3Backend for Flex {
     fn conv3x3(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
@@ -62,7 +72,10 @@ impl Conv3x3Backend for Flex {
 /// Whether the fast kernel can run this convolution on this tensor.
 fn fast_path_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
     let device = x.device();
+    #[cfg(feature = "flex")]
     let on_flex = matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_));
+    #[cfg(not(feature = "flex"))]
+    let on_flex = false;
     // The backward pass is only routed when this crate is built with `autodiff`.
     let differentiable = cfg!(feature = "autodiff") || !device.is_autodiff();
     let [_, _, kh, kw] = conv.weight.dims();
@@ -85,9 +98,11 @@ pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if !fast_path_applies(conv, &x) {
         return conv.forward(x);
     }
-    let out = <Dispatch as Conv3x3Backend>::conv3x3(x.into_dispatch(), conv.weight.val().into_dispatch());
-    Tensor::from_dispatch(out)
+    #[cfg(feature = "flex")]
+    return Tensor::from_dispatch(<Dispatch as Conv3x3Backend>::conv3x3(x.into_dispatch(), conv.weight.val().into_dispatch()));
+    #[cfg(not(feature = "flex"))]
+    unreachable!("the fast path needs the flex feature")
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "flex"))]
 mod tests;

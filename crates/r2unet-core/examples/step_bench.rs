@@ -1,0 +1,78 @@
+//! Where a training step's time goes (forward, backward) on flex, for profiling:
+//! `cargo run --release -p r2unet-core --features native,autodiff --example step_bench`.
+use std::time::Instant;
+
+use r2unet::burn::tensor::{Device, Distribution, Tensor};
+use r2unet::ModelConfig;
+
+fn main() {
+    if std::env::args().any(|a| a == "--ops") {
+        return ops();
+    }
+    let device = Device::flex().autodiff();
+    let model = ModelConfig::new().init(&device);
+    let x = Tensor::<4>::random([32, 1, 48, 48], Distribution::Normal(0.0, 1.0), &device);
+    for i in 0..4 {
+        let t = Instant::now();
+        let y = model.forward(x.clone());
+        let loss = y.mean();
+        let _: f32 = loss.clone().into_scalar();
+        let fwd = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let _grads = loss.backward();
+        let bwd = t.elapsed().as_secs_f64();
+        println!("step {i}: forward {:.3} s, backward {:.3} s", fwd, bwd);
+    }
+    let plain = Device::flex();
+    let model = ModelConfig::new().init(&plain);
+    let x = Tensor::<4>::random([32, 1, 48, 48], Distribution::Normal(0.0, 1.0), &plain);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let y: f32 = model.forward(x.clone()).mean().into_scalar();
+        println!("inference forward {:.3} s ({y})", t.elapsed().as_secs_f64());
+    }
+}
+
+#[allow(dead_code)]
+pub fn ops() {
+    use r2unet::burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+    use r2unet::burn::nn::pool::MaxPool2dConfig;
+    let device = Device::flex();
+    let t = |name: &str, f: &mut dyn FnMut()| {
+        f();
+        let s = Instant::now();
+        for _ in 0..5 {
+            f();
+        }
+        println!("{name}: {:.1} ms", s.elapsed().as_secs_f64() * 200.0);
+    };
+    let x16 = Tensor::<4>::random([32, 16, 48, 48], Distribution::Normal(0.0, 1.0), &device);
+    let x32 = Tensor::<4>::random([32, 32, 24, 24], Distribution::Normal(0.0, 1.0), &device);
+    let c1 = Conv2dConfig::new([16, 16], [1, 1]).init(&device);
+    t("1x1 conv 16->16 @48", &mut || {
+        let _ = c1.forward(x16.clone());
+    });
+    let c1b = Conv2dConfig::new([32, 16], [1, 1]).init(&device);
+    let x32_48 = Tensor::<4>::random([32, 32, 48, 48], Distribution::Normal(0.0, 1.0), &device);
+    t("1x1 conv 32->16 @48", &mut || {
+        let _ = c1b.forward(x32_48.clone());
+    });
+    let up = ConvTranspose2dConfig::new([32, 16], [2, 2]).with_stride([2, 2]).init(&device);
+    t("up 32->16 24->48", &mut || {
+        let _ = up.forward(x32.clone());
+    });
+    let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    t("maxpool @48 c16", &mut || {
+        let _ = pool.forward(x16.clone());
+    });
+    t("cat 16+16 @48", &mut || {
+        let _ = Tensor::cat(vec![x16.clone(), x16.clone()], 1);
+    });
+    t("add @48 c16", &mut || {
+        let _ = x16.clone() + x16.clone();
+    });
+    let norm = r2unet::model::step_norm::StepNorm::new(16, 3, &device);
+    t("step norm eval + relu @48 c16", &mut || {
+        let _ = norm.forward_relu(x16.clone(), 1);
+    });
+}
