@@ -4,10 +4,10 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::bn_relu::{bn_relu_eval, bn_relu_train};
 use super::conv3x3::conv3x3;
 use super::rcl::{Rcl, RclConfig};
 
@@ -44,7 +44,22 @@ impl ConvBnRelu {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.norm.forward(conv3x3(&self.conv, x)))
+        let z = conv3x3(&self.conv, x);
+        let device = z.device();
+        let n = &self.norm;
+        if !device.is_autodiff() {
+            let mean = n.running_mean.value().to_device(&device);
+            let var = n.running_var.value().to_device(&device);
+            return bn_relu_eval(z, n.gamma.val(), n.beta.val(), mean, var, n.epsilon);
+        }
+        // burn's BatchNorm training pass, with the normalisation and the ReLU fused.
+        let r = bn_relu_train(z, n.gamma.val(), n.beta.val(), n.epsilon);
+        let m = n.momentum;
+        let mean = n.running_mean.value_sync().to_device(&device);
+        let var = n.running_var.value_sync().to_device(&device);
+        n.running_mean.update((mean.mul_scalar(1.0 - m) + r.mean.detach().mul_scalar(m)).detach());
+        n.running_var.update((var.mul_scalar(1.0 - m) + r.variance.detach().mul_scalar(m)).detach());
+        r.output
     }
 }
 
@@ -140,5 +155,36 @@ impl Unit {
                 x.clone() + u.second.forward(u.first.forward(x))
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// The fused layer against burn's conv -> BatchNorm -> ReLU: the output and the running
+    /// statistics after a training pass, and the output in inference mode.
+    #[test]
+    fn fused_conv_bn_relu_matches_burns_modules() {
+        let device = Device::flex().autodiff();
+        let fused = ConvBnRelu::new([3, 8], &device);
+        // Its own batch norm: a cloned module would share the running-statistics state.
+        let plain = ConvBnRelu { conv: fused.conv.clone(), norm: BatchNormConfig::new(8).init(&device) };
+        let x = Tensor::<4>::random([4, 3, 10, 9], Distribution::Normal(0.3, 1.5), &device);
+        let tol = Tolerance::rel_abs(1e-4, 1e-4);
+        let got = fused.forward(x.clone());
+        let want = burn::tensor::activation::relu(plain.norm.forward(plain.conv.forward(x.clone())));
+        got.inner().into_data().assert_approx_eq::<f32>(&want.inner().into_data(), tol);
+        for (a, b) in [
+            (fused.norm.running_mean.value(), plain.norm.running_mean.value()),
+            (fused.norm.running_var.value(), plain.norm.running_var.value()),
+        ] {
+            a.inner().into_data().assert_approx_eq::<f32>(&b.inner().into_data(), tol);
+        }
+        let (fused, plain, x) = (fused.valid(), plain.valid(), x.inner());
+        let got = fused.forward(x.clone());
+        let want = burn::tensor::activation::relu(plain.norm.forward(plain.conv.forward(x)));
+        got.into_data().assert_approx_eq::<f32>(&want.into_data(), tol);
     }
 }
