@@ -15,6 +15,17 @@ pub mod step_norm;
 pub mod unet;
 pub mod unit;
 
+/// Whether this project's CPU kernels (`conv3x3`, `bn_relu`) can run on `device`: burn-flex, and
+/// on an autodiff device only when this crate is built with `autodiff` (the backward pass is
+/// only routed then).
+pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {
+    #[cfg(feature = "flex")]
+    let on_flex = matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
+    #[cfg(not(feature = "flex"))]
+    let on_flex = false;
+    on_flex && (cfg!(feature = "autodiff") || !device.is_autodiff())
+}
+
 use burn::config::Config;
 use burn::tensor::Device;
 

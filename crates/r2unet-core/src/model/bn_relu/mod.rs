@@ -9,7 +9,7 @@ use burn::backend::flex::FlexTensor;
 #[cfg(feature = "flex")]
 use burn::backend::tensor::FloatTensor;
 #[cfg(feature = "flex")]
-use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice, Flex};
+use burn::backend::{backend_extension, Backend, Dispatch, Flex};
 use burn::tensor::activation::relu;
 use burn::tensor::module::batch_norm_train;
 use burn::tensor::{DType, Tensor};
@@ -104,13 +104,8 @@ pub struct BnRelu {
 }
 
 fn fast_path_applies(x: &Tensor<4>, gamma: &Tensor<1>) -> bool {
-    let device = x.device();
-    #[cfg(feature = "flex")]
-    let on_flex = matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_));
-    #[cfg(not(feature = "flex"))]
-    let on_flex = false;
-    let differentiable = cfg!(feature = "autodiff") || !device.is_autodiff();
-    on_flex && differentiable && x.dtype() == DType::F32 && gamma.dtype() == DType::F32
+    let usable = super::cpu_kernels_apply(&x.device());
+    usable && x.dtype() == DType::F32 && gamma.dtype() == DType::F32
 }
 
 /// `relu(batch_norm_train(x, gamma, beta))`, fused on burn-flex.

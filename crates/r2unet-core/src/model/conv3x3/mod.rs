@@ -13,7 +13,7 @@ use burn::backend::tensor::FloatTensor;
 #[cfg(feature = "flex")]
 use burn::backend::flex::FlexTensor;
 #[cfg(feature = "flex")]
-use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice, Flex};
+use burn::backend::{backend_extension, Backend, Dispatch, Flex};
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{DType, Tensor};
@@ -71,16 +71,9 @@ impl Conv3x3Backend for Flex {
 
 /// Whether the fast kernel can run this convolution on this tensor.
 fn fast_path_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
-    let device = x.device();
-    #[cfg(feature = "flex")]
-    let on_flex = matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_));
-    #[cfg(not(feature = "flex"))]
-    let on_flex = false;
-    // The backward pass is only routed when this crate is built with `autodiff`.
-    let differentiable = cfg!(feature = "autodiff") || !device.is_autodiff();
+    let usable = super::cpu_kernels_apply(&x.device());
     let [_, _, kh, kw] = conv.weight.dims();
-    on_flex
-        && differentiable
+    usable
         && x.dtype() == DType::F32
         && conv.weight.val().dtype() == DType::F32
         && kh == 3
