@@ -1,6 +1,7 @@
 // A static file server for the browser tests: serves one folder on 127.0.0.1 (a free port), with
 // the MIME types the page needs (application/wasm for instantiateStreaming), and records every
-// request it answers.
+// request it answers. `headers` (optional) are added to every file it serves, e.g. the COOP/COEP
+// pair that makes a page cross-origin isolated (the browser benchmark: onnxruntime-web threads).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -13,6 +14,7 @@ const TYPES = {
   '.json': 'application/json',
   '.wasm': 'application/wasm',
   '.bpk': 'application/octet-stream',
+  '.onnx': 'application/octet-stream',
   '.png': 'image/png',
   '.jpg': 'image/jpeg',
   '.tif': 'image/tiff',
@@ -20,7 +22,7 @@ const TYPES = {
   '.ico': 'image/x-icon',
 };
 
-export async function serve(dir) {
+export async function serve(dir, { headers = {} } = {}) {
   const root = resolve(dir);
   const requests = [];
   const server = createServer(async (req, res) => {
@@ -31,7 +33,7 @@ export async function serve(dir) {
       if (file !== root && !file.startsWith(root + sep)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
       if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
       const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store', ...headers });
       res.end(body);
     } catch (err) {
       res.writeHead(err.code === 'ENOENT' || err.code === 'EISDIR' ? 404 : 500, { 'content-type': 'text/plain' });
