@@ -12,7 +12,7 @@ use burn::module::{Module, Param, RunningState};
 use burn::nn::Initializer;
 use burn::tensor::module::{batch_norm, batch_norm_train};
 
-use super::bn_relu::{bn_relu_eval, bn_relu_train};
+use super::bn_relu::{bn_relu_eval, bn_relu_train, update_running_stats};
 use burn::tensor::{Device, Tensor};
 
 #[derive(Module, Debug)]
@@ -47,7 +47,7 @@ impl StepNorm {
         let device = input.device();
         if device.is_autodiff() {
             let result = batch_norm_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
-            self.update_running(step, result.mean, result.variance, &device);
+            self.update_running(step, result.mean, result.variance);
             result.output
         } else {
             let mean = self.running_mean[step].value().to_device(&device);
@@ -66,16 +66,12 @@ impl StepNorm {
             return bn_relu_eval(input, self.gamma.val(), self.beta.val(), mean, var, self.epsilon);
         }
         let result = bn_relu_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
-        self.update_running(step, result.mean, result.variance, &device);
+        self.update_running(step, result.mean, result.variance);
         result.output
     }
 
-    fn update_running(&self, step: usize, mean: Tensor<1>, variance: Tensor<1>, device: &Device) {
-        let m = self.momentum;
-        let old_mean = self.running_mean[step].value_sync().to_device(device);
-        let old_var = self.running_var[step].value_sync().to_device(device);
-        self.running_mean[step].update((old_mean.mul_scalar(1.0 - m) + mean.detach().mul_scalar(m)).detach());
-        self.running_var[step].update((old_var.mul_scalar(1.0 - m) + variance.detach().mul_scalar(m)).detach());
+    fn update_running(&self, step: usize, mean: Tensor<1>, variance: Tensor<1>) {
+        update_running_stats((&self.running_mean[step], &self.running_var[step]), (mean, variance), self.momentum);
     }
 
     pub fn channels(&self) -> usize {

@@ -7,7 +7,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::bn_relu::{bn_relu_eval, bn_relu_train};
+use super::bn_relu::{bn_relu_eval, bn_relu_train, update_running_stats};
 use super::conv3x3::conv3x3;
 use super::rcl::{Rcl, RclConfig};
 
@@ -54,11 +54,7 @@ impl ConvBnRelu {
         }
         // burn's BatchNorm training pass, with the normalisation and the ReLU fused.
         let r = bn_relu_train(z, n.gamma.val(), n.beta.val(), n.epsilon);
-        let m = n.momentum;
-        let mean = n.running_mean.value_sync().to_device(&device);
-        let var = n.running_var.value_sync().to_device(&device);
-        n.running_mean.update((mean.mul_scalar(1.0 - m) + r.mean.detach().mul_scalar(m)).detach());
-        n.running_var.update((var.mul_scalar(1.0 - m) + r.variance.detach().mul_scalar(m)).detach());
+        update_running_stats((&n.running_mean, &n.running_var), (r.mean, r.variance), n.momentum);
         r.output
     }
 }

@@ -12,6 +12,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex};
 use burn::tensor::activation::relu;
 use burn::tensor::module::batch_norm_train;
+use burn::module::RunningState;
 use burn::tensor::{DType, Tensor};
 #[cfg(feature = "flex")]
 use burn::tensor::TensorData;
@@ -135,6 +136,22 @@ pub fn bn_relu_eval(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, mean: Tenso
     unreachable!("the fast path needs the flex feature {scale}{shift}");
     #[cfg(feature = "flex")]
     Tensor::from_dispatch(<Dispatch as BnReluBackend>::bn_relu_eval(x.into_dispatch(), scale.into_dispatch(), shift.into_dispatch()))
+}
+
+/// Moves running statistics towards a batch's: `running = (1 - momentum) * running + momentum *
+/// batch`, burn's BatchNorm rule, shared by the plain layers and the per-step norms of the RCLs.
+pub fn update_running_stats(
+    running: (&RunningState<Tensor<1>>, &RunningState<Tensor<1>>),
+    batch: (Tensor<1>, Tensor<1>),
+    momentum: f64,
+) {
+    let (running_mean, running_var) = running;
+    let (mean, variance) = batch;
+    let device = mean.device();
+    let old_mean = running_mean.value_sync().to_device(&device);
+    let old_var = running_var.value_sync().to_device(&device);
+    running_mean.update((old_mean.mul_scalar(1.0 - momentum) + mean.detach().mul_scalar(momentum)).detach());
+    running_var.update((old_var.mul_scalar(1.0 - momentum) + variance.detach().mul_scalar(momentum)).detach());
 }
 
 #[cfg(all(test, feature = "flex"))]
