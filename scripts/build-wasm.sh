@@ -51,6 +51,17 @@ have_bindgen="$(wasm-bindgen --version | awk '{print $2}')"
 [[ "$have_bindgen" == "$want_bindgen" ]] || die "wasm-bindgen $have_bindgen is installed but Cargo.lock has $want_bindgen: cargo install wasm-bindgen-cli@$want_bindgen"
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
+# Per-build profile settings. The CPU build has a burn build of its own (other features), so fat
+# LTO costs it little and shrinks the default download; the WebGPU build keeps the plain release
+# profile so that it shares its burn build with `wasm-pack test --release` (scripts/test-browser.sh).
+profile_env_of() {
+  [[ -z "${R2UNET_WASM_SIZE:-}" ]] || return 0
+  case "$1" in
+    cpu) echo "CARGO_PROFILE_RELEASE_LTO=true" ;;
+    *) echo "CARGO_PROFILE_RELEASE_LTO=false" ;;
+  esac
+}
+
 features_of() {
   case "$1" in
     cpu) echo "flex,simd" ;;
@@ -61,10 +72,10 @@ features_of() {
 
 for build in $BUILDS; do
   out="$PKG/$build"
-  echo "== wasm-pack: $build build (features $(features_of "$build"); ${wasm_env[*]})"
+  echo "== wasm-pack: $build build (features $(features_of "$build"); ${wasm_env[*]} $(profile_env_of "$build"))"
   start=$SECONDS
   # wasm-pack looks for its own update online and warns when it cannot; that is harmless.
-  env "${wasm_env[@]}" wasm-pack --quiet build --target web --release --no-pack --out-dir "$out" --out-name r2unet_wasm \
+  env "${wasm_env[@]}" $(profile_env_of "$build") wasm-pack --quiet build --target web --release --no-pack --out-dir "$out" --out-name r2unet_wasm \
     "$CRATE" --no-default-features -F "$(features_of "$build")"
   rm -f "$out/.gitignore" "$out/package.json" "$out/README.md"
   if [[ -n "${WASM_OPT:-}" ]]; then
@@ -95,7 +106,12 @@ for src in "${models[@]}"; do
   dst="$PKG/models/$task.bpk"
   if [[ -z "${R2UNET_WASM_F32:-}" ]]; then
     # The CLI's own export (f16 tensors, batch-norm statistics kept f32): half the download.
-    cargo run --quiet --release -p r2unet-cli -- export --weights "$src" --out "$dst" --f16 >/dev/null
+    # R2UNET_CLI: a CLI binary already built (scripts/test.sh passes the one its tests built).
+    if [[ -n "${R2UNET_CLI:-}" ]]; then
+      "$R2UNET_CLI" export --weights "$src" --out "$dst" --f16 >/dev/null
+    else
+      cargo run --quiet --release -p r2unet-cli -- export --weights "$src" --out "$dst" --f16 >/dev/null
+    fi
     precision=f16
   else
     cp "$src" "$dst"

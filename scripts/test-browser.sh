@@ -44,7 +44,11 @@ echo "wasm-pack $(wasm-pack --version | awk '{print $2}'), $(wasm-bindgen --vers
 [[ -d "$R2UNET_DATA/DRIVE" ]] || echo "SKIPPED: DRIVE data not found at $R2UNET_DATA/DRIVE: the Dice tests in the browser do not run" | tee -a "$log"
 
 step "1. native reference of the browser fixture"
-check "native tests of r2unet-wasm" cargo test --release -p r2unet-wasm
+if [[ -n "${R2UNET_NATIVE_DONE:-}" ]]; then
+  echo "   (ran with the workspace's native tests)"
+else
+  check "native tests of r2unet-wasm" cargo test --release -p r2unet-wasm
+fi
 
 step "2. wasm-pack test --headless --chrome --release (CPU, WebGPU on SwiftShader, DRIVE, bad input)"
 # Same target dir and RUSTFLAGS as scripts/build-wasm.sh, so the two share one build of burn.
