@@ -51,17 +51,6 @@ have_bindgen="$(wasm-bindgen --version | awk '{print $2}')"
 [[ "$have_bindgen" == "$want_bindgen" ]] || die "wasm-bindgen $have_bindgen is installed but Cargo.lock has $want_bindgen: cargo install wasm-bindgen-cli@$want_bindgen"
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
-# Per-build profile settings. The CPU build has a burn build of its own (other features), so fat
-# LTO costs it little and shrinks the default download; the WebGPU build keeps the plain release
-# profile so that it shares its burn build with `wasm-pack test --release` (scripts/test-browser.sh).
-profile_env_of() {
-  [[ -z "${R2UNET_WASM_SIZE:-}" ]] || return 0
-  case "$1" in
-    cpu) echo "CARGO_PROFILE_RELEASE_LTO=true" ;;
-    *) echo "CARGO_PROFILE_RELEASE_LTO=false" ;;
-  esac
-}
-
 features_of() {
   case "$1" in
     cpu) echo "flex,simd" ;;
@@ -72,10 +61,10 @@ features_of() {
 
 for build in $BUILDS; do
   out="$PKG/$build"
-  echo "== wasm-pack: $build build (features $(features_of "$build"); ${wasm_env[*]} $(profile_env_of "$build"))"
+  echo "== wasm-pack: $build build (features $(features_of "$build"); ${wasm_env[*]})"
   start=$SECONDS
   # wasm-pack looks for its own update online and warns when it cannot; that is harmless.
-  env "${wasm_env[@]}" $(profile_env_of "$build") wasm-pack --quiet build --target web --release --no-pack --out-dir "$out" --out-name r2unet_wasm \
+  env "${wasm_env[@]}" wasm-pack --quiet build --target web --release --no-pack --out-dir "$out" --out-name r2unet_wasm \
     "$CRATE" --no-default-features -F "$(features_of "$build")"
   rm -f "$out/.gitignore" "$out/package.json" "$out/README.md"
   if [[ -n "${WASM_OPT:-}" ]]; then
