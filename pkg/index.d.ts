@@ -52,7 +52,11 @@ export interface SegmentOptions {
   threshold?: number;
   /** Called after each tile: `done` of `total` tiles. */
   onProgress?: (done: number, total: number) => void;
-  /** Tile side in pixels (default 256). */
+  /**
+   * Tile side in pixels. Default: on the CPU, an image of up to 450,000 pixels (after the task's
+   * preprocessing; DRIVE and STARE photos fit) runs as one tile, larger ones in 256-pixel tiles;
+   * on WebGPU always 256-pixel tiles. Giving `tile` or `stride` always tiles.
+   */
   tile?: number;
   /** Step between tiles (default 192, or 3/4 of `tile` when only `tile` is given). */
   stride?: number;

@@ -46,8 +46,10 @@ const cmp = [];          // [measure, ours, ort, ratio, threads]
 const notes = [];
 let chromium = '?';
 
-// Tile plan of r2unet-core's tiling.rs with the defaults Segmenter.segment uses (tile 256,
-// stride 192, model multiple 8): the same tiles are fed to ort.
+// Tile plan of r2unet-core's tiling.rs with the defaults Segmenter.segment uses on the CPU
+// (an image of up to CPU_WHOLE pixels in one pass, else tile 256, stride 192; model multiple 8):
+// the same tiles are fed to ort.
+const CPU_WHOLE = 450_000;  // crates/r2unet-wasm/src/js.rs: CPU_WHOLE_IMAGE_PIXELS
 const roundUp = (v, m) => Math.ceil(v / m) * m;
 function starts(len, tile, stride) {
   if (len <= tile) return [0];
@@ -56,10 +58,11 @@ function starts(len, tile, stride) {
   if (s[s.length - 1] !== len - tile) s.push(len - tile);
   return s;
 }
-function tilePlan(height, width, tile = 256, stride = 192, multiple = 8) {
-  const t = roundUp(tile, multiple);
+function tilePlan(height, width, tile = 256, stride = 192, multiple = 8, wholeUpTo = 0) {
+  const whole = height * width <= wholeUpTo;
+  const t = whole ? roundUp(Math.max(height, width), multiple) : roundUp(tile, multiple);
   const tileH = Math.min(t, roundUp(height, multiple)), tileW = Math.min(t, roundUp(width, multiple));
-  const s = Math.min(stride, t);
+  const s = whole ? t : Math.min(stride, t);
   const positions = starts(height, tileH, s).flatMap((y) => starts(width, tileW, s).map((x) => [y, x]));
   return { tileH, tileW, positions };
 }
@@ -184,7 +187,7 @@ try {
 
     // Warm-up (one image each), then REPS rounds in turn, best of each: the machine is shared, so
     // interleaving keeps both sides under the same load.
-    const plan = tilePlan(green.height, green.width);
+    const plan = tilePlan(green.height, green.width, 256, 192, 8, CPU_WHOLE);
     const live = [ort1, ortN].filter((s) => s && !s.error);
     await segmentOnce();
     for (const s of live) await runTiles(s.page, plan);
@@ -201,14 +204,16 @@ try {
     };
     if (ort1) ortCpu1 = ort1.error ? ort1 : { ...ort1.info, readyMs: ort1.readyMs, ms: min(runs[1].map((r) => r.ms)), tiles: plan.positions.length, plan };
     if (ortN) ortCpuN = ortN.error ? ortN : { ...ortN.info, readyMs: ortN.readyMs, ms: min(runs.N.map((r) => r.ms)) };
-    // For reference: ort on the whole padded image in one pass (not what our Segmenter computes).
+    // For reference: ort on the other plan (256-pixel tiles when the image ran whole, else the
+    // whole padded image in one pass): not what our Segmenter computes by default.
     if (ort1 && !ort1.error) {
       try {
-        const whole = { tileH: roundUp(green.height, 8), tileW: roundUp(green.width, 8), positions: [[0, 0]] };
+        const whole = plan.positions.length === 1 ? tilePlan(green.height, green.width)
+          : { tileH: roundUp(green.height, 8), tileW: roundUp(green.width, 8), positions: [[0, 0]] };
         await runTiles(ort1.page, whole);
         const t = [];
         for (let i = 0; i < Math.min(REPS, 2); i++) t.push((await runTiles(ort1.page, whole)).ms);
-        ortWhole = { ms: min(t), size: `${whole.tileW}x${whole.tileH}` };
+        ortWhole = { ms: min(t), size: `${whole.positions.length} x ${whole.tileW}x${whole.tileH}` };
       } catch (e) {
         ortWhole = { error: errText(e) };
       }
@@ -293,13 +298,13 @@ try {
     const o = oursCpu, a = ortCpu1, b = ortCpuN;
     const tiles = a?.plan ? `${a.tiles} tiles ${a.plan.tileW}x${a.plan.tileH}` : '';
     const ortThreads = (x, asked) => (x && !x.error ? `${x.threads}${x.isolated ? '' : ' (not isolated!)'}` : String(asked));
-    cmp.push([`CPU, 01_test.tif: tile passes only (ours: ${o.tiles} tiles x mean of tiles 2-${o.tiles}; ort: same ${tiles}, + sigmoid/blend in JS)`,
+    cmp.push([`CPU, 01_test.tif: tile passes only (ours: ${o.tiles === 1 ? 'one pass over the whole image, decode and preprocessing included' : `${o.tiles} tiles x mean of tiles 2-${o.tiles}`}; ort: same ${tiles}, + sigmoid/blend in JS)`,
       ms(o.tilePasses), a?.error ? `failed: ${a.error}` : ms(a?.ms), ratio(o.tilePasses, a?.ms), `1 / ${ortThreads(a, 1)}`]);
     cmp.push([`CPU, same, ort on ${cpuThreadsN} threads`,
       ms(o.tilePasses), b?.error ? `failed: ${b.error}` : ms(b?.ms), ratio(o.tilePasses, b?.ms), `1 / ${ortThreads(b, cpuThreadsN)}`]);
     cmp.push(['CPU, per image end to end (ours: Segmenter.segment = decode TIFF + retina preprocessing + tiles + blend + restore; ort: tiles only, no decode/preprocessing)',
       ms(o.ms), ms(a?.ms), ratio(o.ms, a?.ms), `1 / ${ortThreads(a, 1)}`]);
-    cmp.push([`CPU, ort on the whole padded image in one pass (${ortWhole?.size ?? '568x584'}; reference only, ours tiles)`,
+    cmp.push([`CPU, ort on the other tiling (${ortWhole?.size ?? 'n/a'}; reference only, not what ours ran)`,
       '', ortWhole?.error ? `failed: ${ortWhole.error}` : ms(ortWhole?.ms), '', `- / ${ortThreads(a, 1)}`]);
     cmp.push(['CPU, cold start to ready (ours: import + init + Segmenter.create with weights download; ort: import + InferenceSession.create)',
       ms(o.readyMs), ms(a?.readyMs), ratio(o.readyMs, a?.readyMs), `1 / ${ortThreads(a, 1)}`]);
@@ -354,7 +359,7 @@ if (cmp.length || notes.length) {
     console.log([
       `- ort side: ${relative(ROOT, ONNX)}, the PyTorch twin (bench/torch_r2unet.py, same R2U-Net 16-32-64-128, t = 2) exported to ONNX with **random weights: speed only**, no masks compared.`,
       `- ours: r2unet-wasm CPU build (burn-flex + wasm SIMD128, no threads: 1 thread) and WebGPU build, the shipped retina model (f16 weights file, computed in f32).`,
-      `- what each side computes on 01_test.tif (${oursCpu?.size}): our Segmenter tiles the preprocessed image (tile 256, stride 192, batch 1: ${oursCpu?.tiles} tiles 256x256, Gaussian blend); ort runs the same ${ortCpu1?.tiles ?? 'n/a'} tiles 256x256 (green channel / 255, one session.run each, sigmoid and Gaussian blend in JS).`,
+      `- what each side computes on 01_test.tif (${oursCpu?.size}): our Segmenter's default CPU plan on the preprocessed image (one pass when it has at most ${CPU_WHOLE} pixels, else tile 256, stride 192; here ${oursCpu?.tiles} tile(s), Gaussian blend); ort runs the same ${ortCpu1?.tiles ?? 'n/a'} tile(s) ${ortCpu1?.plan ? `${ortCpu1.plan.tileW}x${ortCpu1.plan.tileH}` : ''} (green channel / 255, one session.run each, sigmoid and Gaussian blend in JS).`,
       `- ort threads: ort.env.wasm.numThreads as shown; the pages are cross-origin isolated (COOP/COEP): ${ortCpu1?.isolated ?? '?'}. Best of ${REPS} interleaved runs after one warm-up each; the machine is shared, compare ratios.`,
     ].join('\n'));
     console.log('\n| measure | r2unet | onnxruntime-web | ours / ort | threads (ours / ort) |\n|---|---|---|---|---|');

@@ -31,6 +31,11 @@ pub struct TilingConfig {
     pub batch: usize,
     #[config(default = "Blend::Gaussian")]
     pub blend: Blend,
+    /// Images of at most this many pixels run as one tile covering the whole image (0: never).
+    /// One pass does 1.5-1.8x less work than overlapping 256-pixel tiles and has no seams, at
+    /// the cost of memory that grows with the image; the browser's CPU path uses it.
+    #[config(default = 0)]
+    pub whole_up_to: usize,
 }
 
 impl TilingConfig {
@@ -84,10 +89,11 @@ impl TilePlan {
     /// multiple. An image smaller than a tile gets one tile, padded.
     pub fn new(channels: usize, height: usize, width: usize, config: &TilingConfig, multiple: usize) -> crate::Result<Self> {
         config.validate()?;
-        let tile = round_up(config.tile, multiple);
+        let whole = height * width <= config.whole_up_to;
+        let tile = if whole { round_up(height.max(width), multiple) } else { round_up(config.tile, multiple) };
         let tile_h = tile.min(round_up(height, multiple));
         let tile_w = tile.min(round_up(width, multiple));
-        let stride = config.stride.min(tile);
+        let stride = if whole { tile } else { config.stride.min(tile) };
         let positions = starts(height, tile_h, stride)
             .into_iter()
             .flat_map(|y| starts(width, tile_w, stride).into_iter().map(move |x| (y, x)))
@@ -222,6 +228,18 @@ mod tests {
         let plan = TilePlan::new(1, 20, 30, &TilingConfig::new(), 8).unwrap();
         assert_eq!(plan.positions, vec![(0, 0)]);
         assert_eq!((plan.tile_h, plan.tile_w), (24, 32));
+    }
+
+    #[test]
+    fn images_up_to_the_whole_image_budget_get_one_tile() {
+        let config = TilingConfig::new().with_whole_up_to(600 * 600);
+        let plan = TilePlan::new(1, 584, 565, &config, 8).unwrap();
+        assert_eq!(plan.positions, vec![(0, 0)]);
+        assert_eq!((plan.tile_h, plan.tile_w), (584, 568));
+        // Past the budget, the usual tiles.
+        let plan = TilePlan::new(1, 960, 999, &config, 8).unwrap();
+        assert_eq!((plan.tile_h, plan.tile_w), (256, 256));
+        assert!(plan.positions.len() > 1);
     }
 
     #[test]
