@@ -53,7 +53,7 @@ pub struct TilingArgs {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// drive, stare, chase, isic2017 or lung.
+    /// drive, stare, chase, isic2017, isic2016 or lung.
     #[arg(long)]
     pub dataset: String,
     /// The data set's root folder, e.g. ../shared/data/DRIVE.
@@ -104,6 +104,7 @@ pub struct TrainArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
+    /// drive, stare, chase, isic2017, isic2016 or lung.
     #[arg(long)]
     pub dataset: String,
     #[arg(long)]

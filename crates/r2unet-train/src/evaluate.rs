@@ -96,6 +96,6 @@ pub fn paper_r2unet(dataset: Dataset) -> [Option<f64>; 5] {
         Dataset::Stare => [Some(0.9712), None, None, Some(0.8475), Some(0.9914)],
         Dataset::Chase => [Some(0.9634), None, None, Some(0.7928), Some(0.9815)],
         Dataset::Isic2017 => [None, None, None, Some(0.8920), Some(0.9419)],
-        Dataset::Lung => [None; 5],
+        Dataset::Isic2016 | Dataset::Lung => [None; 5],
     }
 }

@@ -1,7 +1,9 @@
 //! Readers for the five data sets, each in its publisher's layout under a root folder, with the
 //! splits documented in the README: DRIVE official 20/20; STARE and CHASE_DB1 declared
 //! (first 10 / 20 sorted IDs train, the rest test); ISIC 2017 official train/validation with a
-//! seeded 10 % hold-out of training for model selection; lung 80/10/10 by a fixed seed.
+//! seeded 10 % hold-out of training for model selection; the ISIC 2016 overlap subset of the same
+//! folder (its training rows minus a seeded 10 % hold-out, its test rows); lung 80/10/10 by a
+//! fixed seed.
 mod chase;
 mod drive;
 mod isic;
@@ -23,11 +25,15 @@ pub enum Dataset {
     Stare,
     Chase,
     Isic2017,
+    /// The ISIC 2016 Part 1 images present in the ISIC 2017 folder (not comparable one-to-one
+    /// with published ISIC 2016 figures; see the data README).
+    Isic2016,
     Lung,
 }
 
 impl Dataset {
-    pub const ALL: [Dataset; 5] = [Dataset::Drive, Dataset::Stare, Dataset::Chase, Dataset::Isic2017, Dataset::Lung];
+    pub const ALL: [Dataset; 6] =
+        [Dataset::Drive, Dataset::Stare, Dataset::Chase, Dataset::Isic2017, Dataset::Isic2016, Dataset::Lung];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -35,6 +41,7 @@ impl Dataset {
             Dataset::Stare => "stare",
             Dataset::Chase => "chase",
             Dataset::Isic2017 => "isic2017",
+            Dataset::Isic2016 => "isic2016",
             Dataset::Lung => "lung",
         }
     }
@@ -42,7 +49,7 @@ impl Dataset {
     pub fn parse(name: &str) -> Result<Self> {
         Dataset::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| {
             TrainError::Dataset(format!(
-                "unknown dataset '{name}'; expected drive, stare, chase, isic2017 or lung"
+                "unknown dataset '{name}'; expected drive, stare, chase, isic2017, isic2016 or lung"
             ))
         })
     }
@@ -50,7 +57,7 @@ impl Dataset {
     pub fn task(self) -> Task {
         match self {
             Dataset::Drive | Dataset::Stare | Dataset::Chase => Task::Retina,
-            Dataset::Isic2017 => Task::Skin,
+            Dataset::Isic2017 | Dataset::Isic2016 => Task::Skin,
             Dataset::Lung => Task::Lung,
         }
     }
@@ -59,7 +66,8 @@ impl Dataset {
     pub fn splits(self) -> &'static [&'static str] {
         match self {
             Dataset::Drive | Dataset::Stare | Dataset::Chase => &["train", "test", "all"],
-            Dataset::Isic2017 => &["train", "holdout", "validation", "isic2016-train", "isic2016-test"],
+            Dataset::Isic2017 => &["train", "holdout", "validation"],
+            Dataset::Isic2016 => &["train", "holdout", "test"],
             Dataset::Lung => &["train", "val", "test", "all"],
         }
     }
@@ -76,7 +84,7 @@ impl Dataset {
     /// (retina selects on held-out patches instead).
     pub fn selection_split(self) -> Option<&'static str> {
         match self {
-            Dataset::Isic2017 => Some("holdout"),
+            Dataset::Isic2017 | Dataset::Isic2016 => Some("holdout"),
             Dataset::Lung => Some("val"),
             _ => None,
         }
@@ -99,6 +107,7 @@ impl Dataset {
             Dataset::Stare => stare::list(root, split)?,
             Dataset::Chase => chase::list(root, split)?,
             Dataset::Isic2017 => isic::list(root, split)?,
+            Dataset::Isic2016 => isic::list_2016(root, split)?,
             Dataset::Lung => lung::list(root, split)?,
         };
         if samples.is_empty() {

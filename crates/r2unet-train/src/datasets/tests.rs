@@ -28,8 +28,9 @@ fn real_split_sizes_match_the_data_readme() {
     assert_eq!(count(Dataset::Isic2017, "ISIC2017", "train"), 1800);
     assert_eq!(count(Dataset::Isic2017, "ISIC2017", "holdout"), 200);
     assert_eq!(count(Dataset::Isic2017, "ISIC2017", "validation"), 150);
-    assert_eq!(count(Dataset::Isic2017, "ISIC2017", "isic2016-train"), 749);
-    assert_eq!(count(Dataset::Isic2017, "ISIC2017", "isic2016-test"), 305);
+    assert_eq!(count(Dataset::Isic2016, "ISIC2017", "train"), 675);
+    assert_eq!(count(Dataset::Isic2016, "ISIC2017", "holdout"), 74);
+    assert_eq!(count(Dataset::Isic2016, "ISIC2017", "test"), 305);
     let test = Dataset::Chase.list(&root.join("CHASE_DB1"), "test").unwrap();
     assert_eq!(test[0].id, "Image_11L");
 }
