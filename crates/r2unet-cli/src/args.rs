@@ -162,8 +162,12 @@ pub struct ExportArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Store tensors as f16 (half the download; batch-norm statistics stay f32).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "int8")]
     pub f16: bool,
+    /// Store convolution kernels as int8 with a scale per output channel (a quarter of the
+    /// download; biases and batch-norm tensors stay f32). The model still computes in f32.
+    #[arg(long)]
+    pub int8: bool,
 }
 
 #[derive(Args)]

@@ -18,6 +18,7 @@ pub mod preprocess;
 pub mod tiling;
 pub mod model;
 pub mod metrics;
+pub mod quantize;
 pub mod weights;
 pub mod predict;
 

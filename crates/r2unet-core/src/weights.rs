@@ -9,6 +9,7 @@ use burn::tensor::{Bytes, Device};
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, R2UNet};
 use crate::preprocess::PreprocessConfig;
+use crate::quantize::{self, Int8Adapter, Scales};
 
 /// Marks a burnpack file as an r2unet model; bumped on incompatible changes.
 pub const FORMAT: &str = "r2unet-1";
@@ -17,6 +18,7 @@ const KEY_MODEL: &str = "r2unet.model";
 const KEY_PREPROCESS: &str = "r2unet.preprocess";
 const KEY_INFO: &str = "r2unet.info";
 const KEY_PRECISION: &str = "r2unet.precision";
+const KEY_SCALES: &str = "r2unet.int8_scales";
 
 /// Everything about a model except its tensors.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +35,19 @@ pub enum Precision {
     F32,
     /// Half the size; batch-norm statistics stay f32 (their variance underflows in f16).
     F16,
+    /// A quarter of the size: convolution kernels as i8 with a scale per output slice
+    /// (`quantize.rs`); biases and batch-norm tensors stay f32.
+    Int8,
+}
+
+impl Precision {
+    fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Int8 => "int8",
+        }
+    }
 }
 
 /// Serialises a model and its bundle to burnpack bytes.
@@ -43,9 +58,15 @@ pub fn to_bytes(model: &R2UNet, bundle: &ModelBundle, precision: Precision) -> R
         .metadata(KEY_MODEL, bundle.model.to_string())
         .metadata(KEY_PREPROCESS, bundle.preprocess.to_string())
         .metadata(KEY_INFO, info)
-        .metadata(KEY_PRECISION, if precision == Precision::F16 { "f16" } else { "f32" });
-    if precision == Precision::F16 {
-        store = store.with_to_adapter(HalfPrecisionAdapter::new());
+        .metadata(KEY_PRECISION, precision.name());
+    match precision {
+        Precision::F32 => {}
+        Precision::F16 => store = store.with_to_adapter(HalfPrecisionAdapter::new()),
+        Precision::Int8 => {
+            let scales = quantize::scales_of(model)?;
+            let json = serde_json::to_string(&scales).map_err(|e| Error::Weights(e.to_string()))?;
+            store = store.metadata(KEY_SCALES, json).with_to_adapter(Int8Adapter::new(scales));
+        }
     }
     model.save_into(&mut store).map_err(|e| Error::Weights(e.to_string()))?;
     let bytes = store.get_bytes().map_err(|e| Error::Weights(e.to_string()))?;
@@ -102,11 +123,33 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(R2UNet, ModelBundle)
 pub fn load_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
     let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
         .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))?;
-    let half = reader.metadata().get(KEY_PRECISION).is_some_and(|p| p == "f16");
+    let precision = reader.metadata().get(KEY_PRECISION).cloned().unwrap_or_else(|| "f32".into());
+    let scales: Option<Scales> = match precision.as_str() {
+        "f32" | "f16" => None,
+        "int8" => {
+            let json = reader
+                .metadata()
+                .get(KEY_SCALES)
+                .ok_or_else(|| Error::Weights(format!("an int8 file without '{KEY_SCALES}'")))?;
+            let scales = serde_json::from_str(json).map_err(|e| Error::Weights(format!("int8 scales: {e}")))?;
+            let stored: Vec<_> = reader
+                .into_tensors()
+                .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))?
+                .into_iter()
+                .map(|t| (t.name, t.dtype, t.shape.to_vec()))
+                .collect();
+            quantize::check(&scales, &stored)?;
+            Some(scales)
+        }
+        other => return Err(Error::Weights(format!("unknown precision '{other}' (expected f32, f16 or int8)"))),
+    };
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
-    // The adapter casts both ways, so it is applied only to files stored in f16.
-    if half {
+    // The adapters cast both ways, so each is applied only to files stored in its format.
+    if precision == "f16" {
         store = store.with_from_adapter(HalfPrecisionAdapter::new());
+    }
+    if let Some(scales) = scales {
+        store = store.with_from_adapter(Int8Adapter::new(scales));
     }
     let result = model.load_from(&mut store).map_err(|e| Error::WeightsMismatch(e.to_string()))?;
     if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
@@ -147,7 +190,7 @@ mod tests {
         let model = small().init(&device);
         let x = Tensor::<4>::random([1, 1, 16, 16], Distribution::Normal(0.0, 1.0), &device);
         let want = model.forward(x.clone()).into_data();
-        for (precision, tol) in [(Precision::F32, 1e-6), (Precision::F16, 2e-2)] {
+        for (precision, tol) in [(Precision::F32, 1e-6), (Precision::F16, 2e-2), (Precision::Int8, 5e-2)] {
             let bytes = to_bytes(&model, &bundle(small()), precision).unwrap();
             let (loaded, b) = from_bytes(&bytes, &device).unwrap();
             assert_eq!(b, bundle(small()));
@@ -165,6 +208,42 @@ mod tests {
         let f32b = to_bytes(&model, &bundle(ModelConfig::new()), Precision::F32).unwrap().len();
         let f16b = to_bytes(&model, &bundle(ModelConfig::new()), Precision::F16).unwrap().len();
         assert!(f16b * 10 < f32b * 6, "{f16b} vs {f32b}");
+        let int8 = to_bytes(&model, &bundle(ModelConfig::new()), Precision::Int8).unwrap().len();
+        assert!(int8 * 10 < f32b * 3, "{int8} vs {f32b}");
+    }
+
+    #[test]
+    fn refuses_int8_files_whose_scales_do_not_fit() {
+        let device = Device::flex();
+        let model = ModelConfig::new().with_widths(vec![16, 32]).init(&device);
+        let b = bundle(ModelConfig::new().with_widths(vec![16, 32]));
+        let bytes = to_bytes(&model, &b, Precision::Int8).unwrap();
+        let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.clone())).unwrap();
+        let json = reader.metadata().get(KEY_SCALES).unwrap().clone();
+        let mut scales: Scales = serde_json::from_str(&json).unwrap();
+        assert!(!scales.is_empty());
+        // One scale too few for the first kernel: a same-length edit of the metadata.
+        let first = scales.keys().next().unwrap().clone();
+        scales.get_mut(&first).unwrap().pop();
+        let mut store = BurnpackStore::from_bytes(None)
+            .metadata(KEY_FORMAT, FORMAT)
+            .metadata(KEY_MODEL, b.model.to_string())
+            .metadata(KEY_PREPROCESS, b.preprocess.to_string())
+            .metadata(KEY_PRECISION, "int8")
+            .metadata(KEY_SCALES, serde_json::to_string(&scales).unwrap())
+            .with_to_adapter(Int8Adapter::new(serde_json::from_str(&json).unwrap()));
+        model.save_into(&mut store).unwrap();
+        let bad = store.get_bytes().unwrap().to_vec();
+        let err = from_bytes(&bad, &device).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains(&first) && err.contains("scales"), "{err}");
+        let mut unknown = BurnpackStore::from_bytes(None)
+            .metadata(KEY_FORMAT, FORMAT)
+            .metadata(KEY_MODEL, b.model.to_string())
+            .metadata(KEY_PREPROCESS, b.preprocess.to_string())
+            .metadata(KEY_PRECISION, "int4");
+        model.save_into(&mut unknown).unwrap();
+        let err = from_bytes(&unknown.get_bytes().unwrap().to_vec(), &device).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("int4"), "{err}");
     }
 
     #[test]

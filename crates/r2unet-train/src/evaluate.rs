@@ -25,6 +25,10 @@ pub struct ImageResult {
 pub struct Report {
     pub dataset: String,
     pub split: String,
+    /// The scored model's architecture name and trainable parameter count, so a row of a
+    /// comparison table carries them from the same run.
+    pub architecture: String,
+    pub parameters: usize,
     pub threshold: f32,
     pub pooled: Metrics,
     pub images: Vec<ImageResult>,
@@ -79,6 +83,8 @@ pub fn evaluate(
     Ok(Report {
         dataset: dataset.name().into(),
         split: split.into(),
+        architecture: bundle.model.architecture().to_string(),
+        parameters: bundle.model.trainable_params(),
         threshold,
         pooled: pooled.metrics(threshold),
         images,

@@ -14,12 +14,14 @@ pub fn markdown(report: &Report, dataset: Dataset, weights: &str) -> String {
     let p = &report.pooled;
     let paper = evaluate::paper_r2unet(dataset);
     let mut s = format!(
-        "{} / {} ({} images, threshold {}, pooled over FOV pixels), weights {}\n\n",
+        "{} / {} ({} images, threshold {}, pooled over FOV pixels), weights {} ({}, {} parameters)\n\n",
         report.dataset,
         report.split,
         report.images.len(),
         report.threshold,
-        weights
+        weights,
+        report.architecture,
+        report.parameters
     );
     s += "| | ACC | SE | SP | F1 (Dice) | Jaccard | AUC | PR-AUC |\n|---|---|---|---|---|---|---|---|\n";
     s += &format!(

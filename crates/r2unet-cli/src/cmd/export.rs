@@ -9,7 +9,11 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let bytes = std::fs::read(&a.weights).with_context(|| a.weights.display().to_string())?;
     let (model, bundle) =
         weights::from_bytes(&bytes, &Device::flex()).with_context(|| a.weights.display().to_string())?;
-    let precision = if a.f16 { Precision::F16 } else { Precision::F32 };
+    let precision = match (a.f16, a.int8) {
+        (true, _) => Precision::F16,
+        (_, true) => Precision::Int8,
+        _ => Precision::F32,
+    };
     let out = weights::to_bytes(&model, &bundle, precision)?;
     let tmp = a.out.with_extension("bpk.partial");
     std::fs::write(&tmp, &out).with_context(|| tmp.display().to_string())?;
