@@ -36,7 +36,7 @@ export interface CreateOptions {
   task?: Task;
   /** 'auto' (default): WebGPU when an adapter exists and it works, else the CPU. */
   backend?: 'auto' | Backend;
-  /** Your own weights: a burnpack file exported by `r2unet export` (f32 or f16). */
+  /** Your own weights: a burnpack file exported by `r2unet export` (f32, f16 or int8). */
   weights?: Uint8Array | ArrayBuffer;
 }
 

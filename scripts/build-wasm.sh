@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Builds the npm package r2unet-wasm in pkg/ and copies it into the page (web/pkg/).
 #
-#   scripts/build-wasm.sh               # both builds (CPU and WebGPU), f16 weights
+#   scripts/build-wasm.sh               # both builds (CPU and WebGPU), int8 weights
 #   R2UNET_WASM_BUILDS=cpu scripts/build-wasm.sh     # the CPU build only (quick; the page falls back to it)
-#   R2UNET_WASM_F32=1 scripts/build-wasm.sh          # ship the f32 weights as they are
+#   R2UNET_WASM_PRECISION=f16 scripts/build-wasm.sh  # ship f16 (or f32: the files as they are)
 #
 # pkg/ holds two builds of crates/r2unet-wasm made with `wasm-pack build --target web`:
 #   pkg/cpu/     features flex,simd         (burn-flex with wasm SIMD128)
 #   pkg/webgpu/  features webgpu,flex,simd  (fetched by pkg/index.js only when a WebGPU adapter exists)
-# plus pkg/models/<task>.bpk for every models/<task>.bpk in the repository (f16 through
-# `r2unet export --f16` unless R2UNET_WASM_F32=1) and pkg/models/index.js listing them: the list
+# plus pkg/models/<task>.bpk for every models/<task>.bpk in the repository (through
+# `r2unet export --int8`: convolution kernels as int8 with a scale per output channel, a quarter
+# of the f32 size; DRIVE test metrics equal to 3 decimals, README) and pkg/models/index.js listing them: the list
 # of shipped tasks is the contents of models/, nothing else.
 #
 # Tools (scripts/test-browser.sh installs them): wasm-pack, wasm-bindgen-cli at the version of the
@@ -93,19 +94,19 @@ for src in "${models[@]}"; do
   task="$(basename "$src" .bpk)"
   case "$task" in retina|skin|lung) ;; *) echo "build-wasm: skipping models/$task.bpk (not a task name)" >&2; continue ;; esac
   dst="$PKG/models/$task.bpk"
-  if [[ -z "${R2UNET_WASM_F32:-}" ]]; then
-    # The CLI's own export (f16 tensors, batch-norm statistics kept f32): half the download.
-    # R2UNET_CLI: a CLI binary already built (scripts/test.sh passes the one its tests built).
-    if [[ -n "${R2UNET_CLI:-}" ]]; then
-      "$R2UNET_CLI" export --weights "$src" --out "$dst" --f16 >/dev/null
-    else
-      cargo run --quiet --release -p r2unet-cli -- export --weights "$src" --out "$dst" --f16 >/dev/null
-    fi
-    precision=f16
-  else
-    cp "$src" "$dst"
-    precision=f32
-  fi
+  precision="${R2UNET_WASM_PRECISION:-int8}"
+  case "$precision" in
+    f32) cp "$src" "$dst" ;;
+    f16|int8)
+      # The CLI's own export. R2UNET_CLI: a CLI binary already built (scripts/test.sh passes the
+      # one its tests built).
+      if [[ -n "${R2UNET_CLI:-}" ]]; then
+        "$R2UNET_CLI" export --weights "$src" --out "$dst" "--$precision" >/dev/null
+      else
+        cargo run --quiet --release -p r2unet-cli -- export --weights "$src" --out "$dst" "--$precision" >/dev/null
+      fi ;;
+    *) die "R2UNET_WASM_PRECISION must be f32, f16 or int8, not '$precision'" ;;
+  esac
   bytes=$(stat -c %s "$dst")
   sha=$(sha256sum "$dst" | cut -c1-64)
   echo "  $task: { url: new URL('./$task.bpk', import.meta.url), bytes: $bytes, sha256: '$sha', precision: '$precision' }," >> "$PKG/models/index.js"

@@ -18,7 +18,7 @@ echo "   native tests: $(( (SECONDS - start) / 60 )) min so far"
 
 # The browser half: wasm-pack test in Chromium (CPU, WebGPU on SwiftShader, a DRIVE image, bad
 # input), the package and page build, Playwright on the page, the packed package in a Vite app.
-# It reuses what the native tests built: their CLI (to export the f16 weights) and their run of
+# It reuses what the native tests built: their CLI (to export the int8 weights) and their run of
 # the browser crate's native reference. Its wasm builds also compile the core crate for wasm32.
 browser=0
 R2UNET_NATIVE_DONE=1 R2UNET_CLI="$PWD/target/release/r2unet" scripts/test-browser.sh 2>&1 | tee -a "$log" || browser=$?

@@ -23,6 +23,14 @@ if (!HAVE_DRIVE) {
 const startedAt = Date.now();
 const FULL = Boolean(process.env.R2UNET_BENCH_WEBGPU_FULL);
 const REPS = Math.max(1, Number(process.env.R2UNET_BENCH_REPS ?? 3));
+// The shipped weights' storage precision, as scripts/build-wasm.sh recorded it.
+const PRECISION = (() => {
+  try {
+    return /precision: '([a-z0-9]+)'/.exec(readFileSync(join(ROOT, 'pkg/models/index.js'), 'utf8'))?.[1] ?? '?';
+  } catch {
+    return 'not built';
+  }
+})();
 const ONNX = resolve(process.env.R2UNET_ONNX ?? join(ROOT, 'bench/out/r2unet.onnx'));
 const ORT_DIST = join(ROOT, 'tests/e2e/node_modules/onnxruntime-web/dist');
 const ORT = (() => {
@@ -314,13 +322,12 @@ try {
     const oc = downloads.oursCpu, rc = downloads.ortCpu;
     if (oc && rc) {
       const r = oc.gz / rc.gz;
-      cmp.push(['download for the retina task on the CPU, gzip -9 (ours: CPU .wasm + JS glue + f16 .bpk; ort: .wasm + .mjs + f32 .onnx)',
+      cmp.push([`download for the retina task on the CPU, gzip -9 (ours: CPU .wasm + JS glue + ${PRECISION} .bpk; ort: .wasm + .mjs + f32 .onnx)`,
         mb(oc.gz), mb(rc.gz), `${r.toFixed(2)} (goal <= 0.25: ${r <= 0.25 ? 'met' : 'not met'})`, '']);
       notes.push(`ours CPU files (gzip): ${oc.parts.join(', ')}; raw ${mb(oc.raw)}`);
       notes.push(`ort CPU files (gzip): ${rc.parts.join(', ')}; raw ${mb(rc.raw)}`);
-      if (rc.onnxGz) {
-        const half = rc.gz - rc.onnxGz / 2;
-        notes.push(`ort's .onnx holds f32 weights, ours f16: with an f16 .onnx (about half its ${mb(rc.onnxGz)}) ort's CPU download would be about ${mb(half)} and the ratio ${(oc.gz / half).toFixed(2)} (estimate, not measured)`);
+      if (rc.onnxGz && PRECISION !== 'f32') {
+        notes.push(`ort's .onnx holds f32 weights (${mb(rc.onnxGz)} gzip), our .bpk ${PRECISION} ones: the ONNX twin exports f32 as a PyTorch user's would; a quantised .onnx would shrink ort's download too`);
       }
     }
     const og = downloads.oursGpu, rg = downloads.ortGpu;
@@ -358,7 +365,7 @@ if (cmp.length || notes.length) {
   if (cmp.length) {
     console.log([
       `- ort side: ${relative(ROOT, ONNX)}, the PyTorch twin (bench/torch_r2unet.py, same R2U-Net 16-32-64-128, t = 2) exported to ONNX with **random weights: speed only**, no masks compared.`,
-      `- ours: r2unet-wasm CPU build (burn-flex + wasm SIMD128, no threads: 1 thread) and WebGPU build, the shipped retina model (f16 weights file, computed in f32).`,
+      `- ours: r2unet-wasm CPU build (burn-flex + wasm SIMD128, no threads: 1 thread) and WebGPU build, the shipped retina model (${PRECISION} weights file, computed in f32).`,
       `- what each side computes on 01_test.tif (${oursCpu?.size}): our Segmenter's default CPU plan on the preprocessed image (one pass when it has at most ${CPU_WHOLE} pixels, else tile 256, stride 192; here ${oursCpu?.tiles} tile(s), Gaussian blend); ort runs the same ${ortCpu1?.tiles ?? 'n/a'} tile(s) ${ortCpu1?.plan ? `${ortCpu1.plan.tileW}x${ortCpu1.plan.tileH}` : ''} (green channel / 255, one session.run each, sigmoid and Gaussian blend in JS).`,
       `- ort threads: ort.env.wasm.numThreads as shown; the pages are cross-origin isolated (COOP/COEP): ${ortCpu1?.isolated ?? '?'}. Best of ${REPS} interleaved runs after one warm-up each; the machine is shared, compare ratios.`,
     ].join('\n'));

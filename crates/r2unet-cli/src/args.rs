@@ -18,7 +18,7 @@ pub enum Command {
     Eval(EvalArgs),
     /// Segment image files; writes <stem>.prob.png and <stem>.mask.png (and an overlay).
     Predict(PredictArgs),
-    /// Re-encode weights as burnpack for the browser (f32, or f16 at half the size).
+    /// Re-encode weights as burnpack for the browser (f32, f16 at half the size, or int8 kernels at a quarter).
     Export(ExportArgs),
     /// Training throughput and whole-image inference time on each available backend.
     Bench(BenchArgs),

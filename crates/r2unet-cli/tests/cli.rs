@@ -92,12 +92,19 @@ fn train_resume_eval_export_predict_on_drive() {
     assert!(out.status.success());
     let (a, b) = (std::fs::metadata(&weights).unwrap().len(), std::fs::metadata(&f16).unwrap().len());
     assert!(b < a, "f16 {b} not smaller than f32 {a}");
+    let int8 = dir.path().join("small.int8.bpk");
+    let out = run(bin().args(["export", "--int8", "--weights"]).arg(&weights).arg("--out").arg(&int8));
+    assert!(out.status.success());
+    let c = std::fs::metadata(&int8).unwrap().len();
+    assert!(c < b, "int8 {c} not smaller than f16 {b}");
+    let out = run(bin().arg("info").arg(&int8));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("precision:    int8"), "{out:?}");
 
     let pred = dir.path().join("pred");
     let input = root.join("DRIVE/test/images/01_test.tif");
     let out = run(bin()
         .args(["predict", "--task", "retina", "--overlay", "--backend", "flex", "--weights"])
-        .arg(&f16)
+        .arg(&int8)
         .arg("--out")
         .arg(&pred)
         .arg(&input));

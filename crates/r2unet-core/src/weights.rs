@@ -111,6 +111,13 @@ pub fn read_bundle(bytes: &[u8]) -> Result<ModelBundle> {
     Ok(ModelBundle { model, preprocess, info })
 }
 
+/// The storage precision a weights file declares (`f32` for files that predate the key).
+pub fn stored_precision(bytes: &[u8]) -> Result<String> {
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))?;
+    Ok(reader.metadata().get(KEY_PRECISION).cloned().unwrap_or_else(|| "f32".into()))
+}
+
 /// Builds the model a weights file describes, on `device`, and loads its tensors.
 pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(R2UNet, ModelBundle)> {
     let bundle = read_bundle(bytes)?;

@@ -9,6 +9,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
     println!("file:         {} ({} bytes)", a.weights.display(), bytes.len());
     println!("architecture: {}", bundle.model.architecture());
     println!("parameters:   {}", bundle.model.trainable_params());
+    println!("precision:    {}", r2unet::weights::stored_precision(&bytes)?);
     println!("model:        {}", serde_json::to_string(&bundle.model)?);
     println!("preprocess:   {}", serde_json::to_string(&bundle.preprocess)?);
     for (k, v) in &bundle.info {
