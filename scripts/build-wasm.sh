@@ -73,6 +73,8 @@ for build in $BUILDS; do
       --enable-mutable-globals --enable-reference-types --enable-multivalue \
       "$out/r2unet_wasm_bg.wasm" -o "$out/r2unet_wasm_bg.wasm"
   fi
+  # The function-name section is for debugging only: 0.38 MB raw, 0.09 MB gzipped of the CPU build.
+  node "$ROOT/scripts/strip-wasm-names.mjs" "$out/r2unet_wasm_bg.wasm"
   echo "   $build build: $((SECONDS - start)) s"
 done
 for build in cpu webgpu; do
