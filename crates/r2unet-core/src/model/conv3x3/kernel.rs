@@ -50,33 +50,40 @@ impl Dims {
 
 /// Fills `col` (`[c*9, rows*w]`, row-major) with the 3x3 neighbourhoods of output rows
 /// `r0..r0+rows` of one `[c, h, w]` image, zero outside the image.
+///
+/// Each im2col row is one contiguous copy of the band's input rows, shifted by `kw - 1`, with
+/// the column that wrapped around zeroed afterwards: copying image row by image row made one
+/// `memmove` call per 48, 24 or 12 floats, and those calls were 9 % of a training step.
 fn im2col_band(x: &[f32], c: usize, h: usize, w: usize, r0: usize, rows: usize, col: &mut [f32]) {
     let n = rows * w;
     debug_assert_eq!(col.len(), c * 9 * n);
     for ci in 0..c {
         let plane = &x[ci * h * w..(ci + 1) * h * w];
         for kh in 0..3 {
+            // Output row i reads input row r0 + i + kh - 1; rows i_lo..i_hi of the band are inside.
+            let i_lo = (1 - kh as isize - r0 as isize).max(0) as usize;
+            let i_hi = (h as isize + 1 - kh as isize - r0 as isize).clamp(i_lo as isize, rows as isize) as usize;
             for kw in 0..3 {
                 let k = ci * 9 + kh * 3 + kw;
-                let dst_rows = &mut col[k * n..(k + 1) * n];
-                for (i, dst) in dst_rows.chunks_exact_mut(w).enumerate() {
-                    let y = (r0 + i) as isize + kh as isize - 1;
-                    if y < 0 || y >= h as isize {
-                        dst.fill(0.0);
-                        continue;
+                let dst = &mut col[k * n..(k + 1) * n];
+                dst[..i_lo * w].fill(0.0);
+                dst[i_hi * w..].fill(0.0);
+                if i_hi == i_lo {
+                    continue;
+                }
+                let start = (r0 + i_lo + kh - 1) * w;
+                let len = (i_hi - i_lo) * w;
+                let d = &mut dst[i_lo * w..i_hi * w];
+                // d[j] = src[start + j + kw - 1]
+                match kw {
+                    0 => {
+                        d[1..].copy_from_slice(&plane[start..start + len - 1]);
+                        d.iter_mut().step_by(w).for_each(|v| *v = 0.0);
                     }
-                    let src = &plane[y as usize * w..(y as usize + 1) * w];
-                    // dst[x] = src[x + kw - 1]
-                    match kw {
-                        0 => {
-                            dst[0] = 0.0;
-                            dst[1..].copy_from_slice(&src[..w - 1]);
-                        }
-                        1 => dst.copy_from_slice(src),
-                        _ => {
-                            dst[..w - 1].copy_from_slice(&src[1..]);
-                            dst[w - 1] = 0.0;
-                        }
+                    1 => d.copy_from_slice(&plane[start..start + len]),
+                    _ => {
+                        d[..len - 1].copy_from_slice(&plane[start + 1..start + len]);
+                        d[w - 1..].iter_mut().step_by(w).for_each(|v| *v = 0.0);
                     }
                 }
             }

@@ -19,7 +19,7 @@ fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
 #[test]
 fn forward_and_gradients_match_burns_convolution() {
     let device = burn::tensor::Device::flex().autodiff();
-    for (batch, c_in, c_out, h, w) in [(2, 3, 4, 9, 7), (4, 16, 8, 48, 48), (1, 8, 16, 130, 61)] {
+    for (batch, c_in, c_out, h, w) in [(2, 3, 4, 9, 7), (4, 16, 8, 48, 48), (1, 8, 16, 130, 61), (2, 2, 3, 5, 1), (1, 3, 2, 1, 6)] {
         let layer = conv(c_in, c_out, &device);
         let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device).require_grad();
         let probe = Tensor::<4>::random([batch, c_out, h, w], Distribution::Normal(0.0, 1.0), &device);
