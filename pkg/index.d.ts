@@ -75,6 +75,9 @@ export interface SegmentResult {
   backend: Backend;
   /** Wall time of this call in milliseconds (decoding, preprocessing, model, stitching). */
   timeMs: number;
+  /** Where that time went, in milliseconds: decoding the input, the task's preprocessing, the
+   * model (every tile, blending included), and restoring to the input's size with the threshold. */
+  timings: { decodeMs: number; preprocessMs: number; modelMs: number; finishMs: number };
 }
 
 /**

@@ -174,7 +174,7 @@ try {
       const ms = performance.now() - t0;
       const gaps = marks.slice(1).map((m, i) => m - marks[i]);
       const perTile = gaps.length ? gaps.reduce((a, b) => a + b, 0) / gaps.length : marks[0];
-      return { ms, timeMs: r.timeMs, tiles: total, perTile, width: r.width, height: r.height, backend: r.backend };
+      return { ms, timeMs: r.timeMs, timings: r.timings, tiles: total, perTile, width: r.width, height: r.height, backend: r.backend };
     });
 
     let ort1 = null, ortN = null;
@@ -209,6 +209,10 @@ try {
     oursCpu = {
       readyMs: ready.readyMs, backend: o[0].backend, tiles: o[0].tiles, size: `${o[0].width}x${o[0].height}`,
       ms: min(o.map((r) => r.ms)), tilePasses: min(o.map((r) => r.perTile * r.tiles)),
+      // The model alone (every tile and the blend), as Segmenter.segment reports it: what ort's
+      // session.run calls compute.
+      model: min(o.map((r) => r.timings?.modelMs ?? NaN)),
+      stages: o[0].timings,
     };
     if (ort1) ortCpu1 = ort1.error ? ort1 : { ...ort1.info, readyMs: ort1.readyMs, ms: min(runs[1].map((r) => r.ms)), tiles: plan.positions.length, plan };
     if (ortN) ortCpuN = ortN.error ? ortN : { ...ortN.info, readyMs: ortN.readyMs, ms: min(runs.N.map((r) => r.ms)) };
@@ -310,6 +314,9 @@ try {
       ms(o.tilePasses), a?.error ? `failed: ${a.error}` : ms(a?.ms), ratio(o.tilePasses, a?.ms), `1 / ${ortThreads(a, 1)}`]);
     cmp.push([`CPU, same, ort on ${cpuThreadsN} threads`,
       ms(o.tilePasses), b?.error ? `failed: ${b.error}` : ms(b?.ms), ratio(o.tilePasses, b?.ms), `1 / ${ortThreads(b, cpuThreadsN)}`]);
+    cmp.push([`CPU, 01_test.tif: the model only (ours: timings.modelMs of Segmenter.segment, ${o.tiles} pass(es); ort: same ${tiles}, + sigmoid/blend in JS)`,
+      ms(o.model), a?.error ? `failed: ${a.error}` : ms(a?.ms), ratio(o.model, a?.ms), `1 / ${ortThreads(a, 1)}`]);
+    if (o.stages) notes.push(`ours, stages of one warm call (ms): decode ${o.stages.decodeMs.toFixed(0)}, preprocess ${o.stages.preprocessMs.toFixed(0)}, model ${o.stages.modelMs.toFixed(0)}, restore + threshold ${o.stages.finishMs.toFixed(0)}`);
     cmp.push(['CPU, per image end to end (ours: Segmenter.segment = decode TIFF + retina preprocessing + tiles + blend + restore; ort: tiles only, no decode/preprocessing)',
       ms(o.ms), ms(a?.ms), ratio(o.ms, a?.ms), `1 / ${ortThreads(a, 1)}`]);
     cmp.push([`CPU, ort on the other tiling (${ortWhole?.size ?? 'n/a'}; reference only, not what ours ran)`,

@@ -100,6 +100,11 @@ pub struct Segmentation {
     pub probabilities: Vec<f32>,
     /// 0 or 255: `probability >= threshold`.
     pub mask: Vec<u8>,
+    /// Milliseconds spent in preprocessing, the model (tiles and blending) and restoring to the
+    /// input's size with the threshold, by the clock `segment` was given (zero without one).
+    pub preprocess_ms: f64,
+    pub model_ms: f64,
+    pub finish_ms: f64,
 }
 
 /// Options of one segmentation.
@@ -125,18 +130,25 @@ impl SegmentOptions {
 }
 
 /// The whole path for one decoded image: preprocess (the task's definition from the weights
-/// file), tiled forward pass with async read-back, back to the input's size, threshold.
+/// file), tiled forward pass with async read-back, back to the input's size, threshold. `now`
+/// is a millisecond clock for the stage times (`performance.now` in the browser).
 pub async fn segment(
     engine: &Engine,
     bundle: &ModelBundle,
     image: &RawImage,
     options: &SegmentOptions,
     progress: impl FnMut(usize, usize),
+    now: impl Fn() -> f64,
 ) -> Result<Segmentation> {
     options.validate()?;
+    let t0 = now();
     let prepared = preprocess::prepare(&bundle.preprocess, image, None)?;
+    let t1 = now();
     let probs = predict::probabilities_async(&engine.model, &engine.device, &prepared, &options.tiling, progress).await?;
-    Ok(finish(image, &prepared, &probs, options.threshold))
+    let t2 = now();
+    let mut seg = finish(image, &prepared, &probs, options.threshold);
+    (seg.preprocess_ms, seg.model_ms, seg.finish_ms) = (t1 - t0, t2 - t1, now() - t2);
+    Ok(seg)
 }
 
 /// The same, blocking (native only: synchronous reads panic on WebGPU in the browser).
@@ -156,7 +168,15 @@ pub fn segment_blocking(
 fn finish(image: &RawImage, prepared: &preprocess::Prepared, probs: &[f32], threshold: f32) -> Segmentation {
     let probabilities = prepared.restore(probs);
     let mask = predict::mask(&probabilities, threshold);
-    Segmentation { width: image.width, height: image.height, probabilities, mask }
+    Segmentation {
+        width: image.width,
+        height: image.height,
+        probabilities,
+        mask,
+        preprocess_ms: 0.0,
+        model_ms: 0.0,
+        finish_ms: 0.0,
+    }
 }
 
 /// Input as 8-bit RGBA for display (16-bit and signed images stretched to 0..255), so the page

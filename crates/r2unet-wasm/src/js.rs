@@ -347,7 +347,7 @@ impl Segmenter {
     /// (0.5), onProgress?: (done, total) => void, tile?: number, stride?: number }`; without
     /// `tile` and `stride`, the CPU runs images up to [`CPU_WHOLE_IMAGE_PIXELS`] in one pass.
     /// Resolves to `{ width, height, probabilities: Float32Array, mask: Uint8Array, timeMs,
-    /// backend }`.
+    /// timings: { decodeMs, preprocessMs, modelMs, finishMs }, backend }`.
     pub async fn segment(&self, input: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
         let started = now_ms();
         let mut opts = SegmentOptions::default();
@@ -375,6 +375,7 @@ impl Segmenter {
             Some(progress.dyn_into::<Function>().map_err(|_| config_error("option 'onProgress' must be a function".into()))?)
         };
         let image = read_input(&input)?;
+        let decode_ms = now_ms() - started;
 
         let engine = self.engine.borrow().clone();
         let result = self.run(&engine, &image, &opts, progress.as_ref()).await;
@@ -400,6 +401,12 @@ impl Segmenter {
         set(&out, "threshold", opts.threshold);
         set(&out, "backend", backend);
         set(&out, "timeMs", now_ms() - started);
+        let timings = Object::new();
+        set(&timings, "decodeMs", decode_ms);
+        set(&timings, "preprocessMs", seg.preprocess_ms);
+        set(&timings, "modelMs", seg.model_ms);
+        set(&timings, "finishMs", seg.finish_ms);
+        set(&out, "timings", timings);
         Ok(out.into())
     }
 }
@@ -418,7 +425,7 @@ impl Segmenter {
                 let _ = f.call2(&JsValue::NULL, &JsValue::from(done as u32), &JsValue::from(total as u32));
             }
         };
-        engine::segment(engine, &self.bundle, image, opts, report).await.map_err(to_js)
+        engine::segment(engine, &self.bundle, image, opts, report, now_ms).await.map_err(to_js)
     }
 }
 

@@ -113,6 +113,15 @@ async fn drive_test_image_matches_its_label() {
     let dice = 2.0 * tp as f64 / (pred + truth) as f64;
     web_sys_log(&format!("DRIVE 01_test in the browser (CPU): Dice {dice:.4}, {} ms", field(&r, "timeMs").as_f64().unwrap_or(f64::NAN)));
     assert!(dice >= 0.70, "Dice {dice:.4} < 0.70 against 01_manual1.gif");
+    // The stage times account for the call: each measured, the model the largest, none over the whole.
+    let total = field(&r, "timeMs").as_f64().unwrap();
+    let timings = field(&r, "timings");
+    let stages: Vec<f64> = ["decodeMs", "preprocessMs", "modelMs", "finishMs"]
+        .iter()
+        .map(|k| field(&timings, k).as_f64().unwrap_or_else(|| panic!("timings.{k} missing")))
+        .collect();
+    assert!(stages.iter().all(|&t| t >= 0.0) && stages.iter().sum::<f64>() <= total + 1.0, "{stages:?} of {total}");
+    assert!(stages[2] > stages[0].max(stages[1]).max(stages[3]), "{stages:?}");
     // On the CPU the image fits the whole-image budget: one pass, reported once, as done.
     assert_eq!(progress.length(), 1, "onProgress calls: {:?}", progress.to_vec());
     let last = js_sys::Array::from(&progress.get(0));
