@@ -13,6 +13,12 @@ mod progress;
 
 use std::process::ExitCode;
 
+// glibc hands every large tensor buffer back to the kernel on free and maps fresh zeroed pages
+// for the next one: page faults and page clearing were about 5 % of a training step and of a
+// whole-image forward pass (bench/NOTES.md). mimalloc keeps and reuses them.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 fn main() -> ExitCode {
