@@ -6,6 +6,8 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
+use super::conv1x1::conv1x1;
+
 #[derive(Module, Debug)]
 pub struct AttentionGate {
     pub gate: Conv2d,
@@ -34,9 +36,9 @@ impl AttentionGate {
     /// - g `[batch, gate_channels, H, W]`, x `[batch, skip_channels, H, W]`
     /// - output `[batch, skip_channels, H, W]`: `x` scaled by a per-pixel weight in (0, 1)
     pub fn forward(&self, g: Tensor<4>, x: Tensor<4>) -> Tensor<4> {
-        let g1 = self.gate_norm.forward(self.gate.forward(g));
-        let x1 = self.skip_norm.forward(self.skip.forward(x.clone()));
-        let psi = sigmoid(self.psi_norm.forward(self.psi.forward(relu(g1 + x1)))); // [B, 1, H, W]
+        let g1 = self.gate_norm.forward(conv1x1(&self.gate, g));
+        let x1 = self.skip_norm.forward(conv1x1(&self.skip, x.clone()));
+        let psi = sigmoid(self.psi_norm.forward(conv1x1(&self.psi, relu(g1 + x1)))); // [B, 1, H, W]
         x * psi
     }
 }

@@ -9,13 +9,14 @@
 //! | `attr2unet` | (d) recurrent residual     | on every skip   |
 pub mod attention;
 pub mod bn_relu;
+pub mod conv1x1;
 pub mod conv3x3;
 pub mod rcl;
 pub mod step_norm;
 pub mod unet;
 pub mod unit;
 
-/// Whether this project's CPU kernels (`conv3x3`, `bn_relu`) can run on `device`: burn-flex, and
+/// Whether this project's CPU kernels (`conv3x3`, `bn_relu`, `conv1x1`) can run on `device`: burn-flex, and
 /// on an autodiff device only when this crate is built with `autodiff` (the backward pass is
 /// only routed then).
 pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {

@@ -6,6 +6,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::attention::AttentionGate;
+use super::conv1x1::conv1x1;
 use super::unit::{Unit, UnitConfig};
 use super::ModelConfig;
 
@@ -72,7 +73,7 @@ impl R2UNet {
             };
             x = decoder.forward(Tensor::cat(vec![skip, up], 1)); // [B, w[l], 2h, 2w]
         }
-        self.head.forward(x)
+        conv1x1(&self.head, x)
     }
 
     /// Values held in batch-norm running statistics (burn's `num_params` counts them; the

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::bn_relu::{bn_relu_eval, bn_relu_train, update_running_stats};
+use super::conv1x1::conv1x1;
 use super::conv3x3::conv3x3;
 use super::rcl::{Rcl, RclConfig};
 
@@ -141,13 +142,13 @@ impl Unit {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Unit::Forward(u) => u.second.forward(u.first.forward(x)),
-            Unit::Recurrent(u) => u.second.forward(u.first.forward(u.entry.forward(x))),
+            Unit::Recurrent(u) => u.second.forward(u.first.forward(conv1x1(&u.entry, x))),
             Unit::Residual(u) => {
-                let x = u.entry.forward(x);
+                let x = conv1x1(&u.entry, x);
                 x.clone() + u.second.forward(u.first.forward(x))
             }
             Unit::RecurrentResidual(u) => {
-                let x = u.entry.forward(x);
+                let x = conv1x1(&u.entry, x);
                 x.clone() + u.second.forward(u.first.forward(x))
             }
         }
