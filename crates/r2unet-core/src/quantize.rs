@@ -35,14 +35,14 @@ pub fn scales_of(model: &R2UNet) -> Result<Scales> {
         }
         let data = burn::store::bridge::to_data(&tensor).map_err(|e| Error::Weights(format!("{}: {e:?}", tensor.name)))?;
         let values = data.as_slice::<f32>().map_err(|e| Error::Weights(format!("{}: {e:?}", tensor.name)))?;
-        let per = numel / tensor.shape[0];
-        let s = values
-            .chunks(per)
-            .map(|slice| slice.iter().fold(0f32, |m, v| m.max(v.abs())) / LEVELS)
-            .collect();
-        scales.insert(tensor.name.clone(), s);
+        scales.insert(tensor.name.clone(), slice_scales(values, numel / tensor.shape[0]));
     }
     Ok(scales)
+}
+
+/// One symmetric scale per run of `per` values: the largest magnitude maps to `LEVELS`.
+fn slice_scales(values: &[f32], per: usize) -> Vec<f32> {
+    values.chunks(per).map(|slice| slice.iter().fold(0f32, |m, v| m.max(v.abs())) / LEVELS).collect()
 }
 
 /// Checks a file's scales against its stored tensors before any is decoded, so that a damaged
@@ -125,7 +125,7 @@ mod tests {
     fn quantise_round_trip_is_within_half_a_step() {
         let values: Vec<f32> = (0..512).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
         let data = TensorData::new(values.clone(), [2, 4, 8, 8]);
-        let scales: Vec<f32> = values.chunks(256).map(|c| c.iter().fold(0f32, |m, v| m.max(v.abs())) / LEVELS).collect();
+        let scales = slice_scales(&values, 256);
         let back = dequantize(quantize(data, &scales), &scales).try_to_vec::<f32>().unwrap();
         for (i, (a, b)) in values.iter().zip(&back).enumerate() {
             assert!((a - b).abs() <= scales[i / 256] * 0.5 + 1e-6, "{i}: {a} vs {b}");

@@ -73,13 +73,18 @@ pub fn to_bytes(model: &R2UNet, bundle: &ModelBundle, precision: Precision) -> R
     Ok(bytes.to_vec())
 }
 
+/// The burnpack container of a weights file, or an error saying it is none.
+fn pack_reader(bytes: &[u8]) -> Result<burn_pack::Reader> {
+    burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))
+}
+
 /// Reads only the configs of a weights file.
 pub fn read_bundle(bytes: &[u8]) -> Result<ModelBundle> {
     if bytes.is_empty() {
         return Err(Error::Weights("the file is empty (0 bytes)".into()));
     }
-    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))?;
+    let reader = pack_reader(bytes)?;
     let meta = reader.metadata();
     let get = |key: &str| {
         meta.get(key).ok_or_else(|| {
@@ -113,8 +118,7 @@ pub fn read_bundle(bytes: &[u8]) -> Result<ModelBundle> {
 
 /// The storage precision a weights file declares (`f32` for files that predate the key).
 pub fn stored_precision(bytes: &[u8]) -> Result<String> {
-    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))?;
+    let reader = pack_reader(bytes)?;
     Ok(reader.metadata().get(KEY_PRECISION).cloned().unwrap_or_else(|| "f32".into()))
 }
 
@@ -128,8 +132,7 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(R2UNet, ModelBundle)
 
 /// Loads tensors into an existing model, refusing anything but an exact match.
 pub fn load_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
-    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))?;
+    let reader = pack_reader(bytes)?;
     let precision = reader.metadata().get(KEY_PRECISION).cloned().unwrap_or_else(|| "f32".into());
     let scales: Option<Scales> = match precision.as_str() {
         "f32" | "f16" => None,
@@ -225,7 +228,7 @@ mod tests {
         let model = ModelConfig::new().with_widths(vec![16, 32]).init(&device);
         let b = bundle(ModelConfig::new().with_widths(vec![16, 32]));
         let bytes = to_bytes(&model, &b, Precision::Int8).unwrap();
-        let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.clone())).unwrap();
+        let reader = pack_reader(&bytes).unwrap();
         let json = reader.metadata().get(KEY_SCALES).unwrap().clone();
         let mut scales: Scales = serde_json::from_str(&json).unwrap();
         assert!(!scales.is_empty());
