@@ -7,7 +7,8 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(drive_data)");
     println!("cargo:rerun-if-env-changed=R2UNET_DATA");
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let data = std::env::var_os("R2UNET_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../../../shared/data"));

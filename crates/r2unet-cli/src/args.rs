@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "r2unet", version, about = "R2U-Net medical image segmentation: train, eval, predict")]
+#[command(
+    name = "r2unet",
+    version,
+    about = "R2U-Net medical image segmentation: train, eval, predict"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -1,5 +1,5 @@
 //! Picking the compute device: wgpu when it finds an adapter, otherwise burn-flex on the CPU.
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use r2unet::burn::tensor::Device;
 
 use crate::args::BackendArg;
@@ -53,7 +53,8 @@ fn try_wgpu() -> std::result::Result<Device, String> {
 
 #[cfg(feature = "wgpu")]
 fn try_wgpu() -> std::result::Result<Device, String> {
-    let found = std::panic::catch_unwind(gpu_adapters).map_err(|_| "adapter enumeration panicked".to_string())?;
+    let found = std::panic::catch_unwind(gpu_adapters)
+        .map_err(|_| "adapter enumeration panicked".to_string())?;
     if found.is_empty() {
         return Err("no GPU adapter on Vulkan, Metal or DX12".into());
     }
@@ -68,16 +69,28 @@ fn try_wgpu() -> std::result::Result<Device, String> {
 /// Resolves `--backend` and says on stderr which one runs.
 pub fn choose(arg: BackendArg) -> Result<Chosen> {
     let chosen = match arg {
-        BackendArg::Flex => Chosen { device: Device::flex(), name: "flex" },
+        BackendArg::Flex => Chosen {
+            device: Device::flex(),
+            name: "flex",
+        },
         BackendArg::Wgpu => match try_wgpu() {
-            Ok(device) => Chosen { device, name: "wgpu" },
+            Ok(device) => Chosen {
+                device,
+                name: "wgpu",
+            },
             Err(e) => bail!("--backend wgpu: no usable GPU adapter ({e})"),
         },
         BackendArg::Auto => match try_wgpu() {
-            Ok(device) => Chosen { device, name: "wgpu" },
+            Ok(device) => Chosen {
+                device,
+                name: "wgpu",
+            },
             Err(e) => {
                 eprintln!("backend: no wgpu adapter ({e}); using flex (CPU)");
-                Chosen { device: Device::flex(), name: "flex" }
+                Chosen {
+                    device: Device::flex(),
+                    name: "flex",
+                }
             }
         },
     };

@@ -14,7 +14,11 @@ pub fn shipped_path(task: Task) -> PathBuf {
 }
 
 /// Loads `--weights`, or the shipped model for `task` when none is given.
-pub fn load(weights: Option<&PathBuf>, task: Task, device: &Device) -> Result<(R2UNet, ModelBundle, PathBuf)> {
+pub fn load(
+    weights: Option<&PathBuf>,
+    task: Task,
+    device: &Device,
+) -> Result<(R2UNet, ModelBundle, PathBuf)> {
     let path = match weights {
         Some(p) => p.clone(),
         None => {
@@ -30,7 +34,8 @@ pub fn load(weights: Option<&PathBuf>, task: Task, device: &Device) -> Result<(R
         }
     };
     let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
-    let (model, bundle) = weights::from_bytes(&bytes, device).with_context(|| format!("{}", path.display()))?;
+    let (model, bundle) =
+        weights::from_bytes(&bytes, device).with_context(|| format!("{}", path.display()))?;
     if bundle.preprocess.task != task {
         anyhow::bail!(
             "{}: this is a {} model, not a {} model",

@@ -5,9 +5,11 @@ use r2unet_train::trainer::{EpochLog, Observer};
 pub fn bar(len: usize, prefix: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
-            .expect("template is valid")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("template is valid")
+        .progress_chars("=> "),
     );
     bar.set_prefix(prefix.to_string());
     bar

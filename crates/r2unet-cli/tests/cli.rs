@@ -14,14 +14,21 @@ fn data() -> Option<PathBuf> {
     if root.join("DRIVE").is_dir() {
         Some(root)
     } else {
-        eprintln!("SKIPPED: real data not found at {} (set R2UNET_DATA)", root.display());
+        eprintln!(
+            "SKIPPED: real data not found at {} (set R2UNET_DATA)",
+            root.display()
+        );
         None
     }
 }
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("binary runs");
-    eprintln!("--- stdout\n{}\n--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -38,11 +45,21 @@ fn train_resume_eval_export_predict_on_drive() {
     let runs = dir.path().join("run");
     let train = |epochs: &str, resume: bool| {
         let mut c = bin();
-        c.args(["train", "--dataset", "drive", "--backend", "flex", "--widths", "8,16,32", "--patches", "1024"])
-            .args(["--batch", "32", "--epochs", epochs, "--data"])
-            .arg(root.join("DRIVE"))
-            .arg("--out")
-            .arg(&runs);
+        c.args([
+            "train",
+            "--dataset",
+            "drive",
+            "--backend",
+            "flex",
+            "--widths",
+            "8,16,32",
+            "--patches",
+            "1024",
+        ])
+        .args(["--batch", "32", "--epochs", epochs, "--data"])
+        .arg(root.join("DRIVE"))
+        .arg("--out")
+        .arg(&runs);
         if resume {
             c.arg("--resume");
         }
@@ -50,7 +67,14 @@ fn train_resume_eval_export_predict_on_drive() {
     };
     let out = train("2", false);
     assert!(out.status.success());
-    for f in ["best.bpk", "last.bpk", "last.optim", "state.json", "config.json", "log.csv"] {
+    for f in [
+        "best.bpk",
+        "last.bpk",
+        "last.optim",
+        "state.json",
+        "config.json",
+        "log.csv",
+    ] {
         assert!(runs.join(f).is_file(), "{f} missing");
     }
     // A second start without --resume must not clobber the run.
@@ -60,7 +84,11 @@ fn train_resume_eval_export_predict_on_drive() {
     let out = train("3", true);
     assert!(out.status.success());
     let log = std::fs::read_to_string(runs.join("log.csv")).unwrap();
-    let epochs: Vec<&str> = log.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let epochs: Vec<&str> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     assert_eq!(epochs, ["1", "2", "3"], "{log}");
 
     let weights = runs.join("best.bpk");
@@ -77,7 +105,10 @@ fn train_resume_eval_export_predict_on_drive() {
         .arg(&roc));
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("| ours |") && stdout.contains("| paper R2U-Net |"), "{stdout}");
+    assert!(
+        stdout.contains("| ours |") && stdout.contains("| paper R2U-Net |"),
+        "{stdout}"
+    );
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["dataset"], "drive");
     assert_eq!(report["split"], "test");
@@ -88,22 +119,44 @@ fn train_resume_eval_export_predict_on_drive() {
     assert!(image::open(&roc).is_ok());
 
     let f16 = dir.path().join("small.f16.bpk");
-    let out = run(bin().args(["export", "--f16", "--weights"]).arg(&weights).arg("--out").arg(&f16));
+    let out = run(bin()
+        .args(["export", "--f16", "--weights"])
+        .arg(&weights)
+        .arg("--out")
+        .arg(&f16));
     assert!(out.status.success());
-    let (a, b) = (std::fs::metadata(&weights).unwrap().len(), std::fs::metadata(&f16).unwrap().len());
+    let (a, b) = (
+        std::fs::metadata(&weights).unwrap().len(),
+        std::fs::metadata(&f16).unwrap().len(),
+    );
     assert!(b < a, "f16 {b} not smaller than f32 {a}");
     let int8 = dir.path().join("small.int8.bpk");
-    let out = run(bin().args(["export", "--int8", "--weights"]).arg(&weights).arg("--out").arg(&int8));
+    let out = run(bin()
+        .args(["export", "--int8", "--weights"])
+        .arg(&weights)
+        .arg("--out")
+        .arg(&int8));
     assert!(out.status.success());
     let c = std::fs::metadata(&int8).unwrap().len();
     assert!(c < b, "int8 {c} not smaller than f16 {b}");
     let out = run(bin().arg("info").arg(&int8));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("precision:    int8"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("precision:    int8"),
+        "{out:?}"
+    );
 
     let pred = dir.path().join("pred");
     let input = root.join("DRIVE/test/images/01_test.tif");
     let out = run(bin()
-        .args(["predict", "--task", "retina", "--overlay", "--backend", "flex", "--weights"])
+        .args([
+            "predict",
+            "--task",
+            "retina",
+            "--overlay",
+            "--backend",
+            "flex",
+            "--weights",
+        ])
         .arg(&int8)
         .arg("--out")
         .arg(&pred)
@@ -120,13 +173,24 @@ fn train_resume_eval_export_predict_on_drive() {
 fn shipped_retina_model_segments_a_drive_image() {
     let Some(root) = data() else { return };
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/retina.bpk");
-    assert!(shipped.is_file(), "the retina model must ship at {}", shipped.display());
+    assert!(
+        shipped.is_file(),
+        "the retina model must ship at {}",
+        shipped.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let input = root.join("DRIVE/test/images/03_test.tif");
-    let out = run(bin().args(["predict", "--task", "retina", "--backend", "flex", "--out"]).arg(dir.path()).arg(&input));
+    let out = run(bin()
+        .args(["predict", "--task", "retina", "--backend", "flex", "--out"])
+        .arg(dir.path())
+        .arg(&input));
     assert!(out.status.success());
-    let mask = image::open(dir.path().join("03_test.mask.png")).unwrap().to_luma8();
-    let label = image::open(root.join("DRIVE/test/1st_manual/03_manual1.gif")).unwrap().to_luma8();
+    let mask = image::open(dir.path().join("03_test.mask.png"))
+        .unwrap()
+        .to_luma8();
+    let label = image::open(root.join("DRIVE/test/1st_manual/03_manual1.gif"))
+        .unwrap()
+        .to_luma8();
     let (mut inter, mut sum) = (0u64, 0u64);
     for (m, l) in mask.pixels().zip(label.pixels()) {
         let (m, l) = (m.0[0] > 127, l.0[0] > 127);
@@ -143,9 +207,25 @@ fn bad_inputs_fail_with_the_file_named_and_no_partial_output() {
     let weights = dir.path().join("w.bpk");
     // Corrupt weights: exit 2, file named.
     std::fs::write(&weights, b"not weights at all").unwrap();
-    let out = run(bin().args(["predict", "--task", "retina", "--backend", "flex", "--weights"]).arg(&weights).arg("--out").arg(dir.path().join("o")).arg("x.png"));
+    let out = run(bin()
+        .args([
+            "predict",
+            "--task",
+            "retina",
+            "--backend",
+            "flex",
+            "--weights",
+        ])
+        .arg(&weights)
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .arg("x.png"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("w.bpk") && stderr(&out).contains("burnpack"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("w.bpk") && stderr(&out).contains("burnpack"),
+        "{}",
+        stderr(&out)
+    );
     // Empty weights.
     std::fs::write(&weights, b"").unwrap();
     let out = run(bin().args(["info"]).arg(&weights));
@@ -163,10 +243,23 @@ fn bad_inputs_fail_with_the_file_named_and_no_partial_output() {
             preprocess: r2unet::PreprocessConfig::for_task(r2unet::Task::Retina),
             info: Default::default(),
         };
-        let bytes = r2unet::weights::to_bytes(&model, &bundle, r2unet::weights::Precision::F32).unwrap();
+        let bytes =
+            r2unet::weights::to_bytes(&model, &bundle, r2unet::weights::Precision::F32).unwrap();
         std::fs::write(&model_path, &bytes).unwrap();
         // The same file claiming to be a skin model is refused for the retina task.
-        let out = run(bin().args(["predict", "--task", "skin", "--backend", "flex", "--weights"]).arg(&model_path).arg("--out").arg(dir.path()).arg("x.png"));
+        let out = run(bin()
+            .args([
+                "predict",
+                "--task",
+                "skin",
+                "--backend",
+                "flex",
+                "--weights",
+            ])
+            .arg(&model_path)
+            .arg("--out")
+            .arg(dir.path())
+            .arg("x.png"));
         assert_eq!(out.status.code(), Some(2));
         assert!(stderr(&out).contains("retina model"), "{}", stderr(&out));
         // Truncated weights.
@@ -177,7 +270,11 @@ fn bad_inputs_fail_with_the_file_named_and_no_partial_output() {
         assert!(stderr(&out).contains("cut.bpk"));
     }
     let good = dir.path().join("good.png");
-    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 40])).save(&good).unwrap();
+    image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 3) as u8, (y * 5) as u8, 40])
+    })
+    .save(&good)
+    .unwrap();
     let png = std::fs::read(&good).unwrap();
     let truncated = dir.path().join("truncated.png");
     std::fs::write(&truncated, &png[..png.len() / 2]).unwrap();
@@ -187,11 +284,24 @@ fn bad_inputs_fail_with_the_file_named_and_no_partial_output() {
     image::RgbImage::new(1, 1).save(&tiny).unwrap();
     let out_dir = dir.path().join("out");
     let out = run(bin()
-        .args(["predict", "--task", "retina", "--backend", "flex", "--weights"])
+        .args([
+            "predict",
+            "--task",
+            "retina",
+            "--backend",
+            "flex",
+            "--weights",
+        ])
         .arg(&model_path)
         .arg("--out")
         .arg(&out_dir)
-        .args([&good, &truncated, &text, &tiny, &dir.path().join("missing.png")]));
+        .args([
+            &good,
+            &truncated,
+            &text,
+            &tiny,
+            &dir.path().join("missing.png"),
+        ]));
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     for name in ["truncated.png", "notes.png", "tiny.png", "missing.png"] {
@@ -199,14 +309,28 @@ fn bad_inputs_fail_with_the_file_named_and_no_partial_output() {
     }
     assert!(err.contains("at least"), "{err}");
     // The good input is written; the bad ones leave nothing, not even partial files.
-    let mut files: Vec<String> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     files.sort();
     assert_eq!(files, ["good.mask.png", "good.prob.png"]);
 
     // eval on an empty folder.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(empty.join("test/images")).unwrap();
-    let out = run(bin().args(["eval", "--dataset", "drive", "--backend", "flex", "--weights"]).arg(&model_path).arg("--data").arg(&empty));
+    let out = run(bin()
+        .args([
+            "eval",
+            "--dataset",
+            "drive",
+            "--backend",
+            "flex",
+            "--weights",
+        ])
+        .arg(&model_path)
+        .arg("--data")
+        .arg(&empty));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no drive images"), "{}", stderr(&out));
 }

@@ -1,9 +1,10 @@
-//! Throughput of the CPU kernels on the R2U-Net's layer shapes (batch 32 of 48x48 patches):
+//! Throughput of the CPU kernels on the R2U-Net's layer shapes (a batch of 32 48x48 patches, and one DRIVE-sized image):
 //! `cargo run --release -p r2unet-core --features native --example kernel_bench`.
 //! Figures only, for profiling; `r2unet bench` is the benchmark of record.
 use std::time::Instant;
 
 use r2unet::model::conv3x3::kernel::{self, Dims};
+use r2unet::model::conv3x3::winograd;
 
 fn time<F: FnMut()>(mut f: F) -> f64 {
     f();
@@ -17,15 +18,38 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 }
 
 fn main() {
-    println!("| layer | forward GFLOP/s | input grad GFLOP/s | weight grad GFLOP/s |");
-    println!("|---|---|---|---|");
-    for (c, side) in [(16, 48), (32, 24), (64, 12), (128, 6)] {
-        let d = Dims { batch: 32, c_in: c, c_out: c, h: side, w: side };
-        let x: Vec<f32> = (0..d.batch * c * side * side).map(|i| (i % 17) as f32 * 0.1).collect();
+    println!(
+        "| layer | im2col forward GFLOP/s | Winograd forward (effective) GFLOP/s | input grad GFLOP/s | weight grad GFLOP/s |"
+    );
+    println!("|---|---|---|---|---|");
+    let shapes = [
+        (32, 16, 48),
+        (32, 32, 24),
+        (32, 64, 12),
+        (32, 128, 6),
+        (1, 16, 584),
+        (1, 32, 292),
+        (1, 64, 146),
+        (1, 128, 73),
+    ];
+    for (batch, c, side) in shapes {
+        let d = Dims {
+            batch,
+            c_in: c,
+            c_out: c,
+            h: side,
+            w: side,
+        };
+        let x: Vec<f32> = (0..d.batch * c * side * side)
+            .map(|i| (i % 17) as f32 * 0.1)
+            .collect();
         let w: Vec<f32> = (0..c * c * 9).map(|i| (i % 13) as f32 * 0.01).collect();
         let flop = 2.0 * (d.batch * c * c * 9 * side * side) as f64;
         let f = time(|| {
-            std::hint::black_box(kernel::forward(&x, &w, d));
+            std::hint::black_box(kernel::im2col_forward(&x, &w, d));
+        });
+        let wf = time(|| {
+            std::hint::black_box(winograd::forward(&x, &w, d));
         });
         let gi = time(|| {
             std::hint::black_box(kernel::input_grad(&x, &w, d));
@@ -33,6 +57,12 @@ fn main() {
         let gw = time(|| {
             std::hint::black_box(kernel::weight_grad(&x, &x, d));
         });
-        println!("| {c}x{side}x{side} | {:.1} | {:.1} | {:.1} |", flop / f / 1e9, flop / gi / 1e9, flop / gw / 1e9);
+        println!(
+            "| {batch} x {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            flop / f / 1e9,
+            flop / wf / 1e9,
+            flop / gi / 1e9,
+            flop / gw / 1e9
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! `cargo run --release -p r2unet-core --features native,autodiff --example step_bench`.
 use std::time::Instant;
 
-use r2unet::burn::tensor::{Device, Distribution, Tensor};
 use r2unet::ModelConfig;
+use r2unet::burn::tensor::{Device, Distribution, Tensor};
 
 fn main() {
     if std::env::args().any(|a| a == "--ops") {
@@ -57,7 +57,9 @@ pub fn ops() {
     t("1x1 conv 32->16 @48", &mut || {
         let _ = c1b.forward(x32_48.clone());
     });
-    let up = ConvTranspose2dConfig::new([32, 16], [2, 2]).with_stride([2, 2]).init(&device);
+    let up = ConvTranspose2dConfig::new([32, 16], [2, 2])
+        .with_stride([2, 2])
+        .init(&device);
     t("up 32->16 24->48", &mut || {
         let _ = up.forward(x32.clone());
     });

@@ -71,7 +71,12 @@ mod tests {
         let before = plane.clone();
         super::apply(&mut plane, w, h, 4, 2.0);
         let span = |p: &[u8]| *p.iter().max().unwrap() as i32 - *p.iter().min().unwrap() as i32;
-        assert!(span(&plane) > span(&before), "{} vs {}", span(&plane), span(&before));
+        assert!(
+            span(&plane) > span(&before),
+            "{} vs {}",
+            span(&plane),
+            span(&before)
+        );
         // Local equalisation does not keep a ramp strictly monotone across tile seams, but it
         // must keep its order overall.
         let mean = |p: &[u8]| p.iter().map(|&v| v as f64).sum::<f64>() / p.len() as f64;

@@ -22,10 +22,21 @@ pub enum Error {
     #[error(
         "image is {width}x{height} = {pixels} pixels; the limit is {limit} pixels (downscale it first)"
     )]
-    TooLarge { width: u32, height: u32, pixels: u64, limit: u64 },
+    TooLarge {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
     /// An image and its label (or FOV mask) disagree in size.
     #[error("size mismatch: image is {image_w}x{image_h} but {what} is {other_w}x{other_h}")]
-    SizeMismatch { what: &'static str, image_w: u32, image_h: u32, other_w: u32, other_h: u32 },
+    SizeMismatch {
+        what: &'static str,
+        image_w: u32,
+        image_h: u32,
+        other_w: u32,
+        other_h: u32,
+    },
     /// A weights file cannot be read as an r2unet model.
     #[error("invalid weights: {0}")]
     Weights(String),

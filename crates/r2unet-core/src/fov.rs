@@ -92,7 +92,9 @@ fn fill_holes(mask: &mut [bool], width: usize, height: usize) {
 }
 
 fn erode(mask: &[bool], width: usize, height: usize) -> Vec<bool> {
-    (0..mask.len()).map(|i| mask[i] && neighbours(i, width, height).all(|n| mask[n])).collect()
+    (0..mask.len())
+        .map(|i| mask[i] && neighbours(i, width, height).all(|n| mask[n]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -119,7 +121,10 @@ mod tests {
         assert!(!fov[0]);
         let inside = fov.iter().filter(|&&v| v).count();
         let disc = (std::f32::consts::PI * 16.0 * 16.0) as usize;
-        assert!(inside > disc * 8 / 10 && inside < disc * 13 / 10, "{inside} vs {disc}");
+        assert!(
+            inside > disc * 8 / 10 && inside < disc * 13 / 10,
+            "{inside} vs {disc}"
+        );
     }
 
     #[test]

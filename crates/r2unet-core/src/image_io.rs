@@ -56,8 +56,17 @@ impl RawImage {
                 n * 4
             )));
         }
-        let data = rgba.chunks_exact(4).flat_map(|p| [p[0] as f32, p[1] as f32, p[2] as f32]).collect();
-        Ok(Self { width, height, channels: 3, kind: SampleKind::U8, data })
+        let data = rgba
+            .chunks_exact(4)
+            .flat_map(|p| [p[0] as f32, p[1] as f32, p[2] as f32])
+            .collect();
+        Ok(Self {
+            width,
+            height,
+            channels: 3,
+            kind: SampleKind::U8,
+            data,
+        })
     }
 
     /// Pixel count.
@@ -73,7 +82,12 @@ impl RawImage {
     /// One channel as a plane (for grey images every index gives the grey plane).
     pub fn plane(&self, channel: usize) -> Vec<f32> {
         let c = channel.min(self.channels - 1);
-        self.data.iter().skip(c).step_by(self.channels).copied().collect()
+        self.data
+            .iter()
+            .skip(c)
+            .step_by(self.channels)
+            .copied()
+            .collect()
     }
 
     /// Luma (Rec. 601) as a plane, in the source's units.
@@ -81,7 +95,10 @@ impl RawImage {
         if self.channels == 1 {
             return self.data.clone();
         }
-        self.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect()
+        self.data
+            .chunks_exact(3)
+            .map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])
+            .collect()
     }
 
     /// A binary plane, `true` where the luma exceeds half of full scale (label and mask files:
@@ -98,10 +115,19 @@ impl RawImage {
 fn check_size(width: u32, height: u32) -> Result<()> {
     let pixels = width as u64 * height as u64;
     if pixels > MAX_PIXELS {
-        return Err(Error::TooLarge { width, height, pixels, limit: MAX_PIXELS });
+        return Err(Error::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: MAX_PIXELS,
+        });
     }
     if width < MIN_SIDE || height < MIN_SIDE {
-        return Err(Error::TooSmall { width, height, min: MIN_SIDE });
+        return Err(Error::TooSmall {
+            width,
+            height,
+            min: MIN_SIDE,
+        });
     }
     Ok(())
 }
@@ -137,39 +163,78 @@ fn decode_generic(bytes: &[u8]) -> Result<RawImage> {
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 8);
     reader.limits(limits);
-    let (width, height) = reader.into_dimensions().map_err(|e| Error::Decode(e.to_string()))?;
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| Error::Decode(e.to_string()))?;
     check_size(width, height)?;
-    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::Decode(e.to_string()))?;
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::Decode(e.to_string()))?;
     reader.no_limits();
     let img = reader.decode().map_err(|e| Error::Decode(e.to_string()))?;
     let (kind, channels, data): (SampleKind, usize, Vec<f32>) = match img {
-        DynamicImage::ImageLuma8(i) => (SampleKind::U8, 1, i.into_raw().into_iter().map(f32::from).collect()),
-        DynamicImage::ImageLumaA8(i) => {
-            (SampleKind::U8, 1, i.into_raw().chunks_exact(2).map(|p| p[0] as f32).collect())
-        }
-        DynamicImage::ImageLuma16(i) => (SampleKind::U16, 1, i.into_raw().into_iter().map(f32::from).collect()),
-        DynamicImage::ImageLumaA16(i) => {
-            (SampleKind::U16, 1, i.into_raw().chunks_exact(2).map(|p| p[0] as f32).collect())
-        }
-        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => {
-            (SampleKind::U16, 3, img.to_rgb16().into_raw().into_iter().map(f32::from).collect())
-        }
+        DynamicImage::ImageLuma8(i) => (
+            SampleKind::U8,
+            1,
+            i.into_raw().into_iter().map(f32::from).collect(),
+        ),
+        DynamicImage::ImageLumaA8(i) => (
+            SampleKind::U8,
+            1,
+            i.into_raw().chunks_exact(2).map(|p| p[0] as f32).collect(),
+        ),
+        DynamicImage::ImageLuma16(i) => (
+            SampleKind::U16,
+            1,
+            i.into_raw().into_iter().map(f32::from).collect(),
+        ),
+        DynamicImage::ImageLumaA16(i) => (
+            SampleKind::U16,
+            1,
+            i.into_raw().chunks_exact(2).map(|p| p[0] as f32).collect(),
+        ),
+        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => (
+            SampleKind::U16,
+            3,
+            img.to_rgb16()
+                .into_raw()
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+        ),
         DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
             (SampleKind::F32, 3, img.to_rgb32f().into_raw())
         }
-        other => (SampleKind::U8, 3, other.to_rgb8().into_raw().into_iter().map(f32::from).collect()),
+        other => (
+            SampleKind::U8,
+            3,
+            other
+                .to_rgb8()
+                .into_raw()
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+        ),
     };
-    Ok(RawImage { width, height, channels, kind, data })
+    Ok(RawImage {
+        width,
+        height,
+        channels,
+        kind,
+        data,
+    })
 }
 
 fn decode_tiff(bytes: &[u8]) -> Result<RawImage> {
-    use tiff::decoder::{Decoder, DecodingResult, Limits};
     use tiff::ColorType;
+    use tiff::decoder::{Decoder, DecodingResult, Limits};
     let err = |e: tiff::TiffError| Error::Decode(format!("TIFF: {e}"));
     let mut limits = Limits::default();
     limits.decoding_buffer_size = (MAX_PIXELS * 16) as usize;
     limits.intermediate_buffer_size = (MAX_PIXELS * 16) as usize;
-    let mut decoder = Decoder::new(Cursor::new(bytes)).map_err(err)?.with_limits(limits);
+    let mut decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(err)?
+        .with_limits(limits);
     let (width, height) = decoder.dimensions().map_err(err)?;
     check_size(width, height)?;
     let color = decoder.colortype().map_err(err)?;
@@ -178,7 +243,11 @@ fn decode_tiff(bytes: &[u8]) -> Result<RawImage> {
         ColorType::GrayA(_) => 2,
         ColorType::RGB(_) => 3,
         ColorType::RGBA(_) => 4,
-        other => return Err(Error::Decode(format!("TIFF colour type {other:?} is not supported"))),
+        other => {
+            return Err(Error::Decode(format!(
+                "TIFF colour type {other:?} is not supported"
+            )));
+        }
     };
     let (kind, samples): (SampleKind, Vec<f32>) = match decoder.read_image().map_err(err)? {
         DecodingResult::U8(v) => (SampleKind::U8, v.into_iter().map(f32::from).collect()),
@@ -186,7 +255,11 @@ fn decode_tiff(bytes: &[u8]) -> Result<RawImage> {
         DecodingResult::I16(v) => (SampleKind::I16, v.into_iter().map(f32::from).collect()),
         DecodingResult::I8(v) => (SampleKind::I16, v.into_iter().map(f32::from).collect()),
         DecodingResult::F32(v) => (SampleKind::F32, v),
-        _ => return Err(Error::Decode("TIFF sample format is not supported (use 8/16-bit or f32)".into())),
+        _ => {
+            return Err(Error::Decode(
+                "TIFF sample format is not supported (use 8/16-bit or f32)".into(),
+            ));
+        }
     };
     let n = width as usize * height as usize;
     if samples.len() < n * stored {
@@ -200,9 +273,19 @@ fn decode_tiff(bytes: &[u8]) -> Result<RawImage> {
     let data = if stored == channels {
         samples[..n * stored].to_vec()
     } else {
-        samples.chunks_exact(stored).take(n).flat_map(|p| p[..channels].to_vec()).collect()
+        samples
+            .chunks_exact(stored)
+            .take(n)
+            .flat_map(|p| p[..channels].to_vec())
+            .collect()
     };
-    Ok(RawImage { width, height, channels, kind, data })
+    Ok(RawImage {
+        width,
+        height,
+        channels,
+        kind,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -212,14 +295,18 @@ mod tests {
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
         out
     }
 
     #[test]
     fn decodes_rgb_png() {
         let img = decode(&png(20, 17)).unwrap();
-        assert_eq!((img.width, img.height, img.channels, img.kind), (20, 17, 3, SampleKind::U8));
+        assert_eq!(
+            (img.width, img.height, img.channels, img.kind),
+            (20, 17, 3, SampleKind::U8)
+        );
         assert_eq!(&img.data[..6], &[0.0, 0.0, 7.0, 1.0, 0.0, 7.0]);
     }
 
@@ -227,8 +314,14 @@ mod tests {
     fn rejects_empty_truncated_garbage_and_tiny() {
         assert!(matches!(decode(&[]), Err(Error::Empty)));
         let bytes = png(40, 40);
-        assert!(matches!(decode(&bytes[..bytes.len() / 2]), Err(Error::Decode(_))));
-        assert!(matches!(decode(b"hello, this is not an image"), Err(Error::Decode(_))));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() / 2]),
+            Err(Error::Decode(_))
+        ));
+        assert!(matches!(
+            decode(b"hello, this is not an image"),
+            Err(Error::Decode(_))
+        ));
         assert!(matches!(decode(&png(1, 1)), Err(Error::TooSmall { .. })));
     }
 
@@ -237,7 +330,8 @@ mod tests {
         // A 12000x12000 grey PNG compresses to little, but would need 576 MB as f32.
         let img = image::GrayImage::new(12000, 12000);
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
         let err = decode(&out).unwrap_err();
         assert!(matches!(err, Error::TooLarge { .. }), "{err}");
         assert!(err.to_string().contains("limit"), "{err}");
@@ -249,7 +343,8 @@ mod tests {
         let hu: Vec<i16> = (0..w * h).map(|i| i as i16 * 10 - 1000).collect();
         let mut out = Cursor::new(Vec::new());
         let mut enc = tiff::encoder::TiffEncoder::new(&mut out).unwrap();
-        enc.write_image::<tiff::encoder::colortype::GrayI16>(w, h, &hu).unwrap();
+        enc.write_image::<tiff::encoder::colortype::GrayI16>(w, h, &hu)
+            .unwrap();
         let img = decode(out.get_ref()).unwrap();
         assert_eq!(img.kind, SampleKind::I16);
         assert_eq!(img.data[0], -1000.0);

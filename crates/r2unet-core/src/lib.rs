@@ -9,18 +9,18 @@
 //! `autodiff` (training), `native` (SIMD and rayon threads in burn-flex; not for wasm),
 //! `simd` (SIMD only, for wasm with `+simd128`).
 
-pub mod error;
-pub mod image_io;
-pub mod fov;
 pub mod clahe;
-pub mod resize;
-pub mod preprocess;
-pub mod tiling;
-pub mod model;
+pub mod error;
+pub mod fov;
+pub mod image_io;
 pub mod metrics;
-pub mod quantize;
-pub mod weights;
+pub mod model;
 pub mod predict;
+pub mod preprocess;
+pub mod quantize;
+pub mod resize;
+pub mod tiling;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use model::{ModelConfig, R2UNet, UnitKind};

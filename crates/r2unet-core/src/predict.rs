@@ -14,21 +14,37 @@ pub const BYTES_PER_PIXEL: usize = 400;
 /// Default activation budget for one forward pass.
 pub const MEMORY_BUDGET: usize = 512 << 20;
 
-fn plan_for(model: &R2UNet, prepared: &Prepared, tiling: &TilingConfig) -> Result<(TilePlan, usize)> {
+fn plan_for(
+    model: &R2UNet,
+    prepared: &Prepared,
+    tiling: &TilingConfig,
+) -> Result<(TilePlan, usize)> {
     let multiple = 1 << (model.encoders.len() - 1);
-    let plan = TilePlan::new(prepared.channels, prepared.height, prepared.width, tiling, multiple)?;
+    let plan = TilePlan::new(
+        prepared.channels,
+        prepared.height,
+        prepared.width,
+        tiling,
+        multiple,
+    )?;
     let batch = plan.batch_for_memory(tiling.batch, BYTES_PER_PIXEL, MEMORY_BUDGET);
     Ok((plan, batch))
 }
 
-fn batch_tensor(plan: &TilePlan, prepared: &Prepared, tiles: &[(usize, usize)], device: &Device) -> Tensor<4> {
+fn batch_tensor(
+    plan: &TilePlan,
+    prepared: &Prepared,
+    tiles: &[(usize, usize)],
+    device: &Device,
+) -> Tensor<4> {
     let input = plan.extract(&prepared.data, tiles);
     let shape = [tiles.len(), plan.channels, plan.tile_h, plan.tile_w];
     Tensor::<4>::from_data(TensorData::new(input, shape), device)
 }
 
 fn to_vec(data: TensorData) -> Result<Vec<f32>> {
-    data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+    data.try_to_vec::<f32>()
+        .map_err(|e| Error::Backend(format!("{e:?}")))
 }
 
 /// Probabilities at model resolution (`prepared.height x prepared.width`), blocking.
@@ -46,7 +62,9 @@ pub fn probabilities(
     let mut done = 0;
     for tiles in plan.positions.chunks(batch) {
         let probs = sigmoid(model.forward(batch_tensor(&plan, prepared, tiles, device)));
-        let data = probs.try_into_data().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let data = probs
+            .try_into_data()
+            .map_err(|e| Error::Backend(format!("{e:?}")))?;
         acc.add(tiles, &to_vec(data)?);
         done += tiles.len();
         progress(done, total);
@@ -69,7 +87,10 @@ pub async fn probabilities_async(
     let mut done = 0;
     for tiles in plan.positions.chunks(batch) {
         let probs = sigmoid(model.forward(batch_tensor(&plan, prepared, tiles, device)));
-        let data = probs.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let data = probs
+            .into_data_async()
+            .await
+            .map_err(|e| Error::Backend(format!("{e:?}")))?;
         acc.add(tiles, &to_vec(data)?);
         done += tiles.len();
         progress(done, total);
@@ -79,7 +100,10 @@ pub async fn probabilities_async(
 
 /// Threshold probabilities into a 0/255 mask.
 pub fn mask(probabilities: &[f32], threshold: f32) -> Vec<u8> {
-    probabilities.iter().map(|&p| if p >= threshold { 255 } else { 0 }).collect()
+    probabilities
+        .iter()
+        .map(|&p| if p >= threshold { 255 } else { 0 })
+        .collect()
 }
 
 #[cfg(test)]
@@ -103,19 +127,31 @@ mod tests {
     }
 
     fn whole(model: &R2UNet, device: &Device, p: &Prepared) -> Vec<f32> {
-        let x = Tensor::<4>::from_data(TensorData::new(p.data.clone(), [1, 1, p.height, p.width]), device);
-        sigmoid(model.forward(x)).into_data().try_to_vec::<f32>().unwrap()
+        let x = Tensor::<4>::from_data(
+            TensorData::new(p.data.clone(), [1, 1, p.height, p.width]),
+            device,
+        );
+        sigmoid(model.forward(x))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
     }
 
     #[test]
     fn one_tile_covering_the_image_equals_the_whole_image_forward() {
         let device = Device::flex();
-        let model = ModelConfig::new().with_widths(vec![8, 16, 32]).init(&device);
+        let model = ModelConfig::new()
+            .with_widths(vec![8, 16, 32])
+            .init(&device);
         let p = prepared(64, 96);
         let config = TilingConfig::new().with_tile(128).with_stride(128);
         let got = probabilities(&model, &device, &p, &config, |_, _| {}).unwrap();
         let want = whole(&model, &device, &p);
-        let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let max = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(max < 1e-5, "max abs difference {max}");
     }
 
@@ -124,9 +160,14 @@ mod tests {
     #[test]
     fn overlapping_tiles_agree_with_the_whole_image_forward() {
         let device = Device::flex();
-        let model = ModelConfig::new().with_widths(vec![8, 16, 32]).init(&device);
+        let model = ModelConfig::new()
+            .with_widths(vec![8, 16, 32])
+            .init(&device);
         let p = prepared(96, 96);
-        let config = TilingConfig::new().with_tile(64).with_stride(16).with_blend(Blend::Gaussian);
+        let config = TilingConfig::new()
+            .with_tile(64)
+            .with_stride(16)
+            .with_blend(Blend::Gaussian);
         let mut calls = 0;
         let got = probabilities(&model, &device, &p, &config, |done, total| {
             calls += 1;
@@ -135,7 +176,12 @@ mod tests {
         .unwrap();
         assert!(calls > 0);
         let want = whole(&model, &device, &p);
-        let mean = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).sum::<f32>() / got.len() as f32;
+        let mean = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f32>()
+            / got.len() as f32;
         assert!(mean < 0.02, "mean abs difference {mean}");
     }
 

@@ -31,9 +31,14 @@ impl Task {
     }
 
     pub fn parse(name: &str) -> crate::Result<Self> {
-        Task::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
-            Error::Config(format!("unknown task '{name}'; expected retina, skin or lung"))
-        })
+        Task::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown task '{name}'; expected retina, skin or lung"
+                ))
+            })
     }
 
     /// Model input channels after preprocessing.
@@ -87,7 +92,10 @@ impl PreprocessConfig {
 
     pub fn validate(&self) -> crate::Result<()> {
         if self.task != Task::Retina && !(16..=2048).contains(&self.size) {
-            return Err(Error::Config(format!("size must be 16..=2048, got {}", self.size)));
+            return Err(Error::Config(format!(
+                "size must be 16..=2048, got {}",
+                self.size
+            )));
         }
         if self.hu_high <= self.hu_low {
             return Err(Error::Config("hu_high must exceed hu_low".into()));
@@ -115,8 +123,13 @@ pub struct Prepared {
 impl Prepared {
     /// Maps model-resolution probabilities back to the source size; zero outside the FOV.
     pub fn restore(&self, probs: &[f32]) -> Vec<f32> {
-        let mut out =
-            resize::bilinear(probs, self.width, self.height, self.source_width, self.source_height);
+        let mut out = resize::bilinear(
+            probs,
+            self.width,
+            self.height,
+            self.source_width,
+            self.source_height,
+        );
         for (p, &inside) in out.iter_mut().zip(&self.source_fov) {
             if !inside {
                 *p = 0.0;
@@ -134,7 +147,9 @@ fn unit_scale(plane: &mut [f32], kind: SampleKind) {
             plane.iter_mut().for_each(|v| *v *= s);
         }
         SampleKind::I16 | SampleKind::F32 => {
-            let (lo, hi) = plane.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            let (lo, hi) = plane
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
             let s = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
             plane.iter_mut().for_each(|v| *v = (*v - lo) * s);
         }
@@ -143,7 +158,11 @@ fn unit_scale(plane: &mut [f32], kind: SampleKind) {
 
 /// Prepares an image for the model. `fov` is an optional field-of-view mask at source size
 /// (retina only; derived from the image when absent).
-pub fn prepare(config: &PreprocessConfig, image: &RawImage, fov: Option<&[bool]>) -> crate::Result<Prepared> {
+pub fn prepare(
+    config: &PreprocessConfig,
+    image: &RawImage,
+    fov: Option<&[bool]>,
+) -> crate::Result<Prepared> {
     config.validate()?;
     let (w, h) = (image.width as usize, image.height as usize);
     match config.task {
@@ -164,7 +183,9 @@ pub fn prepare(config: &PreprocessConfig, image: &RawImage, fov: Option<&[bool]>
             match image.kind {
                 SampleKind::I16 | SampleKind::F32 => {
                     let (lo, hi) = (config.hu_low, config.hu_high);
-                    plane.iter_mut().for_each(|v| *v = ((*v - lo) / (hi - lo)).clamp(0.0, 1.0));
+                    plane
+                        .iter_mut()
+                        .for_each(|v| *v = ((*v - lo) / (hi - lo)).clamp(0.0, 1.0));
                 }
                 // An 8- or 16-bit unsigned picture of a slice is already windowed for display.
                 kind => unit_scale(&mut plane, kind),
@@ -175,7 +196,13 @@ pub fn prepare(config: &PreprocessConfig, image: &RawImage, fov: Option<&[bool]>
     }
 }
 
-fn square(config: &PreprocessConfig, data: Vec<f32>, channels: usize, w: usize, h: usize) -> Prepared {
+fn square(
+    config: &PreprocessConfig,
+    data: Vec<f32>,
+    channels: usize,
+    w: usize,
+    h: usize,
+) -> Prepared {
     let n = config.size * config.size;
     Prepared {
         data,
@@ -201,13 +228,20 @@ fn standardize(plane: &mut [f32], mask: Option<&[bool]>) {
         }
     }
     let mean = sum / n.max(1) as f64;
-    let std = ((sq / n.max(1) as f64) - mean * mean).max(0.0).sqrt().max(1e-6);
+    let std = ((sq / n.max(1) as f64) - mean * mean)
+        .max(0.0)
+        .sqrt()
+        .max(1e-6);
     for v in plane.iter_mut() {
         *v = ((*v as f64 - mean) / std) as f32;
     }
 }
 
-fn prepare_retina(config: &PreprocessConfig, image: &RawImage, fov: Option<&[bool]>) -> crate::Result<Prepared> {
+fn prepare_retina(
+    config: &PreprocessConfig,
+    image: &RawImage,
+    fov: Option<&[bool]>,
+) -> crate::Result<Prepared> {
     let (w, h) = (image.width as usize, image.height as usize);
     let source_fov = match fov {
         Some(mask) if mask.len() != w * h => {
@@ -253,13 +287,25 @@ fn prepare_retina(config: &PreprocessConfig, image: &RawImage, fov: Option<&[boo
     let mut bytes: Vec<u8> = plane
         .iter()
         .zip(&pfov)
-        .map(|(&v, &m)| if m { ((v - lo) / span * 255.0).clamp(0.0, 255.0) as u8 } else { 0 })
+        .map(|(&v, &m)| {
+            if m {
+                ((v - lo) / span * 255.0).clamp(0.0, 255.0) as u8
+            } else {
+                0
+            }
+        })
         .collect();
     clahe::apply(&mut bytes, pw, ph, config.clahe_grid, config.clahe_clip);
     let data: Vec<f32> = bytes
         .iter()
         .zip(&pfov)
-        .map(|(&b, &m)| if m { (b as f32 / 255.0).powf(config.gamma) } else { 0.0 })
+        .map(|(&b, &m)| {
+            if m {
+                (b as f32 / 255.0).powf(config.gamma)
+            } else {
+                0.0
+            }
+        })
         .collect();
     Ok(Prepared {
         data,
@@ -292,15 +338,28 @@ mod tests {
     use super::*;
 
     fn rgb(w: u32, h: u32, f: impl Fn(u32, u32) -> [f32; 3]) -> RawImage {
-        let data = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).flat_map(|(x, y)| f(x, y)).collect();
-        RawImage { width: w, height: h, channels: 3, kind: SampleKind::U8, data }
+        let data = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .flat_map(|(x, y)| f(x, y))
+            .collect();
+        RawImage {
+            width: w,
+            height: h,
+            channels: 3,
+            kind: SampleKind::U8,
+            data,
+        }
     }
 
     #[test]
     fn retina_keeps_size_zeroes_outside_fov_and_restores() {
         let img = rgb(60, 40, |x, y| {
             let inside = (x as f32 - 30.0).powi(2) + (y as f32 - 20.0).powi(2) < 18.0f32.powi(2);
-            if inside { [180.0, (x * 3) as f32, 20.0] } else { [2.0, 1.0, 0.0] }
+            if inside {
+                [180.0, (x * 3) as f32, 20.0]
+            } else {
+                [2.0, 1.0, 0.0]
+            }
         });
         let p = prepare(&PreprocessConfig::for_task(Task::Retina), &img, None).unwrap();
         assert_eq!((p.channels, p.width, p.height), (1, 60, 40));
@@ -316,7 +375,11 @@ mod tests {
     fn retina_rescales_to_the_requested_fov_width_and_back() {
         let img = rgb(200, 200, |x, y| {
             let inside = (x as f32 - 100.0).powi(2) + (y as f32 - 100.0).powi(2) < 90.0f32.powi(2);
-            if inside { [200.0, 100.0, 10.0] } else { [0.0, 0.0, 0.0] }
+            if inside {
+                [200.0, 100.0, 10.0]
+            } else {
+                [0.0, 0.0, 0.0]
+            }
         });
         let config = PreprocessConfig::for_task(Task::Retina).with_fov_width(90);
         let p = prepare(&config, &img, None).unwrap();
@@ -327,7 +390,12 @@ mod tests {
     #[test]
     fn retina_rejects_a_fov_of_the_wrong_size() {
         let img = rgb(32, 32, |_, _| [1.0, 1.0, 1.0]);
-        let err = prepare(&PreprocessConfig::for_task(Task::Retina), &img, Some(&[true; 10])).unwrap_err();
+        let err = prepare(
+            &PreprocessConfig::for_task(Task::Retina),
+            &img,
+            Some(&[true; 10]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("FOV"), "{err}");
     }
 
@@ -344,8 +412,16 @@ mod tests {
 
     #[test]
     fn lung_windows_hounsfield_units() {
-        let data: Vec<f32> = (0..32 * 32).map(|i| if i % 2 == 0 { -2000.0 } else { 1000.0 }).collect();
-        let img = RawImage { width: 32, height: 32, channels: 1, kind: SampleKind::I16, data };
+        let data: Vec<f32> = (0..32 * 32)
+            .map(|i| if i % 2 == 0 { -2000.0 } else { 1000.0 })
+            .collect();
+        let img = RawImage {
+            width: 32,
+            height: 32,
+            channels: 1,
+            kind: SampleKind::I16,
+            data,
+        };
         let config = PreprocessConfig::for_task(Task::Lung).with_size(32);
         let p = prepare(&config, &img, None).unwrap();
         assert_eq!(p.data[0], 0.0);

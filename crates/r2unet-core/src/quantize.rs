@@ -33,16 +33,25 @@ pub fn scales_of(model: &R2UNet) -> Result<Scales> {
         if tensor.dtype != DType::F32 || tensor.shape.len() != 4 || numel < MIN_ELEMENTS {
             continue;
         }
-        let data = burn::store::bridge::to_data(&tensor).map_err(|e| Error::Weights(format!("{}: {e:?}", tensor.name)))?;
-        let values = data.as_slice::<f32>().map_err(|e| Error::Weights(format!("{}: {e:?}", tensor.name)))?;
-        scales.insert(tensor.name.clone(), slice_scales(values, numel / tensor.shape[0]));
+        let data = burn::store::bridge::to_data(&tensor)
+            .map_err(|e| Error::Weights(format!("{}: {e:?}", tensor.name)))?;
+        let values = data
+            .as_slice::<f32>()
+            .map_err(|e| Error::Weights(format!("{}: {e:?}", tensor.name)))?;
+        scales.insert(
+            tensor.name.clone(),
+            slice_scales(values, numel / tensor.shape[0]),
+        );
     }
     Ok(scales)
 }
 
 /// One symmetric scale per run of `per` values: the largest magnitude maps to `LEVELS`.
 fn slice_scales(values: &[f32], per: usize) -> Vec<f32> {
-    values.chunks(per).map(|slice| slice.iter().fold(0f32, |m, v| m.max(v.abs())) / LEVELS).collect()
+    values
+        .chunks(per)
+        .map(|slice| slice.iter().fold(0f32, |m, v| m.max(v.abs())) / LEVELS)
+        .collect()
 }
 
 /// Checks a file's scales against its stored tensors before any is decoded, so that a damaged
@@ -50,7 +59,9 @@ fn slice_scales(values: &[f32], per: usize) -> Vec<f32> {
 pub fn check(scales: &Scales, stored: &[(String, DType, Vec<usize>)]) -> Result<()> {
     for (name, s) in scales {
         let Some((_, dtype, shape)) = stored.iter().find(|(n, _, _)| n == name) else {
-            return Err(Error::Weights(format!("int8 scales name '{name}', which the file does not hold")));
+            return Err(Error::Weights(format!(
+                "int8 scales name '{name}', which the file does not hold"
+            )));
         };
         if *dtype != DType::I8 || shape.first() != Some(&s.len()) {
             return Err(Error::Weights(format!(
@@ -59,7 +70,9 @@ pub fn check(scales: &Scales, stored: &[(String, DType, Vec<usize>)]) -> Result<
             )));
         }
         if s.iter().any(|v| !v.is_finite() || *v < 0.0) {
-            return Err(Error::Weights(format!("int8 tensor '{name}': a scale is negative or not finite")));
+            return Err(Error::Weights(format!(
+                "int8 tensor '{name}': a scale is negative or not finite"
+            )));
         }
     }
     Ok(())
@@ -74,17 +87,25 @@ pub struct Int8Adapter {
 
 impl Int8Adapter {
     pub fn new(scales: Scales) -> Self {
-        Self { scales: Arc::new(scales) }
+        Self {
+            scales: Arc::new(scales),
+        }
     }
 }
 
 impl ModuleAdapter for Int8Adapter {
     fn adapt(&self, tensor: PackTensor, _ctx: ModuleContext<'_>) -> PackTensor {
-        let Some(scales) = self.scales.get(&tensor.name).cloned() else { return tensor };
+        let Some(scales) = self.scales.get(&tensor.name).cloned() else {
+            return tensor;
+        };
         let (name, shape) = (tensor.name.clone(), tensor.shape.clone());
         match tensor.dtype {
-            DType::F32 => map_data(tensor, name, DType::I8, shape, move |data| quantize(data, &scales)),
-            DType::I8 => map_data(tensor, name, DType::F32, shape, move |data| dequantize(data, &scales)),
+            DType::F32 => map_data(tensor, name, DType::I8, shape, move |data| {
+                quantize(data, &scales)
+            }),
+            DType::I8 => map_data(tensor, name, DType::F32, shape, move |data| {
+                dequantize(data, &scales)
+            }),
             _ => tensor,
         }
     }
@@ -103,7 +124,11 @@ fn quantize(data: TensorData, scales: &[f32]) -> TensorData {
         .enumerate()
         .map(|(i, v)| {
             let s = scales[i / per];
-            if s > 0.0 { (v / s).round().clamp(-LEVELS, LEVELS) as i8 } else { 0 }
+            if s > 0.0 {
+                (v / s).round().clamp(-LEVELS, LEVELS) as i8
+            } else {
+                0
+            }
         })
         .collect();
     TensorData::new(q, shape)
@@ -113,7 +138,11 @@ fn dequantize(data: TensorData, scales: &[f32]) -> TensorData {
     let shape = data.shape().clone();
     let q = data.try_to_vec::<i8>().unwrap_or_default();
     let per = q.len() / scales.len().max(1);
-    let values: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * scales[i / per]).collect();
+    let values: Vec<f32> = q
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v as f32 * scales[i / per])
+        .collect();
     TensorData::new(values, shape)
 }
 
@@ -123,12 +152,19 @@ mod tests {
 
     #[test]
     fn quantise_round_trip_is_within_half_a_step() {
-        let values: Vec<f32> = (0..512).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let values: Vec<f32> = (0..512)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
         let data = TensorData::new(values.clone(), [2, 4, 8, 8]);
         let scales = slice_scales(&values, 256);
-        let back = dequantize(quantize(data, &scales), &scales).try_to_vec::<f32>().unwrap();
+        let back = dequantize(quantize(data, &scales), &scales)
+            .try_to_vec::<f32>()
+            .unwrap();
         for (i, (a, b)) in values.iter().zip(&back).enumerate() {
-            assert!((a - b).abs() <= scales[i / 256] * 0.5 + 1e-6, "{i}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= scales[i / 256] * 0.5 + 1e-6,
+                "{i}: {a} vs {b}"
+            );
         }
     }
 }

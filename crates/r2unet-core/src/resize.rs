@@ -65,7 +65,11 @@ mod tests {
         assert_eq!(bilinear(&p, 4, 3, 4, 3), p);
         let c = vec![0.25f32; 100 * 80];
         for (nw, nh) in [(7, 9), (300, 200), (33, 21)] {
-            assert!(bilinear(&c, 100, 80, nw, nh).iter().all(|&v| (v - 0.25).abs() < 1e-6));
+            assert!(
+                bilinear(&c, 100, 80, nw, nh)
+                    .iter()
+                    .all(|&v| (v - 0.25).abs() < 1e-6)
+            );
         }
     }
 

@@ -41,7 +41,10 @@ pub struct TilingConfig {
 impl TilingConfig {
     pub fn validate(&self) -> crate::Result<()> {
         if self.tile < 8 || self.tile > 4096 {
-            return Err(Error::Config(format!("tile must be 8..=4096, got {}", self.tile)));
+            return Err(Error::Config(format!(
+                "tile must be 8..=4096, got {}",
+                self.tile
+            )));
         }
         if self.stride == 0 || self.stride > self.tile {
             return Err(Error::Config(format!(
@@ -78,7 +81,10 @@ fn starts(len: usize, tile: usize, stride: usize) -> Vec<usize> {
     if len <= tile {
         return vec![0];
     }
-    let mut s: Vec<usize> = (0..).map(|i| i * stride).take_while(|&p| p + tile < len).collect();
+    let mut s: Vec<usize> = (0..)
+        .map(|i| i * stride)
+        .take_while(|&p| p + tile < len)
+        .collect();
     s.push(len - tile);
     s.dedup();
     s
@@ -87,27 +93,54 @@ fn starts(len: usize, tile: usize, stride: usize) -> Vec<usize> {
 impl TilePlan {
     /// Plans tiles for a `[channels, height, width]` image; `multiple` is the model's size
     /// multiple. An image smaller than a tile gets one tile, padded.
-    pub fn new(channels: usize, height: usize, width: usize, config: &TilingConfig, multiple: usize) -> crate::Result<Self> {
+    pub fn new(
+        channels: usize,
+        height: usize,
+        width: usize,
+        config: &TilingConfig,
+        multiple: usize,
+    ) -> crate::Result<Self> {
         config.validate()?;
         let whole = height * width <= config.whole_up_to;
-        let tile = if whole { round_up(height.max(width), multiple) } else { round_up(config.tile, multiple) };
+        let tile = if whole {
+            round_up(height.max(width), multiple)
+        } else {
+            round_up(config.tile, multiple)
+        };
         let tile_h = tile.min(round_up(height, multiple));
         let tile_w = tile.min(round_up(width, multiple));
         let stride = if whole { tile } else { config.stride.min(tile) };
         let positions = starts(height, tile_h, stride)
             .into_iter()
-            .flat_map(|y| starts(width, tile_w, stride).into_iter().map(move |x| (y, x)))
+            .flat_map(|y| {
+                starts(width, tile_w, stride)
+                    .into_iter()
+                    .map(move |x| (y, x))
+            })
             .collect();
         let weights = match config.blend {
             Blend::Constant => vec![1.0; tile_h * tile_w],
             Blend::Gaussian => gaussian(tile_h, tile_w),
         };
-        Ok(Self { channels, width, height, tile_w, tile_h, positions, weights })
+        Ok(Self {
+            channels,
+            width,
+            height,
+            tile_w,
+            tile_h,
+            positions,
+            weights,
+        })
     }
 
     /// Tiles per batch so that activations stay under `budget_bytes`: the network holds about
     /// `bytes_per_pixel` bytes per input pixel at its widest (about 100 floats for 16-32-64-128).
-    pub fn batch_for_memory(&self, max_batch: usize, bytes_per_pixel: usize, budget_bytes: usize) -> usize {
+    pub fn batch_for_memory(
+        &self,
+        max_batch: usize,
+        bytes_per_pixel: usize,
+        budget_bytes: usize,
+    ) -> usize {
         let per_tile = (self.tile_w * self.tile_h * bytes_per_pixel).max(1);
         (budget_bytes / per_tile).clamp(1, max_batch.max(1))
     }
@@ -118,7 +151,8 @@ impl TilePlan {
         let mut out = vec![0.0f32; tiles.len() * self.channels * th * tw];
         for (t, &(y0, x0)) in tiles.iter().enumerate() {
             for c in 0..self.channels {
-                let plane = &image[c * self.height * self.width..(c + 1) * self.height * self.width];
+                let plane =
+                    &image[c * self.height * self.width..(c + 1) * self.height * self.width];
                 let dst = &mut out[(t * self.channels + c) * th * tw..][..th * tw];
                 for dy in 0..th.min(self.height - y0) {
                     let cols = tw.min(self.width - x0);
@@ -143,11 +177,15 @@ fn gaussian(h: usize, w: usize) -> Vec<f32> {
     let g = |n: usize| -> Vec<f32> {
         let sigma = n as f32 / 8.0;
         let c = (n as f32 - 1.0) / 2.0;
-        (0..n).map(|i| (-((i as f32 - c).powi(2)) / (2.0 * sigma * sigma)).exp()).collect()
+        (0..n)
+            .map(|i| (-((i as f32 - c).powi(2)) / (2.0 * sigma * sigma)).exp())
+            .collect()
     };
     let (gy, gx) = (g(h), g(w));
     // Clamped away from zero so pixels seen by a tile's border only are still defined.
-    gy.iter().flat_map(|&a| gx.iter().map(move |&b| (a * b).max(1e-3))).collect()
+    gy.iter()
+        .flat_map(|&a| gx.iter().map(move |&b| (a * b).max(1e-3)))
+        .collect()
 }
 
 /// Blends tile outputs into one map.
@@ -176,7 +214,11 @@ impl Accumulator<'_> {
 
     /// The blended `[height, width]` map.
     pub fn finish(self) -> Vec<f32> {
-        self.sum.iter().zip(&self.weight).map(|(s, w)| if *w > 0.0 { s / w } else { 0.0 }).collect()
+        self.sum
+            .iter()
+            .zip(&self.weight)
+            .map(|(s, w)| if *w > 0.0 { s / w } else { 0.0 })
+            .collect()
     }
 }
 
@@ -189,11 +231,16 @@ mod tests {
     #[test]
     fn pointwise_function_stitches_exactly() {
         let (c, h, w) = (2, 37, 53);
-        let image: Vec<f32> = (0..c * h * w).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let image: Vec<f32> = (0..c * h * w)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+            .collect();
         let f = |a: f32, b: f32| a * 0.5 - b * b;
         for blend in [Blend::Constant, Blend::Gaussian] {
             for (tile, stride) in [(16, 8), (16, 16), (24, 5), (64, 64)] {
-                let config = TilingConfig::new().with_tile(tile).with_stride(stride).with_blend(blend);
+                let config = TilingConfig::new()
+                    .with_tile(tile)
+                    .with_stride(stride)
+                    .with_blend(blend);
                 let plan = TilePlan::new(c, h, w, &config, 8).unwrap();
                 let mut acc = plan.accumulator();
                 for chunk in plan.positions.chunks(3) {
@@ -208,7 +255,10 @@ mod tests {
                 let got = acc.finish();
                 for i in 0..h * w {
                     let want = f(image[i], image[h * w + i]);
-                    assert!((got[i] - want).abs() < 1e-5, "{blend:?} {tile}/{stride} pixel {i}");
+                    assert!(
+                        (got[i] - want).abs() < 1e-5,
+                        "{blend:?} {tile}/{stride} pixel {i}"
+                    );
                 }
             }
         }
@@ -245,7 +295,13 @@ mod tests {
     #[test]
     fn bad_configs_are_refused() {
         assert!(TilingConfig::new().with_stride(0).validate().is_err());
-        assert!(TilingConfig::new().with_tile(64).with_stride(65).validate().is_err());
+        assert!(
+            TilingConfig::new()
+                .with_tile(64)
+                .with_stride(65)
+                .validate()
+                .is_err()
+        );
         assert!(TilingConfig::new().with_batch(0).validate().is_err());
     }
 }

@@ -65,11 +65,17 @@ pub fn to_bytes(model: &R2UNet, bundle: &ModelBundle, precision: Precision) -> R
         Precision::Int8 => {
             let scales = quantize::scales_of(model)?;
             let json = serde_json::to_string(&scales).map_err(|e| Error::Weights(e.to_string()))?;
-            store = store.metadata(KEY_SCALES, json).with_to_adapter(Int8Adapter::new(scales));
+            store = store
+                .metadata(KEY_SCALES, json)
+                .with_to_adapter(Int8Adapter::new(scales));
         }
     }
-    model.save_into(&mut store).map_err(|e| Error::Weights(e.to_string()))?;
-    let bytes = store.get_bytes().map_err(|e| Error::Weights(e.to_string()))?;
+    model
+        .save_into(&mut store)
+        .map_err(|e| Error::Weights(e.to_string()))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| Error::Weights(e.to_string()))?;
     Ok(bytes.to_vec())
 }
 
@@ -88,12 +94,16 @@ pub fn read_bundle(bytes: &[u8]) -> Result<ModelBundle> {
     let meta = reader.metadata();
     let get = |key: &str| {
         meta.get(key).ok_or_else(|| {
-            Error::Weights(format!("burnpack file without '{key}': not an r2unet model"))
+            Error::Weights(format!(
+                "burnpack file without '{key}': not an r2unet model"
+            ))
         })
     };
     let format = get(KEY_FORMAT)?;
     if format != FORMAT {
-        return Err(Error::Weights(format!("format '{format}' is not supported (expected '{FORMAT}')")));
+        return Err(Error::Weights(format!(
+            "format '{format}' is not supported (expected '{FORMAT}')"
+        )));
     }
     let model: ModelConfig = serde_json::from_str(get(KEY_MODEL)?)
         .map_err(|e| Error::Weights(format!("model config: {e}")))?;
@@ -113,13 +123,21 @@ pub fn read_bundle(bytes: &[u8]) -> Result<ModelBundle> {
             preprocess.task.channels()
         )));
     }
-    Ok(ModelBundle { model, preprocess, info })
+    Ok(ModelBundle {
+        model,
+        preprocess,
+        info,
+    })
 }
 
 /// The storage precision a weights file declares (`f32` for files that predate the key).
 pub fn stored_precision(bytes: &[u8]) -> Result<String> {
     let reader = pack_reader(bytes)?;
-    Ok(reader.metadata().get(KEY_PRECISION).cloned().unwrap_or_else(|| "f32".into()))
+    Ok(reader
+        .metadata()
+        .get(KEY_PRECISION)
+        .cloned()
+        .unwrap_or_else(|| "f32".into()))
 }
 
 /// Builds the model a weights file describes, on `device`, and loads its tensors.
@@ -133,7 +151,11 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(R2UNet, ModelBundle)
 /// Loads tensors into an existing model, refusing anything but an exact match.
 pub fn load_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
     let reader = pack_reader(bytes)?;
-    let precision = reader.metadata().get(KEY_PRECISION).cloned().unwrap_or_else(|| "f32".into());
+    let precision = reader
+        .metadata()
+        .get(KEY_PRECISION)
+        .cloned()
+        .unwrap_or_else(|| "f32".into());
     let scales: Option<Scales> = match precision.as_str() {
         "f32" | "f16" => None,
         "int8" => {
@@ -141,7 +163,8 @@ pub fn load_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
                 .metadata()
                 .get(KEY_SCALES)
                 .ok_or_else(|| Error::Weights(format!("an int8 file without '{KEY_SCALES}'")))?;
-            let scales = serde_json::from_str(json).map_err(|e| Error::Weights(format!("int8 scales: {e}")))?;
+            let scales = serde_json::from_str(json)
+                .map_err(|e| Error::Weights(format!("int8 scales: {e}")))?;
             let stored: Vec<_> = reader
                 .into_tensors()
                 .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))?
@@ -151,7 +174,11 @@ pub fn load_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
             quantize::check(&scales, &stored)?;
             Some(scales)
         }
-        other => return Err(Error::Weights(format!("unknown precision '{other}' (expected f32, f16 or int8)"))),
+        other => {
+            return Err(Error::Weights(format!(
+                "unknown precision '{other}' (expected f32, f16 or int8)"
+            )));
+        }
     };
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
     // The adapters cast both ways, so each is applied only to files stored in its format.
@@ -161,17 +188,31 @@ pub fn load_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
     if let Some(scales) = scales {
         store = store.with_from_adapter(Int8Adapter::new(scales));
     }
-    let result = model.load_from(&mut store).map_err(|e| Error::WeightsMismatch(e.to_string()))?;
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| Error::WeightsMismatch(e.to_string()))?;
     if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
         let mut parts = Vec::new();
         if !result.missing.is_empty() {
-            parts.push(format!("{} tensors missing (e.g. {})", result.missing.len(), result.missing[0].0));
+            parts.push(format!(
+                "{} tensors missing (e.g. {})",
+                result.missing.len(),
+                result.missing[0].0
+            ));
         }
         if !result.unused.is_empty() {
-            parts.push(format!("{} tensors unused (e.g. {})", result.unused.len(), result.unused[0]));
+            parts.push(format!(
+                "{} tensors unused (e.g. {})",
+                result.unused.len(),
+                result.unused[0]
+            ));
         }
         if !result.errors.is_empty() {
-            parts.push(format!("{} tensors rejected (e.g. {:?})", result.errors.len(), result.errors[0]));
+            parts.push(format!(
+                "{} tensors rejected (e.g. {:?})",
+                result.errors.len(),
+                result.errors[0]
+            ));
         }
         return Err(Error::WeightsMismatch(parts.join("; ")));
     }
@@ -187,7 +228,11 @@ mod tests {
     fn bundle(model: ModelConfig) -> ModelBundle {
         let mut info = BTreeMap::new();
         info.insert("dataset".into(), "test".into());
-        ModelBundle { model, preprocess: PreprocessConfig::for_task(Task::Retina), info }
+        ModelBundle {
+            model,
+            preprocess: PreprocessConfig::for_task(Task::Retina),
+            info,
+        }
     }
 
     fn small() -> ModelConfig {
@@ -200,13 +245,24 @@ mod tests {
         let model = small().init(&device);
         let x = Tensor::<4>::random([1, 1, 16, 16], Distribution::Normal(0.0, 1.0), &device);
         let want = model.forward(x.clone()).into_data();
-        for (precision, tol) in [(Precision::F32, 1e-6), (Precision::F16, 2e-2), (Precision::Int8, 5e-2)] {
+        for (precision, tol) in [
+            (Precision::F32, 1e-6),
+            (Precision::F16, 2e-2),
+            (Precision::Int8, 5e-2),
+        ] {
             let bytes = to_bytes(&model, &bundle(small()), precision).unwrap();
             let (loaded, b) = from_bytes(&bytes, &device).unwrap();
             assert_eq!(b, bundle(small()));
             let got = loaded.forward(x.clone()).into_data();
-            let (g, w) = (got.try_to_vec::<f32>().unwrap(), want.try_to_vec::<f32>().unwrap());
-            let max = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let (g, w) = (
+                got.try_to_vec::<f32>().unwrap(),
+                want.try_to_vec::<f32>().unwrap(),
+            );
+            let max = g
+                .iter()
+                .zip(&w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(max < tol, "{precision:?}: {max}");
         }
     }
@@ -215,10 +271,16 @@ mod tests {
     fn f16_file_is_about_half_the_size() {
         let device = Device::flex();
         let model = ModelConfig::new().init(&device);
-        let f32b = to_bytes(&model, &bundle(ModelConfig::new()), Precision::F32).unwrap().len();
-        let f16b = to_bytes(&model, &bundle(ModelConfig::new()), Precision::F16).unwrap().len();
+        let f32b = to_bytes(&model, &bundle(ModelConfig::new()), Precision::F32)
+            .unwrap()
+            .len();
+        let f16b = to_bytes(&model, &bundle(ModelConfig::new()), Precision::F16)
+            .unwrap()
+            .len();
         assert!(f16b * 10 < f32b * 6, "{f16b} vs {f32b}");
-        let int8 = to_bytes(&model, &bundle(ModelConfig::new()), Precision::Int8).unwrap().len();
+        let int8 = to_bytes(&model, &bundle(ModelConfig::new()), Precision::Int8)
+            .unwrap()
+            .len();
         assert!(int8 * 10 < f32b * 3, "{int8} vs {f32b}");
     }
 
@@ -244,7 +306,10 @@ mod tests {
             .with_to_adapter(Int8Adapter::new(serde_json::from_str(&json).unwrap()));
         model.save_into(&mut store).unwrap();
         let bad = store.get_bytes().unwrap().to_vec();
-        let err = from_bytes(&bad, &device).map(|_| ()).unwrap_err().to_string();
+        let err = from_bytes(&bad, &device)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&first) && err.contains("scales"), "{err}");
         let mut unknown = BurnpackStore::from_bytes(None)
             .metadata(KEY_FORMAT, FORMAT)
@@ -252,7 +317,10 @@ mod tests {
             .metadata(KEY_PREPROCESS, b.preprocess.to_string())
             .metadata(KEY_PRECISION, "int4");
         model.save_into(&mut unknown).unwrap();
-        let err = from_bytes(&unknown.get_bytes().unwrap().to_vec(), &device).map(|_| ()).unwrap_err().to_string();
+        let err = from_bytes(&unknown.get_bytes().unwrap().to_vec(), &device)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("int4"), "{err}");
     }
 
@@ -266,7 +334,12 @@ mod tests {
         assert!(msg(from_bytes(&bytes[..bytes.len() / 2], &device)).contains("invalid weights"));
         assert!(msg(from_bytes(b"PK\x03\x04 zip file", &device)).contains("burnpack"));
         // Same tensors, but the metadata claims another architecture.
-        let liar = to_bytes(&model, &bundle(small().with_widths(vec![4, 8, 16])), Precision::F32).unwrap();
+        let liar = to_bytes(
+            &model,
+            &bundle(small().with_widths(vec![4, 8, 16])),
+            Precision::F32,
+        )
+        .unwrap();
         let err = msg(from_bytes(&liar, &device));
         assert!(err.contains("do not fit"), "{err}");
         // Skin wants 3 channels; a 1-channel model labelled skin is refused up front.

@@ -20,7 +20,9 @@ mod tests {
         let device = Device::flex();
         let z = [-3.0f32, -0.5, 0.0, 2.0, 80.0, -80.0];
         let y = [0.0f32, 1.0, 1.0, 0.0, 1.0, 0.0];
-        let t = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 1, 1, v.len()]), &device);
+        let t = |v: &[f32]| {
+            Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 1, 1, v.len()]), &device)
+        };
         let got: f32 = bce_with_logits(t(&z), t(&y)).into_scalar();
         let want: f32 = z
             .iter()

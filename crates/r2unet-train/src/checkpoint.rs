@@ -23,8 +23,13 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn new(root: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root).map_err(|source| TrainError::Io { path: root.to_owned(), source })?;
-        Ok(Self { root: root.to_owned() })
+        std::fs::create_dir_all(root).map_err(|source| TrainError::Io {
+            path: root.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            root: root.to_owned(),
+        })
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -34,14 +39,20 @@ impl RunDir {
     /// Writes `name` atomically.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let (tmp, dst) = (self.path(&format!(".{name}.tmp")), self.path(name));
-        std::fs::write(&tmp, bytes).map_err(|source| TrainError::Io { path: tmp.clone(), source })?;
+        std::fs::write(&tmp, bytes).map_err(|source| TrainError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
         std::fs::rename(&tmp, &dst).map_err(|source| TrainError::Io { path: dst, source })
     }
 
     pub fn read_state(&self) -> Result<State> {
         let path = self.path("state.json");
         let bytes = crate::error::read(&path)?;
-        serde_json::from_slice(&bytes).map_err(|e| TrainError::Checkpoint { path, message: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| TrainError::Checkpoint {
+            path,
+            message: e.to_string(),
+        })
     }
 
     pub fn append_log(&self, header: &str, line: &str) -> Result<()> {
@@ -52,8 +63,16 @@ impl RunDir {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|source| TrainError::Io { path: path.clone(), source })?;
-        let text = if fresh { format!("{header}\n{line}\n") } else { format!("{line}\n") };
-        f.write_all(text.as_bytes()).map_err(|source| TrainError::Io { path, source })
+            .map_err(|source| TrainError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let text = if fresh {
+            format!("{header}\n{line}\n")
+        } else {
+            format!("{line}\n")
+        };
+        f.write_all(text.as_bytes())
+            .map_err(|source| TrainError::Io { path, source })
     }
 }

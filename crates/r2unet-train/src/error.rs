@@ -9,9 +9,15 @@ pub type Result<T> = std::result::Result<T, TrainError>;
 #[non_exhaustive]
 pub enum TrainError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Image { path: PathBuf, source: r2unet::Error },
+    Image {
+        path: PathBuf,
+        source: r2unet::Error,
+    },
     #[error("{0}")]
     Dataset(String),
     #[error(transparent)]
@@ -22,5 +28,8 @@ pub enum TrainError {
 
 /// Reads a file, naming it on failure.
 pub fn read(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| TrainError::Io { path: path.to_owned(), source })
+    std::fs::read(path).map_err(|source| TrainError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }

@@ -3,12 +3,12 @@
 use std::path::Path;
 use std::time::Instant;
 
+use r2unet::R2UNet;
 use r2unet::burn::tensor::Device;
-use r2unet::metrics::{roc_curve, Metrics, Scores};
+use r2unet::metrics::{Metrics, Scores, roc_curve};
 use r2unet::predict;
 use r2unet::tiling::TilingConfig;
 use r2unet::weights::ModelBundle;
-use r2unet::R2UNet;
 use serde::Serialize;
 
 use crate::datasets::Dataset;
@@ -65,12 +65,18 @@ pub fn evaluate(
     for (i, sample) in samples.iter().enumerate() {
         let loaded = sample.load(&bundle.preprocess)?;
         let probs = predict::probabilities(model, device, &loaded.prepared, tiling, |_, _| {})
-            .map_err(|source| TrainError::Image { path: sample.image.clone(), source })?;
+            .map_err(|source| TrainError::Image {
+                path: sample.image.clone(),
+                source,
+            })?;
         let probs = loaded.prepared.restore(&probs);
         let fov = &loaded.prepared.source_fov;
         let mut scores = Scores::default();
         scores.extend(&probs, &loaded.label, fov);
-        images.push(ImageResult { id: loaded.id.clone(), metrics: scores.metrics(threshold) });
+        images.push(ImageResult {
+            id: loaded.id.clone(),
+            metrics: scores.metrics(threshold),
+        });
         pooled.extend(&probs, &loaded.label, fov);
         progress(i + 1, samples.len());
     }

@@ -27,10 +27,17 @@ impl Examples {
     /// Inputs and labels of examples `range`.
     pub fn slice(&self, range: std::ops::Range<usize>) -> (&[f32], &[f32]) {
         let (i, l) = (self.channels * self.side * self.side, self.side * self.side);
-        (&self.inputs[range.start * i..range.end * i], &self.labels[range.start * l..range.end * l])
+        (
+            &self.inputs[range.start * i..range.end * i],
+            &self.labels[range.start * l..range.end * l],
+        )
     }
 
-    fn push(&mut self, inputs: impl IntoIterator<Item = f32>, labels: impl IntoIterator<Item = f32>) {
+    fn push(
+        &mut self,
+        inputs: impl IntoIterator<Item = f32>,
+        labels: impl IntoIterator<Item = f32>,
+    ) {
         self.inputs.extend(inputs);
         self.labels.extend(labels);
     }
@@ -58,14 +65,24 @@ fn dihedral(plane: &[f32], side: usize, t: u8) -> Vec<f32> {
 pub fn patches(images: &[Loaded], count: usize, side: usize, seed: u64, augment: bool) -> Examples {
     let mut rng = SmallRng::seed_from_u64(seed);
     let channels = images[0].prepared.channels;
-    let mut out = Examples { channels, side, ..Default::default() };
+    let mut out = Examples {
+        channels,
+        side,
+        ..Default::default()
+    };
     out.inputs.reserve(count * channels * side * side);
     out.labels.reserve(count * side * side);
     // Pixel lists per image so a centre is drawn uniformly from FOV pixels.
     let inside: Vec<Vec<u32>> = images
         .iter()
         .map(|im| {
-            im.prepared.fov.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i as u32).collect()
+            im.prepared
+                .fov
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| **m)
+                .map(|(i, _)| i as u32)
+                .collect()
         })
         .collect();
     while out.len() < count {
@@ -80,12 +97,15 @@ pub fn patches(images: &[Loaded], count: usize, side: usize, seed: u64, augment:
         let x0 = cx.saturating_sub(side / 2).min(p.width - side);
         let t = if augment { rng.random_range(0..8u8) } else { 0 };
         let crop = |plane: &[f32]| -> Vec<f32> {
-            let v: Vec<f32> =
-                (0..side).flat_map(|dy| plane[(y0 + dy) * p.width + x0..][..side].to_vec()).collect();
+            let v: Vec<f32> = (0..side)
+                .flat_map(|dy| plane[(y0 + dy) * p.width + x0..][..side].to_vec())
+                .collect();
             dihedral(&v, side, t)
         };
         let n = p.width * p.height;
-        let inputs: Vec<f32> = (0..channels).flat_map(|ch| crop(&p.data[ch * n..(ch + 1) * n])).collect();
+        let inputs: Vec<f32> = (0..channels)
+            .flat_map(|ch| crop(&p.data[ch * n..(ch + 1) * n]))
+            .collect();
         out.push(inputs, crop(&images[k].model_label));
     }
     out
@@ -100,12 +120,18 @@ pub fn whole_images(images: &[Loaded], seed: u64, augment: bool) -> Examples {
     for i in (1..order.len()).rev() {
         order.swap(i, rng.random_range(0..=i));
     }
-    let mut out = Examples { channels, side, ..Default::default() };
+    let mut out = Examples {
+        channels,
+        side,
+        ..Default::default()
+    };
     for k in order {
         let p = &images[k].prepared;
         let t = if augment { rng.random_range(0..8u8) } else { 0 };
         let n = side * side;
-        let inputs: Vec<f32> = (0..channels).flat_map(|c| dihedral(&p.data[c * n..(c + 1) * n], side, t)).collect();
+        let inputs: Vec<f32> = (0..channels)
+            .flat_map(|c| dihedral(&p.data[c * n..(c + 1) * n], side, t))
+            .collect();
         out.push(inputs, dihedral(&images[k].model_label, side, t));
     }
     out

@@ -68,14 +68,22 @@ pub struct EpochLog {
     pub best: bool,
 }
 
-pub const LOG_HEADER: &str = "epoch,lr,train_loss,val_loss,val_auc,val_f1,seconds,examples_per_s,best";
+pub const LOG_HEADER: &str =
+    "epoch,lr,train_loss,val_loss,val_auc,val_f1,seconds,examples_per_s,best";
 
 impl EpochLog {
     fn csv(&self) -> String {
         format!(
             "{},{:.3e},{:.5},{:.5},{:.5},{:.5},{:.1},{:.1},{}",
-            self.epoch, self.lr, self.train_loss, self.val_loss, self.val_auc, self.val_f1,
-            self.seconds, self.examples_per_s, self.best
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.val_loss,
+            self.val_auc,
+            self.val_f1,
+            self.seconds,
+            self.examples_per_s,
+            self.best
         )
     }
 }
@@ -105,7 +113,11 @@ pub fn load_split(
     Ok(out)
 }
 
-fn batch_tensors(examples: &Examples, range: std::ops::Range<usize>, device: &Device) -> (Tensor<4>, Tensor<4>) {
+fn batch_tensors(
+    examples: &Examples,
+    range: std::ops::Range<usize>,
+    device: &Device,
+) -> (Tensor<4>, Tensor<4>) {
     let n = range.len();
     let (x, y) = examples.slice(range);
     let (c, s) = (examples.channels, examples.side);
@@ -116,7 +128,12 @@ fn batch_tensors(examples: &Examples, range: std::ops::Range<usize>, device: &De
 }
 
 /// Loss, AUC and F1 of `model` over `examples` (validation).
-fn validate(model: &R2UNet, examples: &Examples, batch: usize, device: &Device) -> crate::Result<(f64, f64, f64)> {
+fn validate(
+    model: &R2UNet,
+    examples: &Examples,
+    batch: usize,
+    device: &Device,
+) -> crate::Result<(f64, f64, f64)> {
     let mut scores = Scores::default();
     let (mut loss_sum, mut n) = (0.0, 0);
     let mut start = 0;
@@ -127,7 +144,10 @@ fn validate(model: &R2UNet, examples: &Examples, batch: usize, device: &Device) 
         let loss: f32 = bce_with_logits(logits.clone(), y).into_scalar();
         loss_sum += loss as f64 * (end - start) as f64;
         n += end - start;
-        let probs = sigmoid(logits).into_data().try_to_vec::<f32>().map_err(|e| TrainError::Dataset(format!("{e:?}")))?;
+        let probs = sigmoid(logits)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| TrainError::Dataset(format!("{e:?}")))?;
         let (_, labels) = examples.slice(start..end);
         let truth: Vec<bool> = labels.iter().map(|&v| v > 0.5).collect();
         scores.extend(&probs, &truth, &vec![true; truth.len()]);
@@ -145,7 +165,11 @@ fn bundle(config: &TrainConfig, state: &State) -> ModelBundle {
     info.insert("train_seconds".into(), format!("{:.0}", state.seconds));
     info.insert("seed".into(), config.seed.to_string());
     info.insert("patches_per_epoch".into(), config.patches.to_string());
-    ModelBundle { model: config.model.clone(), preprocess: config.preprocess.clone(), info }
+    ModelBundle {
+        model: config.model.clone(),
+        preprocess: config.preprocess.clone(),
+        info,
+    }
 }
 
 /// Trains into `run` (a folder). With `resume`, continues from `run/state.json`.
@@ -174,15 +198,24 @@ pub fn train(
 
     let mut model = config.model.init(&train_device);
     let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(config.epsilon).init();
-    let mut state = State { best_score: f64::NEG_INFINITY, ..State::default() };
+    let mut state = State {
+        best_score: f64::NEG_INFINITY,
+        ..State::default()
+    };
     if resume {
         state = dir.read_state()?;
         let bytes = crate::error::read(&dir.path("last.bpk"))?;
-        weights::load_into(&mut model, &bytes)
-            .map_err(|e| TrainError::Checkpoint { path: dir.path("last.bpk"), message: e.to_string() })?;
+        weights::load_into(&mut model, &bytes).map_err(|e| TrainError::Checkpoint {
+            path: dir.path("last.bpk"),
+            message: e.to_string(),
+        })?;
         let opath = dir.path("last.optim");
-        let record = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(crate::error::read(&opath)?))
-            .map_err(|e| TrainError::Checkpoint { path: opath, message: format!("{e:?}") })?;
+        let record =
+            OptimizerRecord::from_bytes(Bytes::from_bytes_vec(crate::error::read(&opath)?))
+                .map_err(|e| TrainError::Checkpoint {
+                    path: opath,
+                    message: format!("{e:?}"),
+                })?;
         optim = optim.load_record(record);
     }
     dir.write("config.json", config.to_string().as_bytes())?;
@@ -206,21 +239,29 @@ pub fn train(
         let epoch = state.epoch + 1;
         let seed = config.seed.wrapping_add(epoch as u64 * 7919);
         let examples = if retina {
-            samples::patches(&train_images, config.patches, config.patch, seed, config.augment)
+            samples::patches(
+                &train_images,
+                config.patches,
+                config.patch,
+                seed,
+                config.augment,
+            )
         } else {
             samples::whole_images(&train_images, seed, config.augment)
         };
         observer.epoch_start(epoch, config.epochs, examples.len());
         let started = Instant::now();
         let total_steps = (steps_per_epoch(examples.len()) * config.epochs) as f64;
-        let (mut loss_sum, mut seen, mut step) = (0.0, 0usize, steps_per_epoch(examples.len()) * (epoch - 1));
+        let (mut loss_sum, mut seen, mut step) =
+            (0.0, 0usize, steps_per_epoch(examples.len()) * (epoch - 1));
         let mut lr = config.lr;
         let mut start = 0;
         while start < examples.len() {
             let end = (start + config.batch).min(examples.len());
             let progress = step as f64 / total_steps;
             let floor = config.lr * config.lr_floor;
-            lr = floor + (config.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+            lr =
+                floor + (config.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
             let (x, y) = batch_tensors(&examples, start..end, &train_device);
             let loss = bce_with_logits(model.forward(x), y);
             let loss_value: f32 = loss.clone().into_scalar();
@@ -255,13 +296,21 @@ pub fn train(
             dir.write("best.bpk", &bytes)?;
         }
         dir.write("last.bpk", &bytes)?;
-        let record = optim.to_record().into_bytes().map_err(|e| TrainError::Checkpoint {
-            path: dir.path("last.optim"),
-            message: format!("{e:?}"),
-        })?;
+        let record = optim
+            .to_record()
+            .into_bytes()
+            .map_err(|e| TrainError::Checkpoint {
+                path: dir.path("last.optim"),
+                message: format!("{e:?}"),
+            })?;
         dir.write("last.optim", &record)?;
         // The state goes last: it is what `--resume` trusts.
-        dir.write("state.json", serde_json::to_string_pretty(&state).expect("state serialises").as_bytes())?;
+        dir.write(
+            "state.json",
+            serde_json::to_string_pretty(&state)
+                .expect("state serialises")
+                .as_bytes(),
+        )?;
         let log = EpochLog {
             epoch,
             lr,
@@ -290,7 +339,9 @@ mod tests {
     fn a_few_training_steps_lower_the_loss() {
         let device = Device::flex().autodiff();
         for arch in r2unet::model::ARCHITECTURES {
-            let config = ModelConfig::for_architecture(arch).unwrap().with_widths(vec![8, 16]);
+            let config = ModelConfig::for_architecture(arch)
+                .unwrap()
+                .with_widths(vec![8, 16]);
             let mut model = config.init(&device);
             let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-8).init();
             let x = Tensor::<4>::random([8, 1, 16, 16], Distribution::Normal(0.0, 1.0), &device);
@@ -304,7 +355,10 @@ mod tests {
                 model = optim.step(3e-3, model, grads);
             }
             let (first, last) = (losses[0], *losses.last().unwrap());
-            assert!(last < first * 0.8, "{arch}: loss {first} -> {last} ({losses:?})");
+            assert!(
+                last < first * 0.8,
+                "{arch}: loss {first} -> {last} ({losses:?})"
+            );
         }
     }
 }

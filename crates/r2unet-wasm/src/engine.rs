@@ -3,7 +3,7 @@
 use r2unet::burn::tensor::{Device, Tensor};
 use r2unet::image_io::RawImage;
 use r2unet::tiling::TilingConfig;
-use r2unet::{predict, preprocess, weights, Error, ModelBundle, R2UNet, Result};
+use r2unet::{Error, ModelBundle, R2UNet, Result, predict, preprocess, weights};
 
 /// Which compute backend an [`Engine`] runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +39,9 @@ impl BackendChoice {
             "auto" => Ok(BackendChoice::Auto),
             "webgpu" => Ok(BackendChoice::WebGpu),
             "cpu" => Ok(BackendChoice::Cpu),
-            other => Err(Error::Config(format!("unknown backend '{other}'; expected 'auto', 'webgpu' or 'cpu'"))),
+            other => Err(Error::Config(format!(
+                "unknown backend '{other}'; expected 'auto', 'webgpu' or 'cpu'"
+            ))),
         }
     }
 }
@@ -68,7 +70,14 @@ impl Engine {
     /// burn's BatchNorm panics on WebGPU: TOOLCHAIN.md).
     pub fn load(bytes: &[u8], device: Device, kind: BackendKind) -> Result<(Self, ModelBundle)> {
         let (model, bundle) = weights::from_bytes(bytes, &device)?;
-        Ok((Self { model, device, kind }, bundle))
+        Ok((
+            Self {
+                model,
+                device,
+                kind,
+            },
+            bundle,
+        ))
     }
 
     /// The CPU engine (burn-flex).
@@ -83,10 +92,17 @@ impl Engine {
         let side = bundle.model.size_multiple().max(8) * 2;
         let x = Tensor::<4>::zeros([1, bundle.model.in_channels, side, side], &self.device);
         let y = self.model.forward(x);
-        let data = y.into_data_async().await.map_err(|e| Error::Backend(format!("warm-up read-back failed: {e:?}")))?;
-        let values = data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let data = y
+            .into_data_async()
+            .await
+            .map_err(|e| Error::Backend(format!("warm-up read-back failed: {e:?}")))?;
+        let values = data
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Backend(format!("{e:?}")))?;
         if values.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Backend("warm-up forward pass gave non-finite values".into()));
+            return Err(Error::Backend(
+                "warm-up forward pass gave non-finite values".into(),
+            ));
         }
         Ok(())
     }
@@ -116,14 +132,20 @@ pub struct SegmentOptions {
 
 impl Default for SegmentOptions {
     fn default() -> Self {
-        Self { threshold: 0.5, tiling: TilingConfig::new() }
+        Self {
+            threshold: 0.5,
+            tiling: TilingConfig::new(),
+        }
     }
 }
 
 impl SegmentOptions {
     pub fn validate(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(Error::Config(format!("threshold must be in 0..1, got {}", self.threshold)));
+            return Err(Error::Config(format!(
+                "threshold must be in 0..1, got {}",
+                self.threshold
+            )));
         }
         self.tiling.validate()
     }
@@ -144,7 +166,14 @@ pub async fn segment(
     let t0 = now();
     let prepared = preprocess::prepare(&bundle.preprocess, image, None)?;
     let t1 = now();
-    let probs = predict::probabilities_async(&engine.model, &engine.device, &prepared, &options.tiling, progress).await?;
+    let probs = predict::probabilities_async(
+        &engine.model,
+        &engine.device,
+        &prepared,
+        &options.tiling,
+        progress,
+    )
+    .await?;
     let t2 = now();
     let mut seg = finish(image, &prepared, &probs, options.threshold);
     (seg.preprocess_ms, seg.model_ms, seg.finish_ms) = (t1 - t0, t2 - t1, now() - t2);
@@ -161,11 +190,22 @@ pub fn segment_blocking(
 ) -> Result<Segmentation> {
     options.validate()?;
     let prepared = preprocess::prepare(&bundle.preprocess, image, None)?;
-    let probs = predict::probabilities(&engine.model, &engine.device, &prepared, &options.tiling, |_, _| {})?;
+    let probs = predict::probabilities(
+        &engine.model,
+        &engine.device,
+        &prepared,
+        &options.tiling,
+        |_, _| {},
+    )?;
     Ok(finish(image, &prepared, &probs, options.threshold))
 }
 
-fn finish(image: &RawImage, prepared: &preprocess::Prepared, probs: &[f32], threshold: f32) -> Segmentation {
+fn finish(
+    image: &RawImage,
+    prepared: &preprocess::Prepared,
+    probs: &[f32],
+    threshold: f32,
+) -> Segmentation {
     let probabilities = prepared.restore(probs);
     let mask = predict::mask(&probabilities, threshold);
     Segmentation {
@@ -185,7 +225,10 @@ pub fn display_rgba(image: &RawImage) -> Vec<u8> {
     let (lo, hi) = match image.kind {
         r2unet::image_io::SampleKind::U8 => (0.0, 255.0),
         _ => {
-            let (lo, hi) = image.data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            let (lo, hi) = image
+                .data
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
             (lo, hi.max(lo + 1e-6))
         }
     };
@@ -216,13 +259,22 @@ mod tests {
 
     #[test]
     fn out_of_range_threshold_is_refused() {
-        let o = SegmentOptions { threshold: 1.5, ..Default::default() };
+        let o = SegmentOptions {
+            threshold: 1.5,
+            ..Default::default()
+        };
         assert!(o.validate().unwrap_err().to_string().contains("threshold"));
     }
 
     #[test]
     fn display_stretches_sixteen_bit_grey() {
-        let img = RawImage { width: 2, height: 1, channels: 1, kind: r2unet::image_io::SampleKind::U16, data: vec![1000.0, 3000.0] };
+        let img = RawImage {
+            width: 2,
+            height: 1,
+            channels: 1,
+            kind: r2unet::image_io::SampleKind::U16,
+            data: vec![1000.0, 3000.0],
+        };
         assert_eq!(display_rgba(&img), vec![0, 0, 0, 255, 255, 255, 255, 255]);
     }
 }

@@ -2,12 +2,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, ArrayBuffer, Float32Array, Function, Object, Reflect, Uint8Array, Uint8ClampedArray};
+use js_sys::{
+    Array, ArrayBuffer, Float32Array, Function, Object, Reflect, Uint8Array, Uint8ClampedArray,
+};
 use r2unet::image_io::{self, RawImage};
 use r2unet::tiling::TilingConfig;
 use r2unet::{Error, ModelBundle, Task};
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 
 use crate::engine::{self, BackendChoice, BackendKind, Engine, SegmentOptions};
 
@@ -27,9 +29,11 @@ fn js_error(name: &str, message: &str) -> JsValue {
 
 fn to_js(e: Error) -> JsValue {
     let name = match &e {
-        Error::Empty | Error::Decode(_) | Error::TooSmall { .. } | Error::TooLarge { .. } | Error::SizeMismatch { .. } => {
-            "InputError"
-        }
+        Error::Empty
+        | Error::Decode(_)
+        | Error::TooSmall { .. }
+        | Error::TooLarge { .. }
+        | Error::SizeMismatch { .. } => "InputError",
         Error::Weights(_) | Error::WeightsMismatch(_) => "WeightsError",
         Error::Config(_) => "ConfigError",
         Error::Backend(_) => "BackendError",
@@ -47,13 +51,18 @@ fn get(obj: &JsValue, key: &str) -> Result<JsValue, JsValue> {
         return Ok(JsValue::UNDEFINED);
     }
     if !obj.is_object() {
-        return Err(config_error(format!("options must be an object, got {}", type_name(obj))));
+        return Err(config_error(format!(
+            "options must be an object, got {}",
+            type_name(obj)
+        )));
     }
     Reflect::get(obj, &JsValue::from_str(key))
 }
 
 fn type_name(v: &JsValue) -> String {
-    v.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
+    v.js_typeof()
+        .as_string()
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn opt_number(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
@@ -63,7 +72,10 @@ fn opt_number(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
     }
     match v.as_f64() {
         Some(x) if x.is_finite() => Ok(Some(x)),
-        _ => Err(config_error(format!("option '{key}' must be a finite number, got {}", type_name(&v)))),
+        _ => Err(config_error(format!(
+            "option '{key}' must be a finite number, got {}",
+            type_name(&v)
+        ))),
     }
 }
 
@@ -71,7 +83,9 @@ fn opt_size(obj: &JsValue, key: &str) -> Result<Option<usize>, JsValue> {
     match opt_number(obj, key)? {
         None => Ok(None),
         Some(x) if x >= 1.0 && x.fract() == 0.0 && x <= 1e6 => Ok(Some(x as usize)),
-        Some(x) => Err(config_error(format!("option '{key}' must be a positive integer, got {x}"))),
+        Some(x) => Err(config_error(format!(
+            "option '{key}' must be a positive integer, got {x}"
+        ))),
     }
 }
 
@@ -80,9 +94,12 @@ fn opt_string(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
     }
-    v.as_string()
-        .map(Some)
-        .ok_or_else(|| config_error(format!("option '{key}' must be a string, got {}", type_name(&v))))
+    v.as_string().map(Some).ok_or_else(|| {
+        config_error(format!(
+            "option '{key}' must be a string, got {}",
+            type_name(&v)
+        ))
+    })
 }
 
 /// Bytes from a `Uint8Array`, an `ArrayBuffer` or a typed-array view.
@@ -111,33 +128,50 @@ fn read_input(input: &JsValue) -> Result<RawImage, JsValue> {
         return image_io::decode(&bytes).map_err(to_js);
     }
     if !input.is_object() {
-        return Err(js_error("InputError", &format!("{EXPECTED}; got {}", type_name(input))));
+        return Err(js_error(
+            "InputError",
+            &format!("{EXPECTED}; got {}", type_name(input)),
+        ));
     }
     let field = |k: &str| Reflect::get(input, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
     let (w, h, data) = (field("width"), field("height"), field("data"));
-    let dim = |v: &JsValue| v.as_f64().filter(|x| *x >= 0.0 && x.fract() == 0.0 && *x <= u32::MAX as f64);
+    let dim = |v: &JsValue| {
+        v.as_f64()
+            .filter(|x| *x >= 0.0 && x.fract() == 0.0 && *x <= u32::MAX as f64)
+    };
     let (Some(w), Some(h)) = (dim(&w), dim(&h)) else {
-        return Err(js_error("InputError", &format!("{EXPECTED}; the object has no integer width and height")));
+        return Err(js_error(
+            "InputError",
+            &format!("{EXPECTED}; the object has no integer width and height"),
+        ));
     };
     let rgba = if let Some(c) = data.dyn_ref::<Uint8ClampedArray>() {
         c.to_vec()
     } else if let Some(u) = data.dyn_ref::<Uint8Array>() {
         u.to_vec()
     } else {
-        return Err(js_error("InputError", &format!("{EXPECTED}; 'data' must be a Uint8ClampedArray or Uint8Array of RGBA bytes")));
+        return Err(js_error(
+            "InputError",
+            &format!("{EXPECTED}; 'data' must be a Uint8ClampedArray or Uint8Array of RGBA bytes"),
+        ));
     };
     RawImage::from_rgba8(w as u32, h as u32, &rgba).map_err(to_js)
 }
 
 fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
-    Reflect::set(obj, &JsValue::from_str(key), &value.into()).expect("setting a property of a plain object cannot fail");
+    Reflect::set(obj, &JsValue::from_str(key), &value.into())
+        .expect("setting a property of a plain object cannot fail");
 }
 
 fn now_ms() -> f64 {
     // `performance` exists in windows and workers alike; Date is the fallback.
-    let perf = Reflect::get(&js_sys::global(), &"performance".into()).ok().filter(|p| p.is_object());
+    let perf = Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .filter(|p| p.is_object());
     if let Some(perf) = perf {
-        if let Ok(now) = Reflect::get(&perf, &"now".into()).and_then(|f| f.dyn_into::<Function>().map_err(JsValue::from)) {
+        if let Ok(now) = Reflect::get(&perf, &"now".into())
+            .and_then(|f| f.dyn_into::<Function>().map_err(JsValue::from))
+        {
             if let Some(t) = now.call0(&perf).ok().and_then(|v| v.as_f64()) {
                 return t;
             }
@@ -160,11 +194,18 @@ async fn has_webgpu_adapter() -> Result<(), String> {
         .ok()
         .and_then(|f| f.dyn_into().ok())
         .ok_or("navigator.gpu.requestAdapter is missing")?;
-    let promise: js_sys::Promise =
-        request.call0(&gpu).map_err(|e| format!("requestAdapter failed: {e:?}"))?.dyn_into().map_err(|_| "requestAdapter did not return a promise")?;
-    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(|e| format!("requestAdapter failed: {e:?}"))?;
+    let promise: js_sys::Promise = request
+        .call0(&gpu)
+        .map_err(|e| format!("requestAdapter failed: {e:?}"))?
+        .dyn_into()
+        .map_err(|_| "requestAdapter did not return a promise")?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("requestAdapter failed: {e:?}"))?;
     if adapter.is_null() || adapter.is_undefined() {
-        return Err("no WebGPU adapter is available (navigator.gpu.requestAdapter() returned null)".into());
+        return Err(
+            "no WebGPU adapter is available (navigator.gpu.requestAdapter() returned null)".into(),
+        );
     }
     Ok(())
 }
@@ -173,8 +214,8 @@ async fn has_webgpu_adapter() -> Result<(), String> {
 /// initialisation).
 #[cfg(feature = "webgpu")]
 async fn webgpu_device() -> Result<r2unet::burn::tensor::Device, String> {
-    use r2unet::burn::tensor::wgpu::WgpuBackend;
     use r2unet::burn::tensor::Device;
+    use r2unet::burn::tensor::wgpu::WgpuBackend;
     thread_local! {
         static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
         static INITIALISING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -183,7 +224,10 @@ async fn webgpu_device() -> Result<r2unet::burn::tensor::Device, String> {
         return Ok(device);
     }
     if INITIALISING.with(|i| i.replace(true)) {
-        return Err("WebGPU is being initialised by another Segmenter.create call; await that one first".into());
+        return Err(
+            "WebGPU is being initialised by another Segmenter.create call; await that one first"
+                .into(),
+        );
     }
     let result = async {
         has_webgpu_adapter().await?;
@@ -203,7 +247,9 @@ async fn webgpu_device() -> Result<r2unet::burn::tensor::Device, String> {
 /// Model on WebGPU, warmed up (shaders compiled, device proven) before it is handed out.
 #[cfg(feature = "webgpu")]
 async fn webgpu_engine(weights: &[u8]) -> Result<(Engine, ModelBundle), JsValue> {
-    let device = webgpu_device().await.map_err(|m| js_error("BackendError", &m))?;
+    let device = webgpu_device()
+        .await
+        .map_err(|m| js_error("BackendError", &m))?;
     let (engine, bundle) = Engine::load(weights, device, BackendKind::WebGpu).map_err(to_js)?;
     engine.warm_up(&bundle).await.map_err(to_js)?;
     Ok((engine, bundle))
@@ -211,7 +257,10 @@ async fn webgpu_engine(weights: &[u8]) -> Result<(Engine, ModelBundle), JsValue>
 
 #[cfg(not(feature = "webgpu"))]
 async fn webgpu_engine(_weights: &[u8]) -> Result<(Engine, ModelBundle), JsValue> {
-    Err(js_error("BackendError", "this build of r2unet-wasm has no WebGPU backend"))
+    Err(js_error(
+        "BackendError",
+        "this build of r2unet-wasm has no WebGPU backend",
+    ))
 }
 
 /// Largest image (pixels, after preprocessing) that the CPU path runs as one tile: DRIVE
@@ -227,7 +276,10 @@ fn cpu_engine(weights: &[u8]) -> Result<(Engine, ModelBundle), JsValue> {
     #[cfg(not(feature = "flex"))]
     {
         let _ = weights;
-        Err(js_error("BackendError", "this build of r2unet-wasm has no CPU backend"))
+        Err(js_error(
+            "BackendError",
+            "this build of r2unet-wasm has no CPU backend",
+        ))
     }
 }
 
@@ -237,14 +289,20 @@ fn has_cpu() -> bool {
 
 /// Whether an error is the device's fault (so `auto` may retry on the CPU), not the input's.
 fn is_backend_failure(e: &JsValue) -> bool {
-    let name = Reflect::get(e, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_default();
+    let name = Reflect::get(e, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+        .unwrap_or_default();
     !matches!(name.as_str(), "InputError" | "WeightsError" | "ConfigError")
 }
 
 /// Backends this build contains: `['webgpu', 'cpu']`, `['cpu']` or `['webgpu']`.
 #[wasm_bindgen(js_name = compiledBackends)]
 pub fn compiled_backends() -> Array {
-    engine::compiled_backends().into_iter().map(|k| JsValue::from_str(k.name())).collect()
+    engine::compiled_backends()
+        .into_iter()
+        .map(|k| JsValue::from_str(k.name()))
+        .collect()
 }
 
 /// Decodes an image file for display: `{width, height, data: Uint8ClampedArray}` (RGBA;
@@ -255,7 +313,11 @@ pub fn decode_preview(bytes: &[u8]) -> Result<JsValue, JsValue> {
     let out = Object::new();
     set(&out, "width", image.width);
     set(&out, "height", image.height);
-    set(&out, "data", Uint8ClampedArray::from(&engine::display_rgba(&image)[..]));
+    set(
+        &out,
+        "data",
+        Uint8ClampedArray::from(&engine::display_rgba(&image)[..]),
+    );
     Ok(out.into())
 }
 
@@ -276,7 +338,9 @@ impl Segmenter {
     pub async fn create(options: JsValue) -> Result<Segmenter, JsValue> {
         let backend = opt_string(&options, "backend")?.unwrap_or_else(|| "auto".into());
         let choice = BackendChoice::parse(&backend).map_err(to_js)?;
-        let task = opt_string(&options, "task")?.map(|t| Task::parse(&t).map_err(to_js)).transpose()?;
+        let task = opt_string(&options, "task")?
+            .map(|t| Task::parse(&t).map_err(to_js))
+            .transpose()?;
         let weights = get(&options, "weights")?;
         let weights = bytes_of(&weights).ok_or_else(|| {
             js_error("WeightsError", "Segmenter.create needs 'weights': the bytes of an r2unet weights file (Uint8Array)")
@@ -287,7 +351,11 @@ impl Segmenter {
             if bundle.preprocess.task != task {
                 return Err(js_error(
                     "WeightsError",
-                    &format!("these weights are for task '{}', not '{}'", bundle.preprocess.task.name(), task.name()),
+                    &format!(
+                        "these weights are for task '{}', not '{}'",
+                        bundle.preprocess.task.name(),
+                        task.name()
+                    ),
                 ));
             }
         }
@@ -359,9 +427,18 @@ impl Segmenter {
         let default_tiles = tile.is_none() && stride.is_none();
         let base = TilingConfig::new();
         let tile_side = tile.unwrap_or(base.tile);
-        let stride = stride.unwrap_or(if tile.is_some() { tile_side * 3 / 4 } else { base.stride }).max(1);
+        let stride = stride
+            .unwrap_or(if tile.is_some() {
+                tile_side * 3 / 4
+            } else {
+                base.stride
+            })
+            .max(1);
         // One tile per forward pass, so the progress callback moves tile by tile.
-        opts.tiling = TilingConfig::new().with_tile(tile_side).with_stride(stride).with_batch(1);
+        opts.tiling = TilingConfig::new()
+            .with_tile(tile_side)
+            .with_stride(stride)
+            .with_batch(1);
         if default_tiles && self.engine.borrow().kind == BackendKind::Cpu {
             // On the CPU a fundus photo the size of DRIVE's or STARE's runs as one pass: 1.8x
             // less work than overlapping tiles.
@@ -372,7 +449,11 @@ impl Segmenter {
         let progress = if progress.is_undefined() || progress.is_null() {
             None
         } else {
-            Some(progress.dyn_into::<Function>().map_err(|_| config_error("option 'onProgress' must be a function".into()))?)
+            Some(
+                progress
+                    .dyn_into::<Function>()
+                    .map_err(|_| config_error("option 'onProgress' must be a function".into()))?,
+            )
         };
         let image = read_input(&input)?;
         let decode_ms = now_ms() - started;
@@ -380,13 +461,18 @@ impl Segmenter {
         let engine = self.engine.borrow().clone();
         let result = self.run(&engine, &image, &opts, progress.as_ref()).await;
         let seg = match result {
-            Err(e) if engine.kind == BackendKind::WebGpu && self.weights.is_some() && is_backend_failure(&e) => {
+            Err(e)
+                if engine.kind == BackendKind::WebGpu
+                    && self.weights.is_some()
+                    && is_backend_failure(&e) =>
+            {
                 // `auto` on WebGPU failed mid-run: continue on the CPU from now on.
                 let weights = self.weights.as_deref().expect("checked above");
                 let (cpu, _) = cpu_engine(weights)?;
                 let cpu = Rc::new(cpu);
                 *self.engine.borrow_mut() = cpu.clone();
-                *self.fallback_reason.borrow_mut() = Some(format!("WebGPU failed during a run: {}", message_of(&e)));
+                *self.fallback_reason.borrow_mut() =
+                    Some(format!("WebGPU failed during a run: {}", message_of(&e)));
                 self.run(&cpu, &image, &opts, progress.as_ref()).await?
             }
             other => other?,
@@ -396,7 +482,11 @@ impl Segmenter {
         let out = Object::new();
         set(&out, "width", seg.width);
         set(&out, "height", seg.height);
-        set(&out, "probabilities", Float32Array::from(&seg.probabilities[..]));
+        set(
+            &out,
+            "probabilities",
+            Float32Array::from(&seg.probabilities[..]),
+        );
         set(&out, "mask", Uint8Array::from(&seg.mask[..]));
         set(&out, "threshold", opts.threshold);
         set(&out, "backend", backend);
@@ -422,13 +512,22 @@ impl Segmenter {
         let report = |done: usize, total: usize| {
             if let Some(f) = progress {
                 // A throwing callback must not abort the segmentation.
-                let _ = f.call2(&JsValue::NULL, &JsValue::from(done as u32), &JsValue::from(total as u32));
+                let _ = f.call2(
+                    &JsValue::NULL,
+                    &JsValue::from(done as u32),
+                    &JsValue::from(total as u32),
+                );
             }
         };
-        engine::segment(engine, &self.bundle, image, opts, report, now_ms).await.map_err(to_js)
+        engine::segment(engine, &self.bundle, image, opts, report, now_ms)
+            .await
+            .map_err(to_js)
     }
 }
 
 fn message_of(e: &JsValue) -> String {
-    Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| format!("{e:?}"))
+    Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }

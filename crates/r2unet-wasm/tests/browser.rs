@@ -28,46 +28,79 @@ fn field(v: &JsValue, k: &str) -> JsValue {
 }
 
 fn error_text(e: &JsValue) -> String {
-    format!("{}: {}", field(e, "name").as_string().unwrap_or_default(), field(e, "message").as_string().unwrap_or_default())
+    format!(
+        "{}: {}",
+        field(e, "name").as_string().unwrap_or_default(),
+        field(e, "message").as_string().unwrap_or_default()
+    )
 }
 
 async fn create(backend: &str) -> Result<Segmenter, JsValue> {
     let weights = Uint8Array::from(RETINA);
-    Segmenter::create(obj(&[("backend", backend.into()), ("task", "retina".into()), ("weights", weights.into())])).await
+    Segmenter::create(obj(&[
+        ("backend", backend.into()),
+        ("task", "retina".into()),
+        ("weights", weights.into()),
+    ]))
+    .await
 }
 
 fn synthetic_input() -> JsValue {
     let data = Uint8ClampedArray::from(&common::synthetic_fundus_rgba()[..]);
-    obj(&[("width", common::SIDE.into()), ("height", common::SIDE.into()), ("data", data.into())])
+    obj(&[
+        ("width", common::SIDE.into()),
+        ("height", common::SIDE.into()),
+        ("data", data.into()),
+    ])
 }
 
 fn synthetic_options() -> JsValue {
-    obj(&[("tile", (common::TILE as u32).into()), ("stride", (common::STRIDE as u32).into())])
+    obj(&[
+        ("tile", (common::TILE as u32).into()),
+        ("stride", (common::STRIDE as u32).into()),
+    ])
 }
 
 fn probabilities(result: &JsValue) -> Vec<f32> {
-    field(result, "probabilities").dyn_into::<Float32Array>().unwrap().to_vec()
+    field(result, "probabilities")
+        .dyn_into::<Float32Array>()
+        .unwrap()
+        .to_vec()
 }
 
 #[wasm_bindgen_test]
 async fn cpu_matches_the_native_forward_pass() {
     let seg = create("cpu").await.map_err(|e| error_text(&e)).unwrap();
     assert_eq!(seg.backend(), "cpu");
-    let r = seg.segment(synthetic_input(), synthetic_options()).await.map_err(|e| error_text(&e)).unwrap();
+    let r = seg
+        .segment(synthetic_input(), synthetic_options())
+        .await
+        .map_err(|e| error_text(&e))
+        .unwrap();
     let got = probabilities(&r);
     common::assert_not_trivial(&got);
     let diff = common::max_abs_diff(&got, &common::decode_f32_le(FIXTURE));
-    assert!(diff <= 1e-3, "CPU (flex, wasm) vs native: max abs difference {diff}");
+    assert!(
+        diff <= 1e-3,
+        "CPU (flex, wasm) vs native: max abs difference {diff}"
+    );
 }
 
 #[wasm_bindgen_test]
 async fn webgpu_matches_the_cpu_and_the_native_forward_pass() {
     let gpu = create("webgpu").await.map_err(|e| {
-        format!("WebGPU must be available here (Chromium with --enable-unsafe-webgpu): {}", error_text(&e))
+        format!(
+            "WebGPU must be available here (Chromium with --enable-unsafe-webgpu): {}",
+            error_text(&e)
+        )
     });
     let gpu = gpu.unwrap();
     assert_eq!(gpu.backend(), "webgpu");
-    let r = gpu.segment(synthetic_input(), synthetic_options()).await.map_err(|e| error_text(&e)).unwrap();
+    let r = gpu
+        .segment(synthetic_input(), synthetic_options())
+        .await
+        .map_err(|e| error_text(&e))
+        .unwrap();
     assert_eq!(field(&r, "backend").as_string().unwrap(), "webgpu");
     let on_gpu = probabilities(&r);
     common::assert_not_trivial(&on_gpu);
@@ -76,7 +109,11 @@ async fn webgpu_matches_the_cpu_and_the_native_forward_pass() {
     assert!(diff <= 1e-3, "WebGPU vs native: max abs difference {diff}");
 
     let cpu = create("cpu").await.map_err(|e| error_text(&e)).unwrap();
-    let on_cpu = probabilities(&cpu.segment(synthetic_input(), synthetic_options()).await.unwrap());
+    let on_cpu = probabilities(
+        &cpu.segment(synthetic_input(), synthetic_options())
+            .await
+            .unwrap(),
+    );
     let diff = common::max_abs_diff(&on_gpu, &on_cpu);
     assert!(diff <= 1e-3, "WebGPU vs CPU: max abs difference {diff}");
 }
@@ -84,7 +121,12 @@ async fn webgpu_matches_the_cpu_and_the_native_forward_pass() {
 #[wasm_bindgen_test]
 async fn auto_picks_webgpu_when_an_adapter_exists() {
     let seg = create("auto").await.map_err(|e| error_text(&e)).unwrap();
-    assert_eq!(seg.backend(), "webgpu", "fallback reason: {:?}", seg.fallback_reason());
+    assert_eq!(
+        seg.backend(),
+        "webgpu",
+        "fallback reason: {:?}",
+        seg.fallback_reason()
+    );
 }
 
 #[cfg(drive_data)]
@@ -98,9 +140,22 @@ async fn drive_test_image_matches_its_label() {
     let on_progress = Closure::<dyn Fn(u32, u32)>::new(move |done: u32, total: u32| {
         log.push(&js_sys::Array::of2(&done.into(), &total.into()));
     });
-    let options = obj(&[("threshold", 0.5.into()), ("onProgress", on_progress.as_ref().clone())]);
-    let r = seg.segment(Uint8Array::from(IMAGE).into(), options).await.map_err(|e| error_text(&e)).unwrap();
-    assert_eq!((field(&r, "width").as_f64().unwrap(), field(&r, "height").as_f64().unwrap()), (565.0, 584.0));
+    let options = obj(&[
+        ("threshold", 0.5.into()),
+        ("onProgress", on_progress.as_ref().clone()),
+    ]);
+    let r = seg
+        .segment(Uint8Array::from(IMAGE).into(), options)
+        .await
+        .map_err(|e| error_text(&e))
+        .unwrap();
+    assert_eq!(
+        (
+            field(&r, "width").as_f64().unwrap(),
+            field(&r, "height").as_f64().unwrap()
+        ),
+        (565.0, 584.0)
+    );
     let mask = field(&r, "mask").dyn_into::<Uint8Array>().unwrap().to_vec();
     let label = r2unet::image_io::decode_label(LABEL).unwrap();
     assert_eq!(mask.len(), label.len());
@@ -111,33 +166,76 @@ async fn drive_test_image_matches_its_label() {
         truth += l as usize;
     }
     let dice = 2.0 * tp as f64 / (pred + truth) as f64;
-    web_sys_log(&format!("DRIVE 01_test in the browser (CPU): Dice {dice:.4}, {} ms", field(&r, "timeMs").as_f64().unwrap_or(f64::NAN)));
+    web_sys_log(&format!(
+        "DRIVE 01_test in the browser (CPU): Dice {dice:.4}, {} ms",
+        field(&r, "timeMs").as_f64().unwrap_or(f64::NAN)
+    ));
     assert!(dice >= 0.70, "Dice {dice:.4} < 0.70 against 01_manual1.gif");
     // The stage times account for the call: each measured, the model the largest, none over the whole.
     let total = field(&r, "timeMs").as_f64().unwrap();
     let timings = field(&r, "timings");
     let stages: Vec<f64> = ["decodeMs", "preprocessMs", "modelMs", "finishMs"]
         .iter()
-        .map(|k| field(&timings, k).as_f64().unwrap_or_else(|| panic!("timings.{k} missing")))
+        .map(|k| {
+            field(&timings, k)
+                .as_f64()
+                .unwrap_or_else(|| panic!("timings.{k} missing"))
+        })
         .collect();
-    assert!(stages.iter().all(|&t| t >= 0.0) && stages.iter().sum::<f64>() <= total + 1.0, "{stages:?} of {total}");
-    assert!(stages[2] > stages[0].max(stages[1]).max(stages[3]), "{stages:?}");
+    assert!(
+        stages.iter().all(|&t| t >= 0.0) && stages.iter().sum::<f64>() <= total + 1.0,
+        "{stages:?} of {total}"
+    );
+    assert!(
+        stages[2] > stages[0].max(stages[1]).max(stages[3]),
+        "{stages:?}"
+    );
     // On the CPU the image fits the whole-image budget: one pass, reported once, as done.
-    assert_eq!(progress.length(), 1, "onProgress calls: {:?}", progress.to_vec());
+    assert_eq!(
+        progress.length(),
+        1,
+        "onProgress calls: {:?}",
+        progress.to_vec()
+    );
     let last = js_sys::Array::from(&progress.get(0));
-    assert_eq!((last.get(0).as_f64(), last.get(1).as_f64()), (Some(1.0), Some(1.0)));
+    assert_eq!(
+        (last.get(0).as_f64(), last.get(1).as_f64()),
+        (Some(1.0), Some(1.0))
+    );
 
     // Asking for tiles tiles it, with progress tile by tile, and gives nearly the same mask.
     progress.set_length(0);
-    let options = obj(&[("tile", 256.into()), ("onProgress", on_progress.as_ref().clone())]);
-    let tiled = seg.segment(Uint8Array::from(IMAGE).into(), options).await.map_err(|e| error_text(&e)).unwrap();
-    assert_eq!(progress.length(), 9, "onProgress calls: {:?}", progress.to_vec());
-    let tiled = field(&tiled, "mask").dyn_into::<Uint8Array>().unwrap().to_vec();
-    let both = mask.iter().zip(&tiled).filter(|(a, b)| **a == 255 && **b == 255).count();
+    let options = obj(&[
+        ("tile", 256.into()),
+        ("onProgress", on_progress.as_ref().clone()),
+    ]);
+    let tiled = seg
+        .segment(Uint8Array::from(IMAGE).into(), options)
+        .await
+        .map_err(|e| error_text(&e))
+        .unwrap();
+    assert_eq!(
+        progress.length(),
+        9,
+        "onProgress calls: {:?}",
+        progress.to_vec()
+    );
+    let tiled = field(&tiled, "mask")
+        .dyn_into::<Uint8Array>()
+        .unwrap()
+        .to_vec();
+    let both = mask
+        .iter()
+        .zip(&tiled)
+        .filter(|(a, b)| **a == 255 && **b == 255)
+        .count();
     let either = mask.iter().chain(&tiled).filter(|v| **v == 255).count();
     let agreement = 2.0 * both as f64 / either as f64;
     web_sys_log(&format!("whole image against 9 tiles: Dice {agreement:.4}"));
-    assert!(agreement >= 0.97, "the whole-image and tiled masks differ: Dice {agreement:.4}");
+    assert!(
+        agreement >= 0.97,
+        "the whole-image and tiled masks differ: Dice {agreement:.4}"
+    );
 }
 
 fn web_sys_log(s: &str) {
@@ -146,7 +244,14 @@ fn web_sys_log(s: &str) {
 
 fn png(width: u32, height: u32, color: image::ExtendedColorType, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut out), bytes, width, height, color).unwrap();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut out),
+        bytes,
+        width,
+        height,
+        color,
+    )
+    .unwrap();
     out
 }
 
@@ -166,7 +271,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -177,36 +286,109 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
     let seg = create("cpu").await.map_err(|e| error_text(&e)).unwrap();
     let none = JsValue::UNDEFINED;
     let cases: Vec<(&str, JsValue, JsValue, &str)> = vec![
-        ("0 bytes", Uint8Array::new_with_length(0).into(), none.clone(), "InputError: the input is empty"),
-        ("not an image", Uint8Array::from(&b"this is a text file, not an image"[..]).into(), none.clone(), "InputError: cannot decode"),
-        ("truncated PNG", Uint8Array::from(&png(32, 32, image::ExtendedColorType::L8, &[7; 1024])[..40]).into(), none.clone(), "InputError"),
-        ("1x1", Uint8Array::from(&png(1, 1, image::ExtendedColorType::L8, &[9])[..]).into(), none.clone(), "at least 16x16"),
-        ("12000x12000", Uint8Array::from(&png_header_only(12000, 12000)[..]).into(), none.clone(), "the limit is 36000000 pixels"),
-        ("a string", JsValue::from_str("retina.png"), none.clone(), "InputError: segment() takes"),
-        ("RGBA of the wrong length", obj(&[("width", 20.into()), ("height", 20.into()), ("data", Uint8ClampedArray::new_with_length(7).into())]), none.clone(), "needs 1600"),
-        ("threshold 2", synthetic_input(), obj(&[("threshold", 2.into())]), "ConfigError: invalid configuration: threshold"),
-        ("onProgress not a function", synthetic_input(), obj(&[("onProgress", 3.into())]), "ConfigError"),
+        (
+            "0 bytes",
+            Uint8Array::new_with_length(0).into(),
+            none.clone(),
+            "InputError: the input is empty",
+        ),
+        (
+            "not an image",
+            Uint8Array::from(&b"this is a text file, not an image"[..]).into(),
+            none.clone(),
+            "InputError: cannot decode",
+        ),
+        (
+            "truncated PNG",
+            Uint8Array::from(&png(32, 32, image::ExtendedColorType::L8, &[7; 1024])[..40]).into(),
+            none.clone(),
+            "InputError",
+        ),
+        (
+            "1x1",
+            Uint8Array::from(&png(1, 1, image::ExtendedColorType::L8, &[9])[..]).into(),
+            none.clone(),
+            "at least 16x16",
+        ),
+        (
+            "12000x12000",
+            Uint8Array::from(&png_header_only(12000, 12000)[..]).into(),
+            none.clone(),
+            "the limit is 36000000 pixels",
+        ),
+        (
+            "a string",
+            JsValue::from_str("retina.png"),
+            none.clone(),
+            "InputError: segment() takes",
+        ),
+        (
+            "RGBA of the wrong length",
+            obj(&[
+                ("width", 20.into()),
+                ("height", 20.into()),
+                ("data", Uint8ClampedArray::new_with_length(7).into()),
+            ]),
+            none.clone(),
+            "needs 1600",
+        ),
+        (
+            "threshold 2",
+            synthetic_input(),
+            obj(&[("threshold", 2.into())]),
+            "ConfigError: invalid configuration: threshold",
+        ),
+        (
+            "onProgress not a function",
+            synthetic_input(),
+            obj(&[("onProgress", 3.into())]),
+            "ConfigError",
+        ),
     ];
     for (what, input, options, expected) in cases {
-        let err = seg.segment(input, options).await.err().unwrap_or_else(|| panic!("{what}: no error"));
-        assert!(err.is_instance_of::<js_sys::Error>(), "{what}: not a JS Error");
+        let err = seg
+            .segment(input, options)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: no error"));
+        assert!(
+            err.is_instance_of::<js_sys::Error>(),
+            "{what}: not a JS Error"
+        );
         let text = error_text(&err);
-        assert!(text.contains(expected), "{what}: {text:?} does not contain {expected:?}");
+        assert!(
+            text.contains(expected),
+            "{what}: {text:?} does not contain {expected:?}"
+        );
         // The same Segmenter still works after each bad call.
-        let ok = seg.segment(synthetic_input(), synthetic_options()).await.map_err(|e| error_text(&e));
+        let ok = seg
+            .segment(synthetic_input(), synthetic_options())
+            .await
+            .map_err(|e| error_text(&e));
         assert!(ok.is_ok(), "after {what}: {ok:?}");
     }
 
     // Grey, RGBA and 16-bit images are segmented, at their own size.
     let grey: Vec<u8> = (0..64 * 64).map(|i| (i % 251) as u8).collect();
     let rgba: Vec<u8> = (0..64 * 64 * 4).map(|i| (i % 253) as u8).collect();
-    let grey16: Vec<u8> = (0..64 * 64).flat_map(|i: u32| ((i * 17) as u16).to_be_bytes()).collect();
+    let grey16: Vec<u8> = (0..64 * 64)
+        .flat_map(|i: u32| ((i * 17) as u16).to_be_bytes())
+        .collect();
     for (what, bytes) in [
         ("grey PNG", png(64, 64, image::ExtendedColorType::L8, &grey)),
-        ("RGBA PNG", png(64, 64, image::ExtendedColorType::Rgba8, &rgba)),
-        ("16-bit grey PNG", png(64, 64, image::ExtendedColorType::L16, &grey16)),
+        (
+            "RGBA PNG",
+            png(64, 64, image::ExtendedColorType::Rgba8, &rgba),
+        ),
+        (
+            "16-bit grey PNG",
+            png(64, 64, image::ExtendedColorType::L16, &grey16),
+        ),
     ] {
-        let r = seg.segment(Uint8Array::from(&bytes[..]).into(), none.clone()).await.map_err(|e| error_text(&e));
+        let r = seg
+            .segment(Uint8Array::from(&bytes[..]).into(), none.clone())
+            .await
+            .map_err(|e| error_text(&e));
         let r = r.unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(field(&r, "width").as_f64(), Some(64.0), "{what}");
         assert_eq!(probabilities(&r).len(), 64 * 64, "{what}");
@@ -215,16 +397,55 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
     // Bad weights and options at create time are JS errors too.
     for (what, options, expected) in [
         ("no weights", obj(&[]), "WeightsError"),
-        ("garbage weights", obj(&[("weights", Uint8Array::from(&b"PK\x03\x04 zip"[..]).into())]), "WeightsError: invalid weights"),
-        ("empty weights", obj(&[("weights", Uint8Array::new_with_length(0).into())]), "empty"),
-        ("wrong task", obj(&[("weights", Uint8Array::from(RETINA).into()), ("task", "skin".into())]), "for task 'retina', not 'skin'"),
-        ("unknown task", obj(&[("weights", Uint8Array::from(RETINA).into()), ("task", "brain".into())]), "unknown task 'brain'"),
-        ("unknown backend", obj(&[("weights", Uint8Array::from(RETINA).into()), ("backend", "cuda".into())]), "unknown backend 'cuda'"),
-        ("options not an object", JsValue::from_f64(3.0), "ConfigError"),
+        (
+            "garbage weights",
+            obj(&[("weights", Uint8Array::from(&b"PK\x03\x04 zip"[..]).into())]),
+            "WeightsError: invalid weights",
+        ),
+        (
+            "empty weights",
+            obj(&[("weights", Uint8Array::new_with_length(0).into())]),
+            "empty",
+        ),
+        (
+            "wrong task",
+            obj(&[
+                ("weights", Uint8Array::from(RETINA).into()),
+                ("task", "skin".into()),
+            ]),
+            "for task 'retina', not 'skin'",
+        ),
+        (
+            "unknown task",
+            obj(&[
+                ("weights", Uint8Array::from(RETINA).into()),
+                ("task", "brain".into()),
+            ]),
+            "unknown task 'brain'",
+        ),
+        (
+            "unknown backend",
+            obj(&[
+                ("weights", Uint8Array::from(RETINA).into()),
+                ("backend", "cuda".into()),
+            ]),
+            "unknown backend 'cuda'",
+        ),
+        (
+            "options not an object",
+            JsValue::from_f64(3.0),
+            "ConfigError",
+        ),
     ] {
-        let err = Segmenter::create(options).await.err().unwrap_or_else(|| panic!("{what}: no error"));
+        let err = Segmenter::create(options)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: no error"));
         let text = error_text(&err);
-        assert!(text.contains(expected), "{what}: {text:?} does not contain {expected:?}");
+        assert!(
+            text.contains(expected),
+            "{what}: {text:?} does not contain {expected:?}"
+        );
     }
     let ok = seg.segment(synthetic_input(), synthetic_options()).await;
     assert!(ok.is_ok(), "the Segmenter stopped working");

@@ -6,25 +6,31 @@
 mod common;
 
 use r2unet::image_io::RawImage;
-use r2unet_wasm::engine::{segment_blocking, Engine};
+use r2unet_wasm::engine::{Engine, segment_blocking};
 
 #[test]
 fn native_forward_matches_the_committed_browser_fixture() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/retina.bpk");
     let weights = std::fs::read(root).expect("models/retina.bpk should ship with the repository");
     let (engine, bundle) = Engine::cpu(&weights).unwrap();
-    let image = RawImage::from_rgba8(common::SIDE, common::SIDE, &common::synthetic_fundus_rgba()).unwrap();
+    let image =
+        RawImage::from_rgba8(common::SIDE, common::SIDE, &common::synthetic_fundus_rgba()).unwrap();
     let seg = segment_blocking(&engine, &bundle, &image, &common::options()).unwrap();
     common::assert_not_trivial(&seg.probabilities);
 
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(common::FIXTURE);
     if std::env::var_os("R2UNET_BLESS").is_some() {
-        let bytes: Vec<u8> = seg.probabilities.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes: Vec<u8> = seg
+            .probabilities
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         std::fs::write(&path, bytes).unwrap();
         eprintln!("wrote {}", path.display());
         return;
     }
-    let want = common::decode_f32_le(&std::fs::read(&path).expect("the fixture should be committed"));
+    let want =
+        common::decode_f32_le(&std::fs::read(&path).expect("the fixture should be committed"));
     let diff = common::max_abs_diff(&seg.probabilities, &want);
     assert!(
         diff <= 1e-4,

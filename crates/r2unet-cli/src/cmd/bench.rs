@@ -29,8 +29,16 @@ struct BenchResult {
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
@@ -40,8 +48,16 @@ fn bench_one(name: &str, device: &Device, a: &BenchArgs) -> Result<BenchResult> 
     let mut model = config.init(&train_device);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let batch = 32;
-    let x = Tensor::<4>::random([batch, 1, 48, 48], Distribution::Normal(0.0, 1.0), &train_device);
-    let y = Tensor::<4>::random([batch, 1, 48, 48], Distribution::Bernoulli(0.1), &train_device);
+    let x = Tensor::<4>::random(
+        [batch, 1, 48, 48],
+        Distribution::Normal(0.0, 1.0),
+        &train_device,
+    );
+    let y = Tensor::<4>::random(
+        [batch, 1, 48, 48],
+        Distribution::Bernoulli(0.1),
+        &train_device,
+    );
     let mut step = |model: r2unet::R2UNet| {
         let loss = r2unet_train::bce::bce_with_logits(model.forward(x.clone()), y.clone());
         let _: f32 = loss.clone().into_scalar();
@@ -59,14 +75,22 @@ fn bench_one(name: &str, device: &Device, a: &BenchArgs) -> Result<BenchResult> 
 
     let image_path = a.data.join("test/images/01_test.tif");
     let mask_path = a.data.join("test/mask/01_test_mask.gif");
-    let img = image_io::decode(&std::fs::read(&image_path).with_context(|| image_path.display().to_string())?)?;
-    let fov = image_io::decode_label(&std::fs::read(&mask_path).with_context(|| mask_path.display().to_string())?)?;
-    let prepared = preprocess::prepare(&PreprocessConfig::for_task(Task::Retina), &img, Some(&fov))?;
+    let img = image_io::decode(
+        &std::fs::read(&image_path).with_context(|| image_path.display().to_string())?,
+    )?;
+    let fov = image_io::decode_label(
+        &std::fs::read(&mask_path).with_context(|| mask_path.display().to_string())?,
+    )?;
+    let prepared =
+        preprocess::prepare(&PreprocessConfig::for_task(Task::Retina), &img, Some(&fov))?;
     let inference = model.valid();
     let eval_device = device.clone().without_autodiff();
     // One tile covering the whole (padded) image: the fastest path, comparable to PyTorch's
     // single forward pass on a padded 584x568 input.
-    let tiling = TilingConfig::new().with_tile(1024).with_stride(1024).with_batch(1);
+    let tiling = TilingConfig::new()
+        .with_tile(1024)
+        .with_stride(1024)
+        .with_batch(1);
     let mut best = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
@@ -101,12 +125,19 @@ pub fn run(a: BenchArgs) -> Result<()> {
         };
         results.push(bench_one(chosen.name, &chosen.device, &a)?);
     }
-    println!("| backend | threads | params | training (patches/s) | DRIVE image (s, best of 3) | peak RSS (MiB) |");
+    println!(
+        "| backend | threads | params | training (patches/s) | DRIVE image (s, best of 3) | peak RSS (MiB) |"
+    );
     println!("|---|---|---|---|---|---|");
     for r in &results {
         println!(
             "| {} | {} | {} | {:.1} | {:.3} | {:.0} |",
-            r.backend, r.threads, r.params, r.train_patches_per_s, r.infer_drive_image_s, r.peak_rss_mib
+            r.backend,
+            r.threads,
+            r.params,
+            r.train_patches_per_s,
+            r.infer_drive_image_s,
+            r.peak_rss_mib
         );
     }
     if let Some(json) = &a.json {

@@ -1,7 +1,7 @@
 //! `r2unet eval`.
 use anyhow::{Context, Result};
-use r2unet_train::evaluate::{self, Report};
 use r2unet_train::Dataset;
+use r2unet_train::evaluate::{self, Report};
 
 use crate::args::EvalArgs;
 use crate::{backend, models, progress};
@@ -39,7 +39,10 @@ pub fn markdown(report: &Report, dataset: Dataset, weights: &str) -> String {
     s += "| image | ACC | SE | SP | F1 | AUC |\n|---|---|---|---|---|---|\n";
     for im in &report.images {
         let m = &im.metrics;
-        s += &format!("| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |\n", im.id, m.acc, m.se, m.sp, m.f1, m.auc);
+        s += &format!(
+            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
+            im.id, m.acc, m.se, m.sp, m.f1, m.auc
+        );
     }
     s
 }
@@ -65,11 +68,20 @@ fn write_roc(report: &Report, path: &std::path::Path) -> Result<()> {
     };
     for i in 0..=10 {
         let v = i as f64 / 10.0;
-        let grey = if i == 0 || i == 10 { Rgb([0, 0, 0]) } else { Rgb([225, 225, 225]) };
+        let grey = if i == 0 || i == 10 {
+            Rgb([0, 0, 0])
+        } else {
+            Rgb([225, 225, 225])
+        };
         line(&mut img, to_px(v, 0.0), to_px(v, 1.0), grey);
         line(&mut img, to_px(0.0, v), to_px(1.0, v), grey);
     }
-    line(&mut img, to_px(0.0, 0.0), to_px(1.0, 1.0), Rgb([160, 160, 160]));
+    line(
+        &mut img,
+        to_px(0.0, 0.0),
+        to_px(1.0, 1.0),
+        Rgb([160, 160, 160]),
+    );
     for w in report.roc.windows(2) {
         let (a, b) = (to_px(w[0].0, w[0].1), to_px(w[1].0, w[1].1));
         for d in [0.0, 1.0] {
@@ -77,27 +89,43 @@ fn write_roc(report: &Report, path: &std::path::Path) -> Result<()> {
         }
     }
     let tmp = path.with_extension("partial.png");
-    img.save_with_format(&tmp, image::ImageFormat::Png).with_context(|| tmp.display().to_string())?;
+    img.save_with_format(&tmp, image::ImageFormat::Png)
+        .with_context(|| tmp.display().to_string())?;
     std::fs::rename(&tmp, path).with_context(|| path.display().to_string())?;
     Ok(())
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
     let dataset = Dataset::parse(&a.dataset)?;
-    let split = a.split.clone().unwrap_or_else(|| dataset.default_eval_split().to_string());
+    let split = a
+        .split
+        .clone()
+        .unwrap_or_else(|| dataset.default_eval_split().to_string());
     let chosen = backend::choose(a.backend)?;
     let (model, bundle, path) = models::load(a.weights.as_ref(), dataset.task(), &chosen.device)?;
     let tiling = a.tiling.config()?;
     let n = dataset.list(&a.data, &split)?.len();
     let bar = progress::bar(n, "eval");
-    let report = evaluate::evaluate(dataset, &a.data, &split, &model, &bundle, &chosen.device, &tiling, a.threshold, |d, _| {
-        bar.set_position(d as u64)
-    })?;
+    let report = evaluate::evaluate(
+        dataset,
+        &a.data,
+        &split,
+        &model,
+        &bundle,
+        &chosen.device,
+        &tiling,
+        a.threshold,
+        |d, _| bar.set_position(d as u64),
+    )?;
     bar.finish_and_clear();
-    print!("{}", markdown(&report, dataset, &path.display().to_string()));
+    print!(
+        "{}",
+        markdown(&report, dataset, &path.display().to_string())
+    );
     println!("\n{:.1} s on {}", report.seconds, chosen.name);
     if let Some(json) = &a.json {
-        std::fs::write(json, serde_json::to_string_pretty(&report)?).with_context(|| json.display().to_string())?;
+        std::fs::write(json, serde_json::to_string_pretty(&report)?)
+            .with_context(|| json.display().to_string())?;
     }
     if let Some(roc) = &a.roc {
         write_roc(&report, roc)?;

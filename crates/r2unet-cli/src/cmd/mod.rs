@@ -11,7 +11,10 @@ use crate::args::TilingArgs;
 
 impl TilingArgs {
     pub fn config(&self) -> anyhow::Result<TilingConfig> {
-        let config = TilingConfig::new().with_tile(self.tile).with_stride(self.stride).with_batch(self.tile_batch);
+        let config = TilingConfig::new()
+            .with_tile(self.tile)
+            .with_stride(self.stride)
+            .with_batch(self.tile_batch);
         config.validate()?;
         Ok(config)
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use image::{GrayImage, RgbImage};
 use r2unet::image_io::{self, RawImage};
-use r2unet::{predict, preprocess, Task};
+use r2unet::{Task, predict, preprocess};
 
 use crate::args::PredictArgs;
 use crate::{backend, models};
@@ -19,7 +19,10 @@ fn save_atomic(path: &Path, save: impl FnOnce(&Path) -> image::ImageResult<()>) 
 
 /// The input as 8-bit RGB for the overlay (16-bit and signed images stretched to 0..255).
 fn display_rgb(img: &RawImage) -> RgbImage {
-    let (lo, hi) = img.data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = img
+        .data
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     let (lo, hi) = match img.kind {
         image_io::SampleKind::U8 => (0.0, 255.0),
         _ => (lo, hi.max(lo + 1e-6)),
@@ -40,27 +43,43 @@ fn one(
     input: &Path,
     out: &Path,
     a: &PredictArgs,
-    ctx: &(r2unet::R2UNet, r2unet::ModelBundle, r2unet::burn::tensor::Device),
+    ctx: &(
+        r2unet::R2UNet,
+        r2unet::ModelBundle,
+        r2unet::burn::tensor::Device,
+    ),
 ) -> Result<Vec<PathBuf>> {
     let (model, bundle, device) = ctx;
     let bytes = std::fs::read(input).with_context(|| input.display().to_string())?;
     let img = image_io::decode(&bytes).with_context(|| input.display().to_string())?;
-    let prepared = preprocess::prepare(&bundle.preprocess, &img, None).with_context(|| input.display().to_string())?;
+    let prepared = preprocess::prepare(&bundle.preprocess, &img, None)
+        .with_context(|| input.display().to_string())?;
     let probs = predict::probabilities(model, device, &prepared, &a.tiling.config()?, |_, _| {})
         .with_context(|| input.display().to_string())?;
     let probs = prepared.restore(&probs);
     let mask = predict::mask(&probs, a.threshold);
-    let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    let stem = input
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("image");
     let (w, h) = (img.width, img.height);
-    let prob_img = GrayImage::from_raw(w, h, probs.iter().map(|p| (p * 255.0).round() as u8).collect())
-        .expect("size matches");
+    let prob_img = GrayImage::from_raw(
+        w,
+        h,
+        probs.iter().map(|p| (p * 255.0).round() as u8).collect(),
+    )
+    .expect("size matches");
     let mask_img = GrayImage::from_raw(w, h, mask.clone()).expect("size matches");
     let mut written = Vec::new();
     let prob_path = out.join(format!("{stem}.prob.png"));
-    save_atomic(&prob_path, |p| prob_img.save_with_format(p, image::ImageFormat::Png))?;
+    save_atomic(&prob_path, |p| {
+        prob_img.save_with_format(p, image::ImageFormat::Png)
+    })?;
     written.push(prob_path);
     let mask_path = out.join(format!("{stem}.mask.png"));
-    save_atomic(&mask_path, |p| mask_img.save_with_format(p, image::ImageFormat::Png))?;
+    save_atomic(&mask_path, |p| {
+        mask_img.save_with_format(p, image::ImageFormat::Png)
+    })?;
     written.push(mask_path);
     if a.overlay {
         let mut rgb = display_rgb(&img);
@@ -84,7 +103,11 @@ pub fn run(a: PredictArgs) -> Result<()> {
     }
     let chosen = backend::choose(a.backend)?;
     let (model, bundle, path) = models::load(a.weights.as_ref(), task, &chosen.device)?;
-    eprintln!("model: {} ({})", path.display(), bundle.model.architecture());
+    eprintln!(
+        "model: {} ({})",
+        path.display(),
+        bundle.model.architecture()
+    );
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
     let ctx = (model, bundle, chosen.device);
     let mut failed = 0;
@@ -93,7 +116,12 @@ pub fn run(a: PredictArgs) -> Result<()> {
         match one(input, &a.out, &a, &ctx) {
             Ok(files) => {
                 let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-                println!("{}: {} ({:.2} s)", input.display(), names.join(", "), started.elapsed().as_secs_f64());
+                println!(
+                    "{}: {} ({:.2} s)",
+                    input.display(),
+                    names.join(", "),
+                    started.elapsed().as_secs_f64()
+                );
             }
             Err(e) => {
                 failed += 1;
@@ -102,7 +130,10 @@ pub fn run(a: PredictArgs) -> Result<()> {
         }
     }
     if failed > 0 {
-        anyhow::bail!("{failed} of {} inputs failed; no output was written for them", a.inputs.len());
+        anyhow::bail!(
+            "{failed} of {} inputs failed; no output was written for them",
+            a.inputs.len()
+        );
     }
     Ok(())
 }

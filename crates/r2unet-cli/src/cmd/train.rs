@@ -2,8 +2,8 @@
 use anyhow::{Context, Result};
 use r2unet::burn::config::Config;
 use r2unet::{ModelConfig, PreprocessConfig};
-use r2unet_train::trainer::{self, TrainConfig};
 use r2unet_train::Dataset;
+use r2unet_train::trainer::{self, TrainConfig};
 
 use crate::args::TrainArgs;
 use crate::{backend, progress};
@@ -54,8 +54,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
         a.out.display()
     );
     let mut bars = progress::TrainBars::default();
-    let state = trainer::train(&config, &a.data, &a.out, &chosen.device, a.resume, &mut bars)
-        .with_context(|| format!("training into {}", a.out.display()))?;
+    let state = trainer::train(
+        &config,
+        &a.data,
+        &a.out,
+        &chosen.device,
+        a.resume,
+        &mut bars,
+    )
+    .with_context(|| format!("training into {}", a.out.display()))?;
     eprintln!(
         "done: {} epochs, best epoch {} (score {:.4}); weights in {}",
         state.epoch,

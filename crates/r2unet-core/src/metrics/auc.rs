@@ -105,7 +105,9 @@ mod tests {
             let mut probs = Vec::new();
             let mut truth = Vec::new();
             for _ in 0..n {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 // Coarse values force many ties.
                 probs.push(((seed >> 33) % 11) as f32 / 10.0);
                 truth.push((seed >> 20) % 3 == 0);
@@ -118,11 +120,20 @@ mod tests {
     #[test]
     fn hand_computed_values() {
         // Perfect separation, reversed, and all tied.
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[true, true, false, false]), 1.0);
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[true, true, false, false]), 0.0);
+        assert_eq!(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[true, true, false, false]),
+            1.0
+        );
+        assert_eq!(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[true, true, false, false]),
+            0.0
+        );
         assert_eq!(roc_auc(&[0.5; 4], &[true, false, true, false]), 0.5);
         // 3 of 4 pairs ordered right: P=.9 beats N=.6,.2; P=.4 beats N=.2, loses to .6.
-        assert_eq!(roc_auc(&[0.9, 0.6, 0.4, 0.2], &[true, false, true, false]), 0.75);
+        assert_eq!(
+            roc_auc(&[0.9, 0.6, 0.4, 0.2], &[true, false, true, false]),
+            0.75
+        );
         // AP: ranks T F T F → precision 1 at recall .5, 2/3 at recall 1 → (1 + 2/3) / 2.
         let ap = pr_auc(&[0.9, 0.6, 0.4, 0.2], &[true, false, true, false]);
         assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);

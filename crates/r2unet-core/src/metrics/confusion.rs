@@ -56,8 +56,20 @@ mod tests {
     fn hand_computed_example() {
         // p:      .9   .8   .3   .6   .1   .5
         // truth:  T    F    T    F    F    T     threshold .5 → predicted T T F T F T
-        let c = Confusion::from_scores(&[0.9, 0.8, 0.3, 0.6, 0.1, 0.5], &[true, false, true, false, false, true], 0.5);
-        assert_eq!(c, Confusion { tp: 2, fp: 2, tn: 1, fn_: 1 });
+        let c = Confusion::from_scores(
+            &[0.9, 0.8, 0.3, 0.6, 0.1, 0.5],
+            &[true, false, true, false, false, true],
+            0.5,
+        );
+        assert_eq!(
+            c,
+            Confusion {
+                tp: 2,
+                fp: 2,
+                tn: 1,
+                fn_: 1
+            }
+        );
         assert!((c.accuracy() - 3.0 / 6.0).abs() < 1e-12);
         assert!((c.sensitivity() - 2.0 / 3.0).abs() < 1e-12);
         assert!((c.specificity() - 1.0 / 3.0).abs() < 1e-12);

@@ -4,8 +4,8 @@
 //! and the result back; a 1x1 convolution in NCHW is already `[c_out, c_in] x [c_in, h*w]` per
 //! image, so a matmul on free reshapes does the same work without the copies, and burn's
 //! autodiff gives its backward pass. Elsewhere (WebGPU, other layers) burn's `Conv2d` runs.
-use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
 fn applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
@@ -16,7 +16,10 @@ fn applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
         && conv.stride == [1, 1]
         && conv.dilation == [1, 1]
         && conv.groups == 1
-        && matches!(conv.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0))
+        && matches!(
+            conv.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        )
 }
 
 /// `conv.forward(x)` for a 1x1, stride-1, unpadded convolution.
@@ -45,21 +48,49 @@ mod tests {
     #[test]
     fn forward_and_gradients_match_burns_convolution() {
         let device = burn::tensor::Device::flex().autodiff();
-        for (batch, c_in, c_out, h, w, bias) in [(3, 16, 32, 12, 9, true), (2, 5, 1, 7, 7, true), (1, 4, 6, 5, 3, false)] {
-            let layer = Conv2dConfig::new([c_in, c_out], [1, 1]).with_bias(bias).init(&device);
-            assert!(applies(&layer, &Tensor::<4>::zeros([1, c_in, 1, 1], &device)));
-            let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device).require_grad();
-            let probe = Tensor::<4>::random([batch, c_out, h, w], Distribution::Normal(0.0, 1.0), &device);
+        for (batch, c_in, c_out, h, w, bias) in [
+            (3, 16, 32, 12, 9, true),
+            (2, 5, 1, 7, 7, true),
+            (1, 4, 6, 5, 3, false),
+        ] {
+            let layer = Conv2dConfig::new([c_in, c_out], [1, 1])
+                .with_bias(bias)
+                .init(&device);
+            assert!(applies(
+                &layer,
+                &Tensor::<4>::zeros([1, c_in, 1, 1], &device)
+            ));
+            let x =
+                Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)
+                    .require_grad();
+            let probe = Tensor::<4>::random(
+                [batch, c_out, h, w],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
             let fast = conv1x1(&layer, x.clone());
             let slow = layer.forward(x.clone());
-            fast.clone().into_data().assert_approx_eq::<f32>(&slow.clone().into_data(), Tolerance::rel_abs(1e-5, 1e-5));
+            fast.clone()
+                .into_data()
+                .assert_approx_eq::<f32>(&slow.clone().into_data(), Tolerance::rel_abs(1e-5, 1e-5));
             let g_fast = (fast * probe.clone()).sum().backward();
             let g_slow = (slow * probe).sum().backward();
-            let close = |a: burn::tensor::TensorData, b: burn::tensor::TensorData| a.assert_approx_eq::<f32>(&b, Tolerance::rel_abs(1e-4, 1e-4));
-            close(x.grad(&g_fast).unwrap().into_data(), x.grad(&g_slow).unwrap().into_data());
-            close(layer.weight.grad(&g_fast).unwrap().into_data(), layer.weight.grad(&g_slow).unwrap().into_data());
+            let close = |a: burn::tensor::TensorData, b: burn::tensor::TensorData| {
+                a.assert_approx_eq::<f32>(&b, Tolerance::rel_abs(1e-4, 1e-4))
+            };
+            close(
+                x.grad(&g_fast).unwrap().into_data(),
+                x.grad(&g_slow).unwrap().into_data(),
+            );
+            close(
+                layer.weight.grad(&g_fast).unwrap().into_data(),
+                layer.weight.grad(&g_slow).unwrap().into_data(),
+            );
             if let Some(b) = &layer.bias {
-                close(b.grad(&g_fast).unwrap().into_data(), b.grad(&g_slow).unwrap().into_data());
+                close(
+                    b.grad(&g_fast).unwrap().into_data(),
+                    b.grad(&g_slow).unwrap().into_data(),
+                );
             }
         }
     }

@@ -21,7 +21,10 @@ pub mod unit;
 /// only routed then).
 pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {
     #[cfg(feature = "flex")]
-    let on_flex = matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_));
+    let on_flex = matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    );
     #[cfg(not(feature = "flex"))]
     let on_flex = false;
     on_flex && (cfg!(feature = "autodiff") || !device.is_autodiff())
@@ -97,7 +100,10 @@ impl ModelConfig {
     /// Checks the values that `init` would otherwise panic on.
     pub fn validate(&self) -> crate::Result<()> {
         if self.in_channels == 0 || self.in_channels > 4 {
-            return Err(Error::Config(format!("in_channels must be 1..=4, got {}", self.in_channels)));
+            return Err(Error::Config(format!(
+                "in_channels must be 1..=4, got {}",
+                self.in_channels
+            )));
         }
         if self.widths.len() < 2 || self.widths.len() > 6 || self.widths.contains(&0) {
             return Err(Error::Config(format!(
@@ -106,7 +112,10 @@ impl ModelConfig {
             )));
         }
         if self.t > 8 {
-            return Err(Error::Config(format!("t must be at most 8, got {}", self.t)));
+            return Err(Error::Config(format!(
+                "t must be at most 8, got {}",
+                self.t
+            )));
         }
         Ok(())
     }
@@ -137,7 +146,12 @@ impl ModelConfig {
             n += 4 * w[l + 1] * w[l] + w[l]; // 2x2 transposed conv with bias
             if self.attention {
                 let inner = (w[l] / 2).max(1);
-                n += conv1(w[l], inner) + bn(inner) + conv1(w[l], inner) + bn(inner) + conv1(inner, 1) + bn(1);
+                n += conv1(w[l], inner)
+                    + bn(inner)
+                    + conv1(w[l], inner)
+                    + bn(inner)
+                    + conv1(inner, 1)
+                    + bn(1);
             }
             n += unit(2 * w[l], w[l]);
         }
@@ -163,7 +177,9 @@ mod tests {
         let device = Device::flex();
         for name in ARCHITECTURES {
             for in_channels in [1, 3] {
-                let config = ModelConfig::for_architecture(name).unwrap().with_in_channels(in_channels);
+                let config = ModelConfig::for_architecture(name)
+                    .unwrap()
+                    .with_in_channels(in_channels);
                 let model = config.init(&device);
                 // burn counts each BN's running mean and variance too.
                 let running: usize = model.running_stat_values();
@@ -174,7 +190,11 @@ mod tests {
                 );
                 assert_eq!(config.architecture(), name);
                 for (h, w) in [(48, 48), (24, 40)] {
-                    let x = Tensor::<4>::random([2, in_channels, h, w], Distribution::Normal(0.0, 1.0), &device);
+                    let x = Tensor::<4>::random(
+                        [2, in_channels, h, w],
+                        Distribution::Normal(0.0, 1.0),
+                        &device,
+                    );
                     assert_eq!(model.forward(x).dims(), [2, 1, h, w], "{name} {h}x{w}");
                 }
             }
@@ -183,8 +203,13 @@ mod tests {
 
     #[test]
     fn unknown_architecture_lists_the_valid_ones() {
-        let err = ModelConfig::for_architecture("vnet").unwrap_err().to_string();
-        assert!(err.contains("vnet") && err.contains("r2unet") && err.contains("attr2unet"), "{err}");
+        let err = ModelConfig::for_architecture("vnet")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("vnet") && err.contains("r2unet") && err.contains("attr2unet"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -192,6 +217,11 @@ mod tests {
         assert!(ModelConfig::new().validate().is_ok());
         assert!(ModelConfig::new().with_widths(vec![16]).validate().is_err());
         assert!(ModelConfig::new().with_in_channels(0).validate().is_err());
-        assert!(ModelConfig::new().with_widths(vec![16, 0]).validate().is_err());
+        assert!(
+            ModelConfig::new()
+                .with_widths(vec![16, 0])
+                .validate()
+                .is_err()
+        );
     }
 }

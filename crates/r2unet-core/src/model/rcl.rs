@@ -2,8 +2,8 @@
 //! `h(0) = ReLU(BN(W_f * x))`, `h(k) = ReLU(BN(W_f * x + W_r * h(k-1)))` for `k = 1..=t`.
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::conv3x3::conv3x3;
@@ -59,7 +59,9 @@ impl Rcl {
         let fx = conv3x3(&self.feed_forward, x);
         let mut h = self.norm.forward_relu(fx.clone(), 0);
         for k in 1..=self.t {
-            h = self.norm.forward_relu(fx.clone() + conv3x3(&self.recurrent, h), k);
+            h = self
+                .norm
+                .forward_relu(fx.clone() + conv3x3(&self.recurrent, h), k);
         }
         h
     }
@@ -80,7 +82,10 @@ mod tests {
         let centre = |v: f32| {
             let mut k = [0.0f32; 9];
             k[4] = v;
-            Param::from_tensor(Tensor::<4>::from_data(TensorData::new(k.to_vec(), [1, 1, 3, 3]), &device))
+            Param::from_tensor(Tensor::<4>::from_data(
+                TensorData::new(k.to_vec(), [1, 1, 3, 3]),
+                &device,
+            ))
         };
         rcl.feed_forward.weight = centre(2.0);
         rcl.recurrent.weight = centre(0.5);
@@ -95,7 +100,11 @@ mod tests {
             let h0 = bn(fx).max(0.0);
             let h1 = bn(fx + 0.5 * h0).max(0.0);
             let h2 = bn(fx + 0.5 * h1).max(0.0);
-            assert!((out[i] - h2).abs() < 1e-5, "pixel {i}: got {}, expected {h2}", out[i]);
+            assert!(
+                (out[i] - h2).abs() < 1e-5,
+                "pixel {i}: got {}, expected {h2}",
+                out[i]
+            );
         }
     }
 
@@ -103,9 +112,16 @@ mod tests {
     fn t_zero_is_a_plain_conv_bn_relu() {
         let device = Device::flex();
         let rcl = RclConfig::new(4).with_t(0).init(&device);
-        let x = Tensor::<4>::random([1, 4, 5, 5], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-        let expected = burn::tensor::activation::relu(rcl.norm.forward(rcl.feed_forward.forward(x.clone()), 0));
+        let x = Tensor::<4>::random(
+            [1, 4, 5, 5],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let expected = burn::tensor::activation::relu(
+            rcl.norm.forward(rcl.feed_forward.forward(x.clone()), 0),
+        );
         let got = rcl.forward(x);
-        got.into_data().assert_approx_eq::<f32>(&expected.into_data(), burn::tensor::Tolerance::default());
+        got.into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), burn::tensor::Tolerance::default());
     }
 }

@@ -31,8 +31,12 @@ impl StepNorm {
         Self {
             gamma: Initializer::Ones.init([channels], device),
             beta: Initializer::Zeros.init([channels], device),
-            running_mean: (0..steps).map(|_| RunningState::new(Tensor::zeros([channels], device))).collect(),
-            running_var: (0..steps).map(|_| RunningState::new(Tensor::ones([channels], device))).collect(),
+            running_mean: (0..steps)
+                .map(|_| RunningState::new(Tensor::zeros([channels], device)))
+                .collect(),
+            running_var: (0..steps)
+                .map(|_| RunningState::new(Tensor::ones([channels], device)))
+                .collect(),
             momentum: 0.1,
             epsilon: 1e-5,
         }
@@ -52,7 +56,14 @@ impl StepNorm {
         } else {
             let mean = self.running_mean[step].value().to_device(&device);
             let var = self.running_var[step].value().to_device(&device);
-            batch_norm(input, self.gamma.val(), self.beta.val(), mean, var, self.epsilon)
+            batch_norm(
+                input,
+                self.gamma.val(),
+                self.beta.val(),
+                mean,
+                var,
+                self.epsilon,
+            )
         }
     }
 
@@ -63,7 +74,14 @@ impl StepNorm {
         if !device.is_autodiff() {
             let mean = self.running_mean[step].value().to_device(&device);
             let var = self.running_var[step].value().to_device(&device);
-            return bn_relu_eval(input, self.gamma.val(), self.beta.val(), mean, var, self.epsilon);
+            return bn_relu_eval(
+                input,
+                self.gamma.val(),
+                self.beta.val(),
+                mean,
+                var,
+                self.epsilon,
+            );
         }
         let result = bn_relu_train(input, self.gamma.val(), self.beta.val(), self.epsilon);
         self.update_running(step, result.mean, result.variance);
@@ -71,7 +89,11 @@ impl StepNorm {
     }
 
     fn update_running(&self, step: usize, mean: Tensor<1>, variance: Tensor<1>) {
-        update_running_stats((&self.running_mean[step], &self.running_var[step]), (mean, variance), self.momentum);
+        update_running_stats(
+            (&self.running_mean[step], &self.running_var[step]),
+            (mean, variance),
+            self.momentum,
+        );
     }
 
     pub fn channels(&self) -> usize {

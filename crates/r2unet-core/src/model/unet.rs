@@ -5,10 +5,10 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
 
+use super::ModelConfig;
 use super::attention::AttentionGate;
 use super::conv1x1::conv1x1;
 use super::unit::{Unit, UnitConfig};
-use super::ModelConfig;
 
 /// An R2U-Net family network (which family member depends on its [`ModelConfig`]).
 #[derive(Module, Debug)]
@@ -23,7 +23,11 @@ pub struct R2UNet {
 
 pub(super) fn build(config: &ModelConfig, device: &Device) -> R2UNet {
     let w = &config.widths;
-    let unit = |i, o| UnitConfig::new(i, o, config.unit).with_t(config.t).init(device);
+    let unit = |i, o| {
+        UnitConfig::new(i, o, config.unit)
+            .with_t(config.t)
+            .init(device)
+    };
     let mut encoders = vec![unit(config.in_channels, w[0])];
     for l in 1..w.len() {
         encoders.push(unit(w[l - 1], w[l]));
@@ -31,7 +35,11 @@ pub(super) fn build(config: &ModelConfig, device: &Device) -> R2UNet {
     let (mut ups, mut gates, mut decoders) = (Vec::new(), Vec::new(), Vec::new());
     // Decoder levels are stored bottom-up, in the order forward() runs them.
     for l in (0..w.len() - 1).rev() {
-        ups.push(ConvTranspose2dConfig::new([w[l + 1], w[l]], [2, 2]).with_stride([2, 2]).init(device));
+        ups.push(
+            ConvTranspose2dConfig::new([w[l + 1], w[l]], [2, 2])
+                .with_stride([2, 2])
+                .init(device),
+        );
         if config.attention {
             gates.push(AttentionGate::new(w[l], w[l], (w[l] / 2).max(1), device));
         }
@@ -81,8 +89,12 @@ impl R2UNet {
     pub fn running_stat_values(&self) -> usize {
         let unit = |u: &Unit| -> usize {
             match u {
-                Unit::Forward(f) => 2 * (f.first.norm.gamma.dims()[0] + f.second.norm.gamma.dims()[0]),
-                Unit::Residual(r) => 2 * (r.first.norm.gamma.dims()[0] + r.second.norm.gamma.dims()[0]),
+                Unit::Forward(f) => {
+                    2 * (f.first.norm.gamma.dims()[0] + f.second.norm.gamma.dims()[0])
+                }
+                Unit::Residual(r) => {
+                    2 * (r.first.norm.gamma.dims()[0] + r.second.norm.gamma.dims()[0])
+                }
                 Unit::Recurrent(r) => rcl(&r.first) + rcl(&r.second),
                 Unit::RecurrentResidual(r) => rcl(&r.first) + rcl(&r.second),
             }
@@ -95,6 +107,11 @@ impl R2UNet {
             .iter()
             .map(|g| 2 * (g.gate_norm.gamma.dims()[0] + g.skip_norm.gamma.dims()[0] + 1))
             .sum();
-        self.encoders.iter().chain(&self.decoders).map(unit).sum::<usize>() + gates
+        self.encoders
+            .iter()
+            .chain(&self.decoders)
+            .map(unit)
+            .sum::<usize>()
+            + gates
     }
 }

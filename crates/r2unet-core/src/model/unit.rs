@@ -55,7 +55,11 @@ impl ConvBnRelu {
         }
         // burn's BatchNorm training pass, with the normalisation and the ReLU fused.
         let r = bn_relu_train(z, n.gamma.val(), n.beta.val(), n.epsilon);
-        update_running_stats((&n.running_mean, &n.running_var), (r.mean, r.variance), n.momentum);
+        update_running_stats(
+            (&n.running_mean, &n.running_var),
+            (r.mean, r.variance),
+            n.momentum,
+        );
         r.output
     }
 }
@@ -118,9 +122,11 @@ impl UnitConfig {
                 first: ConvBnRelu::new([i, o], device),
                 second: ConvBnRelu::new([o, o], device),
             }),
-            UnitKind::Recurrent => {
-                Unit::Recurrent(RecurrentUnit { entry: entry(), first: rcl(), second: rcl() })
-            }
+            UnitKind::Recurrent => Unit::Recurrent(RecurrentUnit {
+                entry: entry(),
+                first: rcl(),
+                second: rcl(),
+            }),
             UnitKind::Residual => Unit::Residual(ResidualUnit {
                 entry: entry(),
                 first: ConvBnRelu::new([o, o], device),
@@ -167,21 +173,36 @@ mod tests {
         let device = Device::flex().autodiff();
         let fused = ConvBnRelu::new([3, 8], &device);
         // Its own batch norm: a cloned module would share the running-statistics state.
-        let plain = ConvBnRelu { conv: fused.conv.clone(), norm: BatchNormConfig::new(8).init(&device) };
+        let plain = ConvBnRelu {
+            conv: fused.conv.clone(),
+            norm: BatchNormConfig::new(8).init(&device),
+        };
         let x = Tensor::<4>::random([4, 3, 10, 9], Distribution::Normal(0.3, 1.5), &device);
         let tol = Tolerance::rel_abs(1e-4, 1e-4);
         let got = fused.forward(x.clone());
-        let want = burn::tensor::activation::relu(plain.norm.forward(plain.conv.forward(x.clone())));
-        got.inner().into_data().assert_approx_eq::<f32>(&want.inner().into_data(), tol);
+        let want =
+            burn::tensor::activation::relu(plain.norm.forward(plain.conv.forward(x.clone())));
+        got.inner()
+            .into_data()
+            .assert_approx_eq::<f32>(&want.inner().into_data(), tol);
         for (a, b) in [
-            (fused.norm.running_mean.value(), plain.norm.running_mean.value()),
-            (fused.norm.running_var.value(), plain.norm.running_var.value()),
+            (
+                fused.norm.running_mean.value(),
+                plain.norm.running_mean.value(),
+            ),
+            (
+                fused.norm.running_var.value(),
+                plain.norm.running_var.value(),
+            ),
         ] {
-            a.inner().into_data().assert_approx_eq::<f32>(&b.inner().into_data(), tol);
+            a.inner()
+                .into_data()
+                .assert_approx_eq::<f32>(&b.inner().into_data(), tol);
         }
         let (fused, plain, x) = (fused.valid(), plain.valid(), x.inner());
         let got = fused.forward(x.clone());
         let want = burn::tensor::activation::relu(plain.norm.forward(plain.conv.forward(x)));
-        got.into_data().assert_approx_eq::<f32>(&want.into_data(), tol);
+        got.into_data()
+            .assert_approx_eq::<f32>(&want.into_data(), tol);
     }
 }

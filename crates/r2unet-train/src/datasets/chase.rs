@@ -3,7 +3,7 @@
 //! the last 8 (children 11–14) test, so both eyes of a child stay together.
 use std::path::Path;
 
-use super::{files_ending, must_exist, stem, Sample};
+use super::{Sample, files_ending, must_exist, stem};
 use crate::error::Result;
 
 pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
@@ -18,7 +18,12 @@ pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
         if keep {
             let id = stem(&image);
             let label = must_exist(root.join(format!("{id}_1stHO.png")), &image)?;
-            out.push(Sample { id, image, label, fov: None });
+            out.push(Sample {
+                id,
+                image,
+                label,
+                fov: None,
+            });
         }
     }
     Ok(out)

@@ -10,8 +10,8 @@
 //! comparable one-to-one with published ISIC 2016 numbers (subset, 2017 masks, resized images).
 use std::path::Path;
 
-use super::{files_ending, must_exist, seeded_shuffle, stem, Sample};
-use crate::error::{read, Result, TrainError};
+use super::{Sample, files_ending, must_exist, seeded_shuffle, stem};
+use crate::error::{Result, TrainError, read};
 
 /// Fixed so the hold-outs never change between runs or machines.
 const HOLDOUT_SEED: u64 = 2017;
@@ -25,7 +25,12 @@ fn official(root: &Path, part: &str) -> Result<Vec<Sample>> {
         .map(|image| {
             let id = stem(&image);
             let label = must_exist(truth.join(format!("{id}_segmentation.png")), &image)?;
-            Ok(Sample { id, image, label, fov: None })
+            Ok(Sample {
+                id,
+                image,
+                label,
+                fov: None,
+            })
         })
         .collect()
 }
@@ -34,7 +39,11 @@ fn official(root: &Path, part: &str) -> Result<Vec<Sample>> {
 fn hold_out(mut all: Vec<Sample>, seed: u64, holdout: bool) -> Vec<Sample> {
     seeded_shuffle(&mut all, seed);
     let cut = all.len() / 10;
-    let mut part = if holdout { all[..cut].to_vec() } else { all[cut..].to_vec() };
+    let mut part = if holdout {
+        all[..cut].to_vec()
+    } else {
+        all[cut..].to_vec()
+    };
     part.sort_by(|a, b| a.id.cmp(&b.id));
     part
 }
@@ -42,14 +51,22 @@ fn hold_out(mut all: Vec<Sample>, seed: u64, holdout: bool) -> Vec<Sample> {
 pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
     match split {
         "validation" => official(root, "Validation"),
-        _ => Ok(hold_out(official(root, "Training")?, HOLDOUT_SEED, split == "holdout")),
+        _ => Ok(hold_out(
+            official(root, "Training")?,
+            HOLDOUT_SEED,
+            split == "holdout",
+        )),
     }
 }
 
 pub(super) fn list_2016(root: &Path, split: &str) -> Result<Vec<Sample>> {
     match split {
         "test" => overlap(root, "test"),
-        _ => Ok(hold_out(overlap(root, "train")?, HOLDOUT_SEED_2016, split == "holdout")),
+        _ => Ok(hold_out(
+            overlap(root, "train")?,
+            HOLDOUT_SEED_2016,
+            split == "holdout",
+        )),
     }
 }
 
@@ -62,12 +79,21 @@ fn overlap(root: &Path, which: &str) -> Result<Vec<Sample>> {
     for (n, line) in text.lines().enumerate().skip(1) {
         let cols: Vec<&str> = line.split(',').map(str::trim).collect();
         if cols.len() < 4 {
-            return Err(TrainError::Dataset(format!("{}:{}: expected 4 columns", csv_path.display(), n + 1)));
+            return Err(TrainError::Dataset(format!(
+                "{}:{}: expected 4 columns",
+                csv_path.display(),
+                n + 1
+            )));
         }
         if cols[0] == which {
             let image = root.join(cols[2]);
             let label = must_exist(root.join(cols[3]), &image)?;
-            out.push(Sample { id: cols[1].to_string(), image, label, fov: None });
+            out.push(Sample {
+                id: cols[1].to_string(),
+                image,
+                label,
+                fov: None,
+            });
         }
     }
     Ok(out)

@@ -3,7 +3,7 @@
 //! `2d_masks/` (lung = 255). Split 80/10/10 after a shuffle with a fixed seed.
 use std::path::Path;
 
-use super::{files_ending, must_exist, seeded_shuffle, stem, Sample};
+use super::{Sample, files_ending, must_exist, seeded_shuffle, stem};
 use crate::error::Result;
 
 const SPLIT_SEED: u64 = 42;
@@ -14,7 +14,12 @@ pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
         .map(|image| {
             let name = image.file_name().unwrap_or_default().to_owned();
             let label = must_exist(root.join("2d_masks").join(&name), &image)?;
-            Ok(Sample { id: stem(&image), image, label, fov: None })
+            Ok(Sample {
+                id: stem(&image),
+                image,
+                label,
+                fov: None,
+            })
         })
         .collect::<Result<_>>()?;
     seeded_shuffle(&mut all, SPLIT_SEED);

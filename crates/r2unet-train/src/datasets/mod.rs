@@ -13,10 +13,10 @@ mod stare;
 use std::path::{Path, PathBuf};
 
 use r2unet::image_io::{self, RawImage};
-use r2unet::preprocess::{self, PreprocessConfig, Prepared, Task};
+use r2unet::preprocess::{self, Prepared, PreprocessConfig, Task};
 use r2unet::resize;
 
-use crate::error::{read, Result, TrainError};
+use crate::error::{Result, TrainError, read};
 
 /// A data set the CLI knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +32,14 @@ pub enum Dataset {
 }
 
 impl Dataset {
-    pub const ALL: [Dataset; 6] =
-        [Dataset::Drive, Dataset::Stare, Dataset::Chase, Dataset::Isic2017, Dataset::Isic2016, Dataset::Lung];
+    pub const ALL: [Dataset; 6] = [
+        Dataset::Drive,
+        Dataset::Stare,
+        Dataset::Chase,
+        Dataset::Isic2017,
+        Dataset::Isic2016,
+        Dataset::Lung,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -100,7 +106,10 @@ impl Dataset {
             )));
         }
         if !root.is_dir() {
-            return Err(TrainError::Dataset(format!("{}: not a folder", root.display())));
+            return Err(TrainError::Dataset(format!(
+                "{}: not a folder",
+                root.display()
+            )));
         }
         let samples = match self {
             Dataset::Drive => drive::list(root, split)?,
@@ -141,13 +150,19 @@ pub struct Loaded {
 }
 
 fn decode_at(path: &Path) -> Result<RawImage> {
-    image_io::decode(&read(path)?).map_err(|source| TrainError::Image { path: path.to_owned(), source })
+    image_io::decode(&read(path)?).map_err(|source| TrainError::Image {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Reads a label or mask file and checks it against the image size.
 fn binary_at(path: &Path, image: &RawImage, what: &'static str) -> Result<Vec<bool>> {
     let bytes = read(path)?;
-    let img = image_io::decode(&bytes).map_err(|source| TrainError::Image { path: path.to_owned(), source })?;
+    let img = image_io::decode(&bytes).map_err(|source| TrainError::Image {
+        path: path.to_owned(),
+        source,
+    })?;
     if (img.width, img.height) != (image.width, image.height) {
         return Err(TrainError::Image {
             path: path.to_owned(),
@@ -172,24 +187,40 @@ impl Sample {
             Some(p) => Some(binary_at(p, &image, "FOV mask")?),
             None => None,
         };
-        let prepared = preprocess::prepare(config, &image, fov.as_deref())
-            .map_err(|source| TrainError::Image { path: self.image.clone(), source })?;
+        let prepared = preprocess::prepare(config, &image, fov.as_deref()).map_err(|source| {
+            TrainError::Image {
+                path: self.image.clone(),
+                source,
+            }
+        })?;
         let (w, h) = (image.width as usize, image.height as usize);
         let model_label = resize::nearest(&label, w, h, prepared.width, prepared.height)
             .into_iter()
             .map(|v| if v { 1.0 } else { 0.0 })
             .collect();
-        Ok(Loaded { id: self.id.clone(), prepared, label, model_label })
+        Ok(Loaded {
+            id: self.id.clone(),
+            prepared,
+            label,
+            model_label,
+        })
     }
 }
 
 /// Files in `dir` whose names end with `suffix`, sorted.
 fn files_ending(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| TrainError::Io { path: dir.to_owned(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| TrainError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(suffix))
+        })
         .collect();
     out.sort();
     Ok(out)
@@ -200,7 +231,11 @@ fn must_exist(path: PathBuf, of: &Path) -> Result<PathBuf> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(TrainError::Dataset(format!("{}: missing label {}", of.display(), path.display())))
+        Err(TrainError::Dataset(format!(
+            "{}: missing label {}",
+            of.display(),
+            path.display()
+        )))
     }
 }
 
@@ -222,7 +257,13 @@ fn seeded_shuffle<T>(items: &mut [T], seed: u64) {
 }
 
 fn stem(path: &Path) -> String {
-    path.file_name().and_then(|n| n.to_str()).unwrap_or_default().split('.').next().unwrap_or_default().to_string()
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[cfg(test)]

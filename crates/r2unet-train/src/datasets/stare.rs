@@ -3,7 +3,7 @@
 //! Declared split: the first 10 sorted IDs train, the last 10 test.
 use std::path::Path;
 
-use super::{files_ending, must_exist, stem, Sample};
+use super::{Sample, files_ending, must_exist, stem};
 use crate::error::Result;
 
 pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
@@ -19,7 +19,12 @@ pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
         if keep {
             let id = stem(&image);
             let label = must_exist(root.join("labels-ah").join(format!("{id}.ah.png")), &image)?;
-            out.push(Sample { id, image, label, fov: None });
+            out.push(Sample {
+                id,
+                image,
+                label,
+                fov: None,
+            });
         }
     }
     Ok(out)

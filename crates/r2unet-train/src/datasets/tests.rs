@@ -10,7 +10,10 @@ pub(crate) fn data_root() -> Option<PathBuf> {
     if root.join("DRIVE").is_dir() {
         Some(root)
     } else {
-        eprintln!("SKIPPED: real data not found at {} (set R2UNET_DATA)", root.display());
+        eprintln!(
+            "SKIPPED: real data not found at {} (set R2UNET_DATA)",
+            root.display()
+        );
         None
     }
 }
@@ -31,7 +34,9 @@ fn real_split_sizes_match_the_data_readme() {
     assert_eq!(count(Dataset::Isic2016, "ISIC2017", "train"), 675);
     assert_eq!(count(Dataset::Isic2016, "ISIC2017", "holdout"), 74);
     assert_eq!(count(Dataset::Isic2016, "ISIC2017", "test"), 305);
-    let test = Dataset::Chase.list(&root.join("CHASE_DB1"), "test").unwrap();
+    let test = Dataset::Chase
+        .list(&root.join("CHASE_DB1"), "test")
+        .unwrap();
     assert_eq!(test[0].id, "Image_11L");
 }
 
@@ -46,13 +51,22 @@ fn real_images_load_at_their_published_sizes() {
     for (d, dir, w, h) in cases {
         let s = &d.list(&root.join(dir), "test").unwrap()[0];
         let loaded = s.load(&PreprocessConfig::for_task(Task::Retina)).unwrap();
-        assert_eq!((loaded.prepared.width, loaded.prepared.height), (w, h), "{dir}");
+        assert_eq!(
+            (loaded.prepared.width, loaded.prepared.height),
+            (w, h),
+            "{dir}"
+        );
         let fov = loaded.prepared.source_fov.iter().filter(|&&v| v).count() as f64 / (w * h) as f64;
         assert!((0.6..0.9).contains(&fov), "{dir}: FOV covers {fov}");
         let vessels = loaded.label.iter().filter(|&&v| v).count() as f64 / (w * h) as f64;
-        assert!((0.04..0.2).contains(&vessels), "{dir}: vessels cover {vessels}");
+        assert!(
+            (0.04..0.2).contains(&vessels),
+            "{dir}: vessels cover {vessels}"
+        );
     }
-    let s = &Dataset::Isic2017.list(&root.join("ISIC2017"), "validation").unwrap()[0];
+    let s = &Dataset::Isic2017
+        .list(&root.join("ISIC2017"), "validation")
+        .unwrap()[0];
     let loaded = s.load(&PreprocessConfig::for_task(Task::Skin)).unwrap();
     assert_eq!((loaded.prepared.channels, loaded.prepared.width), (3, 128));
     assert_eq!(loaded.model_label.len(), 128 * 128);
@@ -60,23 +74,43 @@ fn real_images_load_at_their_published_sizes() {
 
 #[test]
 fn unknown_dataset_and_split_are_refused_with_choices() {
-    assert!(Dataset::parse("kvasir").unwrap_err().to_string().contains("drive"));
-    let err = Dataset::Drive.list(std::path::Path::new("/"), "validation").unwrap_err().to_string();
+    assert!(
+        Dataset::parse("kvasir")
+            .unwrap_err()
+            .to_string()
+            .contains("drive")
+    );
+    let err = Dataset::Drive
+        .list(std::path::Path::new("/"), "validation")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("train, test, all"), "{err}");
 }
 
 #[test]
 fn empty_folder_and_missing_labels_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Dataset::Stare.list(dir.path(), "all").unwrap_err().to_string();
+    let err = Dataset::Stare
+        .list(dir.path(), "all")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("images"), "{err}");
     std::fs::create_dir_all(dir.path().join("images")).unwrap();
-    let err = Dataset::Stare.list(dir.path(), "all").unwrap_err().to_string();
+    let err = Dataset::Stare
+        .list(dir.path(), "all")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no stare images"), "{err}");
     let img = image::RgbImage::new(32, 32);
     img.save(dir.path().join("images/im0001.png")).unwrap();
-    let err = Dataset::Stare.list(dir.path(), "all").unwrap_err().to_string();
-    assert!(err.contains("missing label") && err.contains("im0001.ah.png"), "{err}");
+    let err = Dataset::Stare
+        .list(dir.path(), "all")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing label") && err.contains("im0001.ah.png"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,15 +118,37 @@ fn truncated_images_and_mismatched_labels_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("images")).unwrap();
     std::fs::create_dir_all(dir.path().join("labels-ah")).unwrap();
-    image::RgbImage::new(40, 40).save(dir.path().join("images/im0001.png")).unwrap();
-    image::GrayImage::new(30, 40).save(dir.path().join("labels-ah/im0001.ah.png")).unwrap();
+    image::RgbImage::new(40, 40)
+        .save(dir.path().join("images/im0001.png"))
+        .unwrap();
+    image::GrayImage::new(30, 40)
+        .save(dir.path().join("labels-ah/im0001.ah.png"))
+        .unwrap();
     let s = &Dataset::Stare.list(dir.path(), "all").unwrap()[0];
-    let err = s.load(&PreprocessConfig::for_task(Task::Retina)).err().unwrap().to_string();
-    assert!(err.contains("im0001.ah.png") && err.contains("size mismatch"), "{err}");
+    let err = s
+        .load(&PreprocessConfig::for_task(Task::Retina))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("im0001.ah.png") && err.contains("size mismatch"),
+        "{err}"
+    );
     let bytes = std::fs::read(dir.path().join("images/im0001.png")).unwrap();
-    std::fs::write(dir.path().join("images/im0001.png"), &bytes[..bytes.len() / 3]).unwrap();
-    let err = s.load(&PreprocessConfig::for_task(Task::Retina)).err().unwrap().to_string();
-    assert!(err.contains("im0001.png") && err.contains("decode"), "{err}");
+    std::fs::write(
+        dir.path().join("images/im0001.png"),
+        &bytes[..bytes.len() / 3],
+    )
+    .unwrap();
+    let err = s
+        .load(&PreprocessConfig::for_task(Task::Retina))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("im0001.png") && err.contains("decode"),
+        "{err}"
+    );
 }
 
 /// No lung CT set is available here: the reader is checked on slices made in the Kaggle layout.
@@ -104,14 +160,24 @@ fn lung_reader_splits_generated_kaggle_slices_80_10_10() {
     for i in 0..20 {
         let name = format!("ID_{i:04}_Z_0142.tif");
         let (w, h) = (64u32, 64u32);
-        let hu: Vec<i16> = (0..w * h).map(|p| if (p % w) > 16 && (p % w) < 48 { -800 } else { 40 }).collect();
+        let hu: Vec<i16> = (0..w * h)
+            .map(|p| {
+                if (p % w) > 16 && (p % w) < 48 {
+                    -800
+                } else {
+                    40
+                }
+            })
+            .collect();
         let mut f = std::fs::File::create(dir.path().join("2d_images").join(&name)).unwrap();
         let mut enc = tiff::encoder::TiffEncoder::new(&mut f).unwrap();
-        enc.write_image::<tiff::encoder::colortype::GrayI16>(w, h, &hu).unwrap();
+        enc.write_image::<tiff::encoder::colortype::GrayI16>(w, h, &hu)
+            .unwrap();
         let mask: Vec<u8> = hu.iter().map(|&v| if v < -500 { 255 } else { 0 }).collect();
         let mut f = std::fs::File::create(dir.path().join("2d_masks").join(&name)).unwrap();
         let mut enc = tiff::encoder::TiffEncoder::new(&mut f).unwrap();
-        enc.write_image::<tiff::encoder::colortype::Gray8>(w, h, &mask).unwrap();
+        enc.write_image::<tiff::encoder::colortype::Gray8>(w, h, &mask)
+            .unwrap();
     }
     let n = |s| Dataset::Lung.list(dir.path(), s).unwrap().len();
     assert_eq!((n("train"), n("val"), n("test")), (16, 2, 2));

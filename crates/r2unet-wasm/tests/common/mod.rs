@@ -17,7 +17,13 @@ pub const STRIDE: usize = 16;
 pub const FIXTURE: &str = "tests/fixtures/retina_synthetic_48.f32";
 
 pub fn options() -> SegmentOptions {
-    SegmentOptions { threshold: 0.5, tiling: TilingConfig::new().with_tile(TILE).with_stride(STRIDE).with_batch(1) }
+    SegmentOptions {
+        threshold: 0.5,
+        tiling: TilingConfig::new()
+            .with_tile(TILE)
+            .with_stride(STRIDE)
+            .with_batch(1),
+    }
 }
 
 /// A small fundus-like RGBA picture: a bright red disc (the field of view) on black, with darker
@@ -35,7 +41,11 @@ pub fn synthetic_fundus_rgba() -> Vec<u8> {
                 let d2 = (x - 30 - (y % 7) / 3).abs();
                 let vessel = d1 <= 1 || d2 <= 1;
                 let shade = ((x * 7 + y * 3) % 11) as u8;
-                if vessel { [110 + shade, 40 + shade, 20] } else { [190 + shade, 95 + shade, 45] }
+                if vessel {
+                    [110 + shade, 40 + shade, 20]
+                } else {
+                    [190 + shade, 95 + shade, 45]
+                }
             } else {
                 [0, 0, 0]
             };
@@ -46,17 +56,26 @@ pub fn synthetic_fundus_rgba() -> Vec<u8> {
 }
 
 pub fn decode_f32_le(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// The reference must say something: vessels and background both present inside the disc.
 pub fn assert_not_trivial(p: &[f32]) {
     let high = p.iter().filter(|&&v| v >= 0.5).count();
     let low = p.iter().filter(|&&v| v < 0.5).count();
-    assert!(high >= 20 && low >= 20, "degenerate output: {high} pixels >= 0.5, {low} below");
+    assert!(
+        high >= 20 && low >= 20,
+        "degenerate output: {high} pixels >= 0.5, {low} below"
+    );
 }

@@ -1,11 +1,11 @@
 //! The backward pass of the fused batch norm + ReLU on burn's autodiff backend.
 #![cfg(feature = "autodiff")]
+use burn::backend::Backend;
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::Backend;
 
 use super::BnReluBackend;
 
@@ -14,13 +14,26 @@ struct BnReluBackward;
 
 impl<B: Backend + BnReluBackend> Backward<B, 3> for BnReluBackward {
     /// Input, output, gamma, batch mean, batch variance, epsilon.
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64);
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        f64,
+    );
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
         let (x, y, gamma, mean, variance, epsilon) = ops.state;
-        let (dx, dgamma, dbeta) = B::bn_relu_train_backward(x, y, dy, gamma, mean, variance, epsilon);
+        let (dx, dgamma, dbeta) =
+            B::bn_relu_train_backward(x, y, dy, gamma, mean, variance, epsilon);
         if let Some(node) = node_x {
             grads.register::<B>(node.id, dx);
         }
@@ -41,19 +54,36 @@ impl<B: Backend + BnReluBackend, C: CheckpointStrategy> BnReluBackend for Autodi
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let parents = [x.node(), gamma.node(), beta.node()];
-        let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
+        let (x, gamma, beta) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+        );
         let (y, mean, variance) = B::bn_relu_train(x.clone(), gamma.clone(), beta, epsilon);
-        let output = match BnReluBackward.prepare::<C>(parents).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                prep.finish((x, y.clone(), gamma, mean.clone(), variance.clone(), epsilon), y)
-            }
+        let output = match BnReluBackward
+            .prepare::<C>(parents)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (x, y.clone(), gamma, mean.clone(), variance.clone(), epsilon),
+                y,
+            ),
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         // The statistics feed running averages only: no gradient flows through them.
-        (output, FloatTensor::<Self>::new(mean), FloatTensor::<Self>::new(variance))
+        (
+            output,
+            FloatTensor::<Self>::new(mean),
+            FloatTensor::<Self>::new(variance),
+        )
     }
 
-    fn bn_relu_eval(_x: FloatTensor<Self>, _scale: FloatTensor<Self>, _shift: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn bn_relu_eval(
+        _x: FloatTensor<Self>,
+        _scale: FloatTensor<Self>,
+        _shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         unimplemented!("bn_relu_eval is for inference on a plain device")
     }
 

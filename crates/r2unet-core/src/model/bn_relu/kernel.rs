@@ -43,8 +43,18 @@ fn channel<'a>(x: &'a [f32], d: &Dims, c: usize) -> impl Iterator<Item = &'a [f3
 }
 
 /// Returns `(y, mean, biased variance)`, `y = max(0, gamma * (x - mean) / sqrt(var + eps) + beta)`.
-pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, d: Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    assert_eq!(x.len(), d.batch * d.channels * d.plane, "bn_relu: input length");
+pub fn forward(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    d: Dims,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(
+        x.len(),
+        d.batch * d.channels * d.plane,
+        "bn_relu: input length"
+    );
     let len = x.len();
     let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = Ptr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
@@ -93,7 +103,11 @@ pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, d: Dims) -> (Ve
 
 /// Inference: `y = max(0, x * scale + shift)` per channel, in one pass.
 pub fn eval(x: &[f32], scale: &[f32], shift: &[f32], d: Dims) -> Vec<f32> {
-    assert_eq!(x.len(), d.batch * d.channels * d.plane, "bn_relu: input length");
+    assert_eq!(
+        x.len(),
+        d.batch * d.channels * d.plane,
+        "bn_relu: input length"
+    );
     let len = x.len();
     let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = Ptr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
@@ -138,7 +152,10 @@ pub fn backward(
         let mu = mean[c];
         // g = dy where the ReLU passed, 0 elsewhere; xhat = (x - mean) * inv.
         let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
-        for ((xs, ys), gs) in channel(x, &d, c).zip(channel(y, &d, c)).zip(channel(dy, &d, c)) {
+        for ((xs, ys), gs) in channel(x, &d, c)
+            .zip(channel(y, &d, c))
+            .zip(channel(dy, &d, c))
+        {
             let (mut a, mut b) = (0.0f32, 0.0f32);
             for ((&xv, &yv), &gv) in xs.iter().zip(ys).zip(gs) {
                 let g = if yv > 0.0 { gv } else { 0.0 };
@@ -155,7 +172,11 @@ pub fn backward(
             let at = b * d.channels * d.plane + c * d.plane;
             // SAFETY: channel c of image b is written by this task only.
             let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), d.plane) };
-            let (xs, ys, gs) = (&x[at..at + d.plane], &y[at..at + d.plane], &dy[at..at + d.plane]);
+            let (xs, ys, gs) = (
+                &x[at..at + d.plane],
+                &y[at..at + d.plane],
+                &dy[at..at + d.plane],
+            );
             for (((o, &xv), &yv), &gv) in dst.iter_mut().zip(xs).zip(ys).zip(gs) {
                 let g = if yv > 0.0 { gv } else { 0.0 };
                 let xhat = (xv - mu) * inv;

@@ -9,13 +9,13 @@ use burn::backend::flex::FlexTensor;
 #[cfg(feature = "flex")]
 use burn::backend::tensor::FloatTensor;
 #[cfg(feature = "flex")]
-use burn::backend::{backend_extension, Backend, Dispatch, Flex};
-use burn::tensor::activation::relu;
-use burn::tensor::module::batch_norm_train;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::module::RunningState;
-use burn::tensor::{DType, Tensor};
 #[cfg(feature = "flex")]
 use burn::tensor::TensorData;
+use burn::tensor::activation::relu;
+use burn::tensor::module::batch_norm_train;
+use burn::tensor::{DType, Tensor};
 
 /// Batch norm with batch statistics over `[batch, channels, ...]`, then ReLU.
 #[cfg(feature = "flex")]
@@ -30,7 +30,11 @@ pub trait BnReluBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// Inference: `max(0, x * scale + shift)` with per-channel `scale` and `shift`.
-    fn bn_relu_eval(x: FloatTensor<Self>, scale: FloatTensor<Self>, shift: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn bn_relu_eval(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 
     /// Returns the gradients of the input, gamma and beta.
     #[allow(clippy::too_many_arguments)]
@@ -48,7 +52,11 @@ pub trait BnReluBackend: Backend {
 #[cfg(feature = "flex")]
 fn dims(x: &FlexTensor) -> kernel::Dims {
     let s = x.layout().shape();
-    kernel::Dims { batch: s[0], channels: s[1], plane: s.iter().skip(2).product() }
+    kernel::Dims {
+        batch: s[0],
+        channels: s[1],
+        plane: s.iter().skip(2).product(),
+    }
 }
 
 #[cfg(feature = "flex")]
@@ -58,16 +66,34 @@ fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 
 #[cfg(feature = "flex")]
 impl BnReluBackend for Flex {
-    fn bn_relu_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
+    fn bn_relu_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, beta) = (
+            x.to_contiguous(),
+            gamma.to_contiguous(),
+            beta.to_contiguous(),
+        );
         let d = dims(&x);
-        let (y, mean, var) = kernel::forward(x.storage(), gamma.storage(), beta.storage(), epsilon, d);
+        let (y, mean, var) =
+            kernel::forward(x.storage(), gamma.storage(), beta.storage(), epsilon, d);
         let shape = x.layout().shape().to_vec();
-        (tensor(y, shape), tensor(mean, vec![d.channels]), tensor(var, vec![d.channels]))
+        (
+            tensor(y, shape),
+            tensor(mean, vec![d.channels]),
+            tensor(var, vec![d.channels]),
+        )
     }
 
     fn bn_relu_eval(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
-        let (x, scale, shift) = (x.to_contiguous(), scale.to_contiguous(), shift.to_contiguous());
+        let (x, scale, shift) = (
+            x.to_contiguous(),
+            scale.to_contiguous(),
+            shift.to_contiguous(),
+        );
         let y = kernel::eval(x.storage(), scale.storage(), shift.storage(), dims(&x));
         tensor(y, x.layout().shape().to_vec())
     }
@@ -81,7 +107,8 @@ impl BnReluBackend for Flex {
         variance: FlexTensor,
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let [x, y, dy, gamma, mean, variance] = [x, y, dy, gamma, mean, variance].map(|t| t.to_contiguous());
+        let [x, y, dy, gamma, mean, variance] =
+            [x, y, dy, gamma, mean, variance].map(|t| t.to_contiguous());
         let d = dims(&x);
         let (dx, dgamma, dbeta) = kernel::backward(
             x.storage(),
@@ -93,7 +120,11 @@ impl BnReluBackend for Flex {
             epsilon,
             d,
         );
-        (tensor(dx, x.layout().shape().to_vec()), tensor(dgamma, vec![d.channels]), tensor(dbeta, vec![d.channels]))
+        (
+            tensor(dx, x.layout().shape().to_vec()),
+            tensor(dgamma, vec![d.channels]),
+            tensor(dbeta, vec![d.channels]),
+        )
     }
 }
 
@@ -113,29 +144,54 @@ fn fast_path_applies(x: &Tensor<4>, gamma: &Tensor<1>) -> bool {
 pub fn bn_relu_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> BnRelu {
     if !fast_path_applies(&x, &gamma) {
         let r = batch_norm_train(x, gamma, beta, epsilon);
-        return BnRelu { output: relu(r.output), mean: r.mean, variance: r.variance };
+        return BnRelu {
+            output: relu(r.output),
+            mean: r.mean,
+            variance: r.variance,
+        };
     }
     #[cfg(not(feature = "flex"))]
     unreachable!("the fast path needs the flex feature");
     #[cfg(feature = "flex")]
-    let (y, mean, variance) =
-        <Dispatch as BnReluBackend>::bn_relu_train(x.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon);
+    let (y, mean, variance) = <Dispatch as BnReluBackend>::bn_relu_train(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
     #[cfg(feature = "flex")]
-    BnRelu { output: Tensor::from_dispatch(y), mean: Tensor::from_dispatch(mean), variance: Tensor::from_dispatch(variance) }
+    BnRelu {
+        output: Tensor::from_dispatch(y),
+        mean: Tensor::from_dispatch(mean),
+        variance: Tensor::from_dispatch(variance),
+    }
 }
 
 /// `relu(batch_norm(x, gamma, beta, mean, variance))` with given statistics (inference), fused
 /// on burn-flex.
-pub fn bn_relu_eval(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, mean: Tensor<1>, variance: Tensor<1>, epsilon: f64) -> Tensor<4> {
+pub fn bn_relu_eval(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    epsilon: f64,
+) -> Tensor<4> {
     if !fast_path_applies(&x, &gamma) || x.device().is_autodiff() {
-        return relu(burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, epsilon));
+        return relu(burn::tensor::module::batch_norm(
+            x, gamma, beta, mean, variance, epsilon,
+        ));
     }
     let scale = gamma / (variance + epsilon).sqrt();
     let shift = beta - mean * scale.clone();
     #[cfg(not(feature = "flex"))]
     unreachable!("the fast path needs the flex feature {scale}{shift}");
     #[cfg(feature = "flex")]
-    Tensor::from_dispatch(<Dispatch as BnReluBackend>::bn_relu_eval(x.into_dispatch(), scale.into_dispatch(), shift.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as BnReluBackend>::bn_relu_eval(
+        x.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
+    ))
 }
 
 /// Moves running statistics towards a batch's: `running = (1 - momentum) * running + momentum *
@@ -150,8 +206,12 @@ pub fn update_running_stats(
     let device = mean.device();
     let old_mean = running_mean.value_sync().to_device(&device);
     let old_var = running_var.value_sync().to_device(&device);
-    running_mean.update((old_mean.mul_scalar(1.0 - momentum) + mean.detach().mul_scalar(momentum)).detach());
-    running_var.update((old_var.mul_scalar(1.0 - momentum) + variance.detach().mul_scalar(momentum)).detach());
+    running_mean.update(
+        (old_mean.mul_scalar(1.0 - momentum) + mean.detach().mul_scalar(momentum)).detach(),
+    );
+    running_var.update(
+        (old_var.mul_scalar(1.0 - momentum) + variance.detach().mul_scalar(momentum)).detach(),
+    );
 }
 
 #[cfg(all(test, feature = "flex"))]
@@ -166,47 +226,103 @@ mod tests {
         let stat = |m: f64, s: f64| Tensor::<1>::random([5], Distribution::Normal(m, s), &device);
         let (gamma, beta, mean) = (stat(1.0, 0.3), stat(0.0, 0.3), stat(0.5, 0.5));
         let variance = stat(0.0, 1.0).abs() + 0.1;
-        let fast = bn_relu_eval(x.clone(), gamma.clone(), beta.clone(), mean.clone(), variance.clone(), 1e-5);
-        let slow = relu(burn::tensor::module::batch_norm(x, gamma, beta, mean, variance, 1e-5));
-        fast.into_data().assert_approx_eq::<f32>(&slow.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
+        let fast = bn_relu_eval(
+            x.clone(),
+            gamma.clone(),
+            beta.clone(),
+            mean.clone(),
+            variance.clone(),
+            1e-5,
+        );
+        let slow = relu(burn::tensor::module::batch_norm(
+            x, gamma, beta, mean, variance, 1e-5,
+        ));
+        fast.into_data()
+            .assert_approx_eq::<f32>(&slow.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
     }
 
     #[test]
     fn forward_and_gradients_match_burns_batch_norm_and_relu() {
         let device = burn::tensor::Device::flex().autodiff();
         for shape in [[3, 4, 5, 7], [32, 16, 48, 48], [2, 128, 6, 6]] {
-            let x = Tensor::<4>::random(shape, Distribution::Normal(1.5, 2.0), &device).require_grad();
-            let gamma = Tensor::<1>::random([shape[1]], Distribution::Normal(1.0, 0.3), &device).require_grad();
-            let beta = Tensor::<1>::random([shape[1]], Distribution::Normal(0.0, 0.3), &device).require_grad();
+            let x =
+                Tensor::<4>::random(shape, Distribution::Normal(1.5, 2.0), &device).require_grad();
+            let gamma = Tensor::<1>::random([shape[1]], Distribution::Normal(1.0, 0.3), &device)
+                .require_grad();
+            let beta = Tensor::<1>::random([shape[1]], Distribution::Normal(0.0, 0.3), &device)
+                .require_grad();
             let probe = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-            assert!(fast_path_applies(&x, &gamma), "the fused op must be the one under test");
+            assert!(
+                fast_path_applies(&x, &gamma),
+                "the fused op must be the one under test"
+            );
 
             let fast = bn_relu_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
             let slow = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
-            let pre_activation: Vec<f32> = slow.output.clone().inner().into_data().try_to_vec::<f32>().unwrap();
+            let pre_activation: Vec<f32> = slow
+                .output
+                .clone()
+                .inner()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             let slow_out = relu(slow.output);
             let tol = Tolerance::rel_abs(1e-4, 1e-4);
-            fast.output.clone().inner().into_data().assert_approx_eq::<f32>(&slow_out.clone().inner().into_data(), tol);
-            fast.mean.inner().into_data().assert_approx_eq::<f32>(&slow.mean.inner().into_data(), tol);
-            fast.variance.inner().into_data().assert_approx_eq::<f32>(&slow.variance.inner().into_data(), tol);
+            fast.output
+                .clone()
+                .inner()
+                .into_data()
+                .assert_approx_eq::<f32>(&slow_out.clone().inner().into_data(), tol);
+            fast.mean
+                .inner()
+                .into_data()
+                .assert_approx_eq::<f32>(&slow.mean.inner().into_data(), tol);
+            fast.variance
+                .inner()
+                .into_data()
+                .assert_approx_eq::<f32>(&slow.variance.inner().into_data(), tol);
 
             let g_fast = (fast.output * probe.clone()).sum().backward();
             let g_slow = (slow_out * probe).sum().backward();
             let tol = Tolerance::rel_abs(1e-3, 1e-3);
             // Where the pre-activation is within rounding of zero the two may take the other
             // side of the ReLU; compare everywhere else.
-            let dx_fast: Vec<f32> = x.grad(&g_fast).unwrap().into_data().try_to_vec::<f32>().unwrap();
-            let dx_slow: Vec<f32> = x.grad(&g_slow).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            let dx_fast: Vec<f32> = x
+                .grad(&g_fast)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let dx_slow: Vec<f32> = x
+                .grad(&g_slow)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             let mut compared = 0;
             for ((a, b), z) in dx_fast.iter().zip(&dx_slow).zip(&pre_activation) {
                 if z.abs() > 1e-4 {
                     compared += 1;
-                    assert!((a - b).abs() <= 1e-3 + 1e-3 * b.abs(), "dx {a} != {b} (pre-activation {z})");
+                    assert!(
+                        (a - b).abs() <= 1e-3 + 1e-3 * b.abs(),
+                        "dx {a} != {b} (pre-activation {z})"
+                    );
                 }
             }
-            assert!(compared * 100 > dx_fast.len() * 99, "only {compared} of {} compared", dx_fast.len());
-            gamma.grad(&g_fast).unwrap().into_data().assert_approx_eq::<f32>(&gamma.grad(&g_slow).unwrap().into_data(), tol);
-            beta.grad(&g_fast).unwrap().into_data().assert_approx_eq::<f32>(&beta.grad(&g_slow).unwrap().into_data(), tol);
+            assert!(
+                compared * 100 > dx_fast.len() * 99,
+                "only {compared} of {} compared",
+                dx_fast.len()
+            );
+            gamma
+                .grad(&g_fast)
+                .unwrap()
+                .into_data()
+                .assert_approx_eq::<f32>(&gamma.grad(&g_slow).unwrap().into_data(), tol);
+            beta.grad(&g_fast)
+                .unwrap()
+                .into_data()
+                .assert_approx_eq::<f32>(&beta.grad(&g_slow).unwrap().into_data(), tol);
         }
     }
 }

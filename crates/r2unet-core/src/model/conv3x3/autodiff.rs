@@ -1,9 +1,9 @@
 //! The backward pass of the 3x3 convolution on burn's autodiff backend.
 #![cfg(feature = "autodiff")]
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 
@@ -16,7 +16,12 @@ impl<B: Backend + Conv3x3Backend> Backward<B, 2> for Conv3x3Backward {
     /// The forward pass's input and weights (both needed by the two gradients).
     type State = (FloatTensor<B>, FloatTensor<B>);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_x, node_weight] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
         let (x, weight) = ops.state;
@@ -33,13 +38,19 @@ impl<B: Backend + Conv3x3Backend> Backward<B, 2> for Conv3x3Backward {
 impl<B: Backend + Conv3x3Backend, C: CheckpointStrategy> Conv3x3Backend for Autodiff<B, C> {
     fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
         let parents = [x.node(), weight.node()];
-        match Conv3x3Backward.prepare::<C>(parents).compute_bound().stateful() {
+        match Conv3x3Backward
+            .prepare::<C>(parents)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let (x, weight) = (x.into_primitive(), weight.into_primitive());
                 let y = B::conv3x3(x.clone(), weight.clone());
                 prep.finish((x, weight), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3(x.into_primitive(), weight.into_primitive())),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::conv3x3(x.into_primitive(), weight.into_primitive()))
+            }
         }
     }
 
@@ -47,7 +58,11 @@ impl<B: Backend + Conv3x3Backend, C: CheckpointStrategy> Conv3x3Backend for Auto
         unimplemented!("second-order gradients of conv3x3 are not supported")
     }
 
-    fn conv3x3_weight_grad(_x: FloatTensor<Self>, _dy: FloatTensor<Self>, _c_out: usize) -> FloatTensor<Self> {
+    fn conv3x3_weight_grad(
+        _x: FloatTensor<Self>,
+        _dy: FloatTensor<Self>,
+        _c_out: usize,
+    ) -> FloatTensor<Self> {
         unimplemented!("second-order gradients of conv3x3 are not supported")
     }
 }

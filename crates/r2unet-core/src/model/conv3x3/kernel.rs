@@ -62,7 +62,8 @@ fn im2col_band(x: &[f32], c: usize, h: usize, w: usize, r0: usize, rows: usize, 
         for kh in 0..3 {
             // Output row i reads input row r0 + i + kh - 1; rows i_lo..i_hi of the band are inside.
             let i_lo = (1 - kh as isize - r0 as isize).max(0) as usize;
-            let i_hi = (h as isize + 1 - kh as isize - r0 as isize).clamp(i_lo as isize, rows as isize) as usize;
+            let i_hi = (h as isize + 1 - kh as isize - r0 as isize)
+                .clamp(i_lo as isize, rows as isize) as usize;
             for kw in 0..3 {
                 let k = ci * 9 + kh * 3 + kw;
                 let dst = &mut col[k * n..(k + 1) * n];
@@ -93,7 +94,7 @@ fn im2col_band(x: &[f32], c: usize, h: usize, w: usize, r0: usize, rows: usize, 
 
 /// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]` with explicit strides (row stride, column stride).
 #[allow(clippy::too_many_arguments)]
-fn gemm(
+pub(super) fn gemm(
     m: usize,
     n: usize,
     k: usize,
@@ -153,26 +154,43 @@ fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 
 /// Raw output pointer shared by tasks that write disjoint parts of it.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(super) struct OutPtr(pub(super) *mut f32);
 // SAFETY: tasks write disjoint (image, band) regions.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 #[cfg(feature = "native")]
-fn for_each_task<F: Fn(&(usize, usize, usize)) + Send + Sync>(tasks: &[(usize, usize, usize)], f: F) {
+pub(super) fn for_each_task<F: Fn(&(usize, usize, usize)) + Send + Sync>(
+    tasks: &[(usize, usize, usize)],
+    f: F,
+) {
     use rayon::prelude::*;
     tasks.par_iter().for_each(f);
 }
 
 #[cfg(not(feature = "native"))]
-fn for_each_task<F: Fn(&(usize, usize, usize))>(tasks: &[(usize, usize, usize)], f: F) {
+pub(super) fn for_each_task<F: Fn(&(usize, usize, usize))>(tasks: &[(usize, usize, usize)], f: F) {
     tasks.iter().for_each(f);
 }
 
 /// `y = conv3x3(x, weight)`; `x` is `[batch, c_in, h, w]`, `weight` `[c_out, c_in, 3, 3]`,
-/// the result `[batch, c_out, h, w]`.
+/// the result `[batch, c_out, h, w]`. Winograd where it is faster (see
+/// [`super::winograd::pays`]), im2col + GEMM elsewhere.
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
-    assert_eq!(x.len(), d.batch * d.c_in * d.plane(), "conv3x3: input length");
+    if super::winograd::pays(&d) {
+        super::winograd::forward(x, weight, d)
+    } else {
+        im2col_forward(x, weight, d)
+    }
+}
+
+/// [`forward`] as im2col + GEMM.
+pub fn im2col_forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        d.batch * d.c_in * d.plane(),
+        "conv3x3: input length"
+    );
     assert_eq!(weight.len(), d.c_out * d.c_in * 9, "conv3x3: weight length");
     let plane = d.plane();
     let len = d.batch * d.c_out * plane;
@@ -189,7 +207,18 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
             // Output rows r0..r0+rows of every channel of image b: a [c_out, n] block with row
             // stride `plane`.
             let dst = unsafe { out.0.add(b * d.c_out * plane + r0 * d.w) };
-            gemm(d.c_out, n, k, dst, (plane as isize, 1), false, weight.as_ptr(), (k as isize, 1), col.as_ptr(), (n as isize, 1));
+            gemm(
+                d.c_out,
+                n,
+                k,
+                dst,
+                (plane as isize, 1),
+                false,
+                weight.as_ptr(),
+                (k as isize, 1),
+                col.as_ptr(),
+                (n as isize, 1),
+            );
         });
     });
     // SAFETY: the tasks cover every (image, row) once, and each GEMM wrote all `c_out` rows of
@@ -209,24 +238,55 @@ pub fn input_grad(dy: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
             }
         }
     }
-    let swapped = Dims { c_in: d.c_out, c_out: d.c_in, ..d };
+    let swapped = Dims {
+        c_in: d.c_out,
+        c_out: d.c_in,
+        ..d
+    };
     forward(dy, &flipped, swapped)
 }
 
 /// Gradient of the weights: `sum over images and pixels of dy * im2col(x)^T`, `[c_out, c_in, 3, 3]`.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
-    assert_eq!(x.len(), d.batch * d.c_in * d.plane(), "conv3x3: input length");
-    assert_eq!(dy.len(), d.batch * d.c_out * d.plane(), "conv3x3: output gradient length");
+    assert_eq!(
+        x.len(),
+        d.batch * d.c_in * d.plane(),
+        "conv3x3: input length"
+    );
+    assert_eq!(
+        dy.len(),
+        d.batch * d.c_out * d.plane(),
+        "conv3x3: output gradient length"
+    );
     let plane = d.plane();
     let k = d.c_in * 9;
     let size = d.c_out * k;
     let task = |acc: &mut Vec<f32>, &(b, r0, rows): &(usize, usize, usize)| {
         let n = rows * d.w;
         with_col(k * n, |col| {
-            im2col_band(&x[b * d.c_in * plane..(b + 1) * d.c_in * plane], d.c_in, d.h, d.w, r0, rows, col);
+            im2col_band(
+                &x[b * d.c_in * plane..(b + 1) * d.c_in * plane],
+                d.c_in,
+                d.h,
+                d.w,
+                r0,
+                rows,
+                col,
+            );
             let lhs = dy[b * d.c_out * plane + r0 * d.w..].as_ptr();
             // dW[c_out, k] += dy_band[c_out, n] * col[k, n]^T
-            gemm(d.c_out, k, n, acc.as_mut_ptr(), (k as isize, 1), true, lhs, (plane as isize, 1), col.as_ptr(), (1, n as isize));
+            gemm(
+                d.c_out,
+                k,
+                n,
+                acc.as_mut_ptr(),
+                (k as isize, 1),
+                true,
+                lhs,
+                (plane as isize, 1),
+                col.as_ptr(),
+                (1, n as isize),
+            );
         });
     };
     let tasks = d.tasks();
@@ -235,14 +295,20 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
         use rayon::prelude::*;
         tasks
             .par_iter()
-            .fold(|| vec![0.0f32; size], |mut acc, t| {
-                task(&mut acc, t);
-                acc
-            })
-            .reduce(|| vec![0.0f32; size], |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            })
+            .fold(
+                || vec![0.0f32; size],
+                |mut acc, t| {
+                    task(&mut acc, t);
+                    acc
+                },
+            )
+            .reduce(
+                || vec![0.0f32; size],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
     }
     #[cfg(not(feature = "native"))]
     {
@@ -267,12 +333,17 @@ mod tests {
                         for ci in 0..d.c_in {
                             for kh in 0..3 {
                                 for kw in 0..3 {
-                                    let (yy, xx) = (i as isize + kh as isize - 1, j as isize + kw as isize - 1);
-                                    if yy < 0 || xx < 0 || yy >= d.h as isize || xx >= d.w as isize {
+                                    let (yy, xx) = (
+                                        i as isize + kh as isize - 1,
+                                        j as isize + kw as isize - 1,
+                                    );
+                                    if yy < 0 || xx < 0 || yy >= d.h as isize || xx >= d.w as isize
+                                    {
                                         continue;
                                     }
                                     s += weight[((co * d.c_in + ci) * 3 + kh) * 3 + kw]
-                                        * x[((b * d.c_in + ci) * d.h + yy as usize) * d.w + xx as usize];
+                                        * x[((b * d.c_in + ci) * d.h + yy as usize) * d.w
+                                            + xx as usize];
                                 }
                             }
                         }
@@ -301,15 +372,91 @@ mod tests {
         // A wide one-channel image and a many-channel one, so that both many-band and
         // single-band task splits run.
         for d in [
-            Dims { batch: 2, c_in: 3, c_out: 5, h: 7, w: 6 },
-            Dims { batch: 1, c_in: 2, c_out: 3, h: 300, w: 257 },
-            Dims { batch: 3, c_in: 1, c_out: 1, h: 1, w: 2 },
+            Dims {
+                batch: 2,
+                c_in: 3,
+                c_out: 5,
+                h: 7,
+                w: 6,
+            },
+            Dims {
+                batch: 1,
+                c_in: 2,
+                c_out: 3,
+                h: 300,
+                w: 257,
+            },
+            Dims {
+                batch: 3,
+                c_in: 1,
+                c_out: 1,
+                h: 1,
+                w: 2,
+            },
         ] {
             let x = pseudo_random(d.batch * d.c_in * d.plane(), 1);
             let w = pseudo_random(d.c_out * d.c_in * 9, 2);
-            let got = forward(&x, &w, d);
+            let got = im2col_forward(&x, &w, d);
             let want = reference(&x, &w, d);
-            let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(err < 1e-4, "{d:?}: max error {err}");
+        }
+    }
+
+    #[test]
+    fn winograd_matches_the_definition() {
+        // Odd and even sides (clipped last tile), one tile row per task and many, several images
+        // in one task.
+        for d in [
+            Dims {
+                batch: 2,
+                c_in: 3,
+                c_out: 5,
+                h: 7,
+                w: 6,
+            },
+            Dims {
+                batch: 1,
+                c_in: 2,
+                c_out: 3,
+                h: 301,
+                w: 257,
+            },
+            Dims {
+                batch: 3,
+                c_in: 1,
+                c_out: 1,
+                h: 1,
+                w: 2,
+            },
+            Dims {
+                batch: 5,
+                c_in: 16,
+                c_out: 8,
+                h: 6,
+                w: 5,
+            },
+            Dims {
+                batch: 2,
+                c_in: 1,
+                c_out: 2,
+                h: 1,
+                w: 1,
+            },
+        ] {
+            let x = pseudo_random(d.batch * d.c_in * d.plane(), 3);
+            let w = pseudo_random(d.c_out * d.c_in * 9, 4);
+            let got = super::super::winograd::forward(&x, &w, d);
+            let want = reference(&x, &w, d);
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
             assert!(err < 1e-4, "{d:?}: max error {err}");
         }
     }

@@ -7,18 +7,19 @@
 #[cfg(feature = "flex")]
 mod autodiff;
 pub mod kernel;
+pub mod winograd;
 
-#[cfg(feature = "flex")]
-use burn::backend::tensor::FloatTensor;
 #[cfg(feature = "flex")]
 use burn::backend::flex::FlexTensor;
 #[cfg(feature = "flex")]
-use burn::backend::{backend_extension, Backend, Dispatch, Flex};
-use burn::nn::conv::Conv2d;
+use burn::backend::tensor::FloatTensor;
+#[cfg(feature = "flex")]
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
-use burn::tensor::{DType, Tensor};
+use burn::nn::conv::Conv2d;
 #[cfg(feature = "flex")]
 use burn::tensor::TensorData;
+use burn::tensor::{DType, Tensor};
 
 /// 3x3 convolution, stride 1, zero padding 1, no bias, one group, in NCHW layout.
 #[cfg(feature = "flex")]
@@ -29,13 +30,23 @@ pub trait Conv3x3Backend: Backend {
     /// The input's gradient from the output's.
     fn conv3x3_input_grad(dy: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
     /// The weights' gradient from the input and the output's gradient.
-    fn conv3x3_weight_grad(x: FloatTensor<Self>, dy: FloatTensor<Self>, c_out: usize) -> FloatTensor<Self>;
+    fn conv3x3_weight_grad(
+        x: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        c_out: usize,
+    ) -> FloatTensor<Self>;
 }
 
 #[cfg(feature = "flex")]
 fn dims(x: &FlexTensor, c_out: usize) -> kernel::Dims {
     let s = x.layout().shape();
-    kernel::Dims { batch: s[0], c_in: s[1], c_out, h: s[2], w: s[3] }
+    kernel::Dims {
+        batch: s[0],
+        c_in: s[1],
+        c_out,
+        h: s[2],
+        w: s[3],
+    }
 }
 
 #[cfg(feature = "flex")]
@@ -56,7 +67,13 @@ impl Conv3x3Backend for Flex {
         let (dy, weight) = (dy.to_contiguous(), weight.to_contiguous());
         let c_in = weight.layout().shape()[1];
         let s = dy.layout().shape();
-        let d = kernel::Dims { batch: s[0], c_in, c_out: s[1], h: s[2], w: s[3] };
+        let d = kernel::Dims {
+            batch: s[0],
+            c_in,
+            c_out: s[1],
+            h: s[2],
+            w: s[3],
+        };
         let dx = kernel::input_grad(dy.storage::<f32>(), weight.storage::<f32>(), d);
         f32_tensor(dx, [d.batch, d.c_in, d.h, d.w])
     }
@@ -92,7 +109,10 @@ pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         return conv.forward(x);
     }
     #[cfg(feature = "flex")]
-    return Tensor::from_dispatch(<Dispatch as Conv3x3Backend>::conv3x3(x.into_dispatch(), conv.weight.val().into_dispatch()));
+    return Tensor::from_dispatch(<Dispatch as Conv3x3Backend>::conv3x3(
+        x.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+    ));
     #[cfg(not(feature = "flex"))]
     unreachable!("the fast path needs the flex feature")
 }

@@ -1,6 +1,6 @@
 //! The fast kernel against burn's own convolution on random inputs, forward and backward.
-use burn::nn::conv::Conv2dConfig;
 use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
 use burn::tensor::{Distribution, Tensor, Tolerance};
 
 use super::*;
@@ -19,12 +19,26 @@ fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
 #[test]
 fn forward_and_gradients_match_burns_convolution() {
     let device = burn::tensor::Device::flex().autodiff();
-    for (batch, c_in, c_out, h, w) in [(2, 3, 4, 9, 7), (4, 16, 8, 48, 48), (1, 8, 16, 130, 61), (2, 2, 3, 5, 1), (1, 3, 2, 1, 6)] {
+    for (batch, c_in, c_out, h, w) in [
+        (2, 3, 4, 9, 7),
+        (4, 16, 8, 48, 48),
+        (1, 8, 16, 130, 61),
+        (2, 2, 3, 5, 1),
+        (1, 3, 2, 1, 6),
+    ] {
         let layer = conv(c_in, c_out, &device);
-        let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device).require_grad();
-        let probe = Tensor::<4>::random([batch, c_out, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let probe = Tensor::<4>::random(
+            [batch, c_out, h, w],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
 
-        assert!(fast_path_applies(&layer, &x), "the fast kernel must be the one under test");
+        assert!(
+            fast_path_applies(&layer, &x),
+            "the fast kernel must be the one under test"
+        );
         let fast = conv3x3(&layer, x.clone());
         let slow = layer.forward(x.clone());
         let scale: f32 = slow.clone().abs().max().into_scalar();
@@ -37,19 +51,26 @@ fn forward_and_gradients_match_burns_convolution() {
         let g_slow = (slow * probe).sum().backward();
         let dx_fast = x.grad(&g_fast).unwrap();
         let dx_slow = x.grad(&g_slow).unwrap();
-        dx_fast.into_data().assert_approx_eq::<f32>(&dx_slow.into_data(), Tolerance::rel_abs(1e-4, 1e-4));
+        dx_fast
+            .into_data()
+            .assert_approx_eq::<f32>(&dx_slow.into_data(), Tolerance::rel_abs(1e-4, 1e-4));
         let dw_fast = layer.weight.grad(&g_fast).unwrap();
         let dw_slow = layer.weight.grad(&g_slow).unwrap();
-        dw_fast.into_data().assert_approx_eq::<f32>(&dw_slow.into_data(), Tolerance::rel_abs(1e-4, 1e-3));
+        dw_fast
+            .into_data()
+            .assert_approx_eq::<f32>(&dw_slow.into_data(), Tolerance::rel_abs(1e-4, 1e-3));
     }
 }
 
 #[test]
 fn other_convolutions_fall_back_to_burn() {
     let device = burn::tensor::Device::flex();
-    let strided = Conv2dConfig::new([2, 3], [3, 3]).with_stride([2, 2]).init(&device);
+    let strided = Conv2dConfig::new([2, 3], [3, 3])
+        .with_stride([2, 2])
+        .init(&device);
     let x = Tensor::<4>::random([1, 2, 8, 8], Distribution::Normal(0.0, 1.0), &device);
     assert!(!fast_path_applies(&strided, &x));
     let out = conv3x3(&strided, x.clone());
-    out.into_data().assert_approx_eq::<f32>(&strided.forward(x).into_data(), Tolerance::default());
+    out.into_data()
+        .assert_approx_eq::<f32>(&strided.forward(x).into_data(), Tolerance::default());
 }
