@@ -246,8 +246,18 @@ pub fn input_grad(dy: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     forward(dy, &flipped, swapped)
 }
 
-/// Gradient of the weights: `sum over images and pixels of dy * im2col(x)^T`, `[c_out, c_in, 3, 3]`.
+/// Gradient of the weights, `[c_out, c_in, 3, 3]`: Winograd where it is faster, im2col + GEMM
+/// elsewhere.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
+    if super::winograd::pays_for_weight_grad(&d) {
+        super::winograd::weight_grad(x, dy, d)
+    } else {
+        im2col_weight_grad(x, dy, d)
+    }
+}
+
+/// Gradient of the weights: `sum over images and pixels of dy * im2col(x)^T`, `[c_out, c_in, 3, 3]`.
+pub fn im2col_weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     assert_eq!(
         x.len(),
         d.batch * d.c_in * d.plane(),
@@ -458,6 +468,59 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
             assert!(err < 1e-4, "{d:?}: max error {err}");
+        }
+    }
+
+    #[test]
+    fn winograd_weight_gradient_matches_im2col() {
+        for d in [
+            Dims {
+                batch: 2,
+                c_in: 3,
+                c_out: 5,
+                h: 7,
+                w: 6,
+            },
+            Dims {
+                batch: 1,
+                c_in: 2,
+                c_out: 3,
+                h: 61,
+                w: 57,
+            },
+            Dims {
+                batch: 3,
+                c_in: 1,
+                c_out: 1,
+                h: 1,
+                w: 2,
+            },
+            Dims {
+                batch: 5,
+                c_in: 16,
+                c_out: 8,
+                h: 6,
+                w: 5,
+            },
+            Dims {
+                batch: 2,
+                c_in: 1,
+                c_out: 2,
+                h: 1,
+                w: 1,
+            },
+        ] {
+            let x = pseudo_random(d.batch * d.c_in * d.plane(), 5);
+            let dy = pseudo_random(d.batch * d.c_out * d.plane(), 6);
+            let got = super::super::winograd::weight_grad(&x, &dy, d);
+            let want = im2col_weight_grad(&x, &dy, d);
+            let scale = want.iter().map(|v| v.abs()).fold(1.0f32, f32::max);
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(err < 1e-4 * scale, "{d:?}: max error {err} (scale {scale})");
         }
     }
 }

@@ -17,12 +17,20 @@
 use super::kernel::{Dims, OutPtr, gemm};
 
 /// Whether Winograd beats im2col + GEMM on this shape. Measured with the kernel bench
-/// (`examples/kernel_bench.rs`, bench/NOTES.md): on a whole image's planes, where the transforms
-/// run over long rows, it wins at every level (1.0-1.1x at 16 channels, 1.2x at 32, 1.4-1.6x at
-/// 64 and 128); on the small planes of a batch of 48x48 patches the per-row overhead of the
-/// transforms eats the saved multiplications, so training keeps im2col.
+/// (`examples/kernel_bench.rs`, bench/NOTES.md section 10): from 32 channels it wins on every
+/// plane (1.1-1.3x on a batch of 24x24 to 6x6 patches, 1.3-1.7x on a whole image's planes); at 16
+/// channels only on wide planes (1.15x at 584 wide), while on a batch of 48x48 patches it ties
+/// with im2col, whose GEMM then has the longer inner dimension.
 pub fn pays(d: &Dims) -> bool {
-    d.c_in >= 16 && d.c_out >= 16 && d.w >= 64
+    let c = d.c_in.min(d.c_out);
+    c >= 32 || (c >= 16 && d.w >= 64)
+}
+
+/// The same for the weights' gradient, whose GEMMs sum over the tiles: on wide planes it wins
+/// (1.2-1.45x at 584 to 146 wide), but a task's few tiles of small patches make short sums into
+/// a large accumulator (16 x c_out x c_in), and there im2col is faster (0.6-1.1x).
+pub fn pays_for_weight_grad(d: &Dims) -> bool {
+    d.c_in.min(d.c_out) >= 16 && d.w >= 64
 }
 
 /// Tiles per task: the task's transformed tiles (`16 * c * tiles` floats, for the larger of the
@@ -30,7 +38,7 @@ pub fn pays(d: &Dims) -> bool {
 fn tile_rows_per_task(d: &Dims, tiles_per_row: usize) -> usize {
     let c = d.c_in.max(d.c_out).max(1);
     let tiles = (4096 / c).max(64);
-    (tiles / tiles_per_row).max(1)
+    (tiles / (tiles_per_row + 1)).max(1)
 }
 
 /// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g`.
@@ -88,44 +96,388 @@ fn split_row(plane: &[f32], h: usize, w: usize, r: isize, e: &mut [f32], o: &mut
     let row = &plane[r as usize * w..(r as usize + 1) * w];
     e.fill(0.0);
     o.fill(0.0);
-    let pairs = row.chunks_exact(2);
-    let tail = pairs.remainder().first().copied();
-    for (t, p) in pairs.enumerate() {
-        o[t] = p[0];
-        e[t + 1] = p[1];
-    }
+    let tail = (w % 2 == 1).then(|| row[w - 1]);
+    deinterleave(&row[..w - w % 2], &mut o[..w / 2], &mut e[1..w / 2 + 1]);
     if let Some(v) = tail {
         o[w / 2] = v;
     }
 }
 
-// Element-wise helpers over equal-length slices, written with zips so that they vectorise.
-fn add(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    dst.iter_mut()
-        .zip(a)
-        .zip(b)
-        .for_each(|((d, a), b)| *d = a + b);
+/// One row combination `i` of the input transform over a task's tiles: with the combined rows
+/// `ce = ea +- eb` (even columns) and `co = oa +- ob` (odd), tile `t` gets
+/// `ce[t] - ce[t+1], co[t] + ce[t+1], ce[t+1] - co[t], co[t] - co[t+1]` (B^T along the row).
+/// The last element of each output (the junk column) is set to zero.
+#[inline(always)]
+fn tile_row_body<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize) {
+    let [ea, eb, oa, ob] = rows;
+    let comb = |a: f32, b: f32| if PLUS { a + b } else { a - b };
+    let [v0, v1, v2, v3] = outs;
+    let (ea, eb, oa, ob) = (&ea[..l + 1], &eb[..l + 1], &oa[..l + 1], &ob[..l + 1]);
+    let (v0, v1, v2, v3) = (
+        &mut v0[..l + 1],
+        &mut v1[..l + 1],
+        &mut v2[..l + 1],
+        &mut v3[..l + 1],
+    );
+    for t in 0..l {
+        let (ce0, ce1) = (comb(ea[t], eb[t]), comb(ea[t + 1], eb[t + 1]));
+        let (co0, co1) = (comb(oa[t], ob[t]), comb(oa[t + 1], ob[t + 1]));
+        v0[t] = ce0 - ce1;
+        v1[t] = co0 + ce1;
+        v2[t] = ce1 - co0;
+        v3[t] = co0 - co1;
+    }
+    v0[l] = 0.0;
+    v1[l] = 0.0;
+    v2[l] = 0.0;
+    v3[l] = 0.0;
 }
-fn sub(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    dst.iter_mut()
-        .zip(a)
-        .zip(b)
-        .for_each(|((d, a), b)| *d = a - b);
+
+/// Y = A^T M A for every tile of a task at once, A^T = [1 1 1 0; 0 1 -1 -1]: `m[i * 4 + j]` is
+/// product `(i, j)` of every tile; `y` gets (top left, top right, bottom left, bottom right).
+#[inline(always)]
+fn output_body(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
+    let n = y[0].len();
+    let m: [&[f32]; 16] = std::array::from_fn(|k| &m[k][..n]);
+    let [y0, y1, y2, y3] = y;
+    let (y1, y2, y3) = (&mut y1[..n], &mut y2[..n], &mut y3[..n]);
+    for t in 0..n {
+        // Along the rows of each product block: s_i0 = m_i0 + m_i1 + m_i2, s_i1 = m_i1 - m_i2 - m_i3.
+        let s = |i: usize| {
+            let (a, b, c, d) = (
+                m[4 * i][t],
+                m[4 * i + 1][t],
+                m[4 * i + 2][t],
+                m[4 * i + 3][t],
+            );
+            (a + b + c, b - c - d)
+        };
+        let (s0, s1, s2, s3) = (s(0), s(1), s(2), s(3));
+        y0[t] = s0.0 + s1.0 + s2.0;
+        y1[t] = s0.1 + s1.1 + s2.1;
+        y2[t] = s1.0 - s2.0 - s3.0;
+        y3[t] = s1.1 - s2.1 - s3.1;
+    }
 }
-fn add3(dst: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
-    dst.iter_mut()
-        .zip(a)
-        .zip(b)
-        .zip(c)
-        .for_each(|(((d, a), b), c)| *d = a + b + c);
+
+// The transforms are plain loops that the compiler vectorises; native x86-64 builds target
+// SSE2 only, so where the CPU has AVX2 they run from copies compiled for it (twice the width).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
 }
-/// `a - b - c`
-fn sub3(dst: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
-    dst.iter_mut()
-        .zip(a)
-        .zip(b)
-        .zip(c)
-        .for_each(|(((d, a), b), c)| *d = a - b - c);
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn tile_row_avx2<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize) {
+    tile_row_body::<PLUS>(rows, outs, l)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn output_avx2(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
+    output_body(m, y)
+}
+
+fn tile_row_transform<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked at run time).
+        return unsafe { tile_row_avx2::<PLUS>(rows, outs, l) };
+    }
+    tile_row_body::<PLUS>(rows, outs, l)
+}
+
+fn output_transform(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked at run time).
+        return unsafe { output_avx2(m, y) };
+    }
+    output_body(m, y)
+}
+
+/// `dst[2t] = a[t], dst[2t + 1] = b[t]`, as loops the compiler turns into shuffles.
+#[inline(always)]
+fn interleave_body(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((d, a), b) in dst.chunks_exact_mut(2).zip(a).zip(b) {
+        d[0] = *a;
+        d[1] = *b;
+    }
+}
+
+/// `a[t] = src[2t], b[t] = src[2t + 1]`.
+#[inline(always)]
+fn deinterleave_body(src: &[f32], a: &mut [f32], b: &mut [f32]) {
+    for ((s, a), b) in src.chunks_exact(2).zip(a.iter_mut()).zip(b.iter_mut()) {
+        *a = s[0];
+        *b = s[1];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn interleave_avx2(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    interleave_body(dst, a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn deinterleave_avx2(src: &[f32], a: &mut [f32], b: &mut [f32]) {
+    deinterleave_body(src, a, b)
+}
+
+fn interleave(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked at run time).
+        return unsafe { interleave_avx2(dst, a, b) };
+    }
+    interleave_body(dst, a, b)
+}
+
+fn deinterleave(src: &[f32], a: &mut [f32], b: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked at run time).
+        return unsafe { deinterleave_avx2(src, a, b) };
+    }
+    deinterleave_body(src, a, b)
+}
+
+/// (first tile row, 0, tile rows) for every task; tile row `g` is row `g % th` of image `g / th`.
+fn tasks(d: &Dims) -> Vec<(usize, usize, usize)> {
+    let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
+    let total_rows = d.batch * th;
+    let per_task = tile_rows_per_task(d, tw);
+    (0..total_rows)
+        .step_by(per_task)
+        .map(|g0| (g0, 0, per_task.min(total_rows - g0)))
+        .collect()
+}
+
+// In the transformed arrays a tile row takes `tw + 1` columns, `tw` tiles and one junk column,
+// so that a task's tile rows lie end to end and every transform is one pass over all of them
+// (the junk column is where a row's last tile would read the next row's first; its values are
+// zero on the input side and never written out).
+
+/// V = B^T d B (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]) for tile rows `g0..g0 + nrows`
+/// of `x`: `v[(xi * c_in + ci) * n + gi * (tw + 1) + t]`, `n = nrows * (tw + 1)`. `raw` is
+/// scratch of `8 * n` floats.
+fn input_transform(x: &[f32], d: &Dims, g0: usize, nrows: usize, v: &mut [f32], raw: &mut [f32]) {
+    let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
+    let (rl, plane, c_in) = (tw + 1, d.h * d.w, d.c_in);
+    let n = nrows * rl;
+    for ci in 0..c_in {
+        // raw[(2k + parity) * n + gi * rl ..]: input row 2 ty - 1 + k of tile row gi, split into
+        // even and odd columns.
+        for gi in 0..nrows {
+            let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+            let img = &x[(b * c_in + ci) * plane..(b * c_in + ci + 1) * plane];
+            for k in 0..4 {
+                let (e, o) = raw[2 * k * n..(2 * k + 2) * n].split_at_mut(n);
+                let at = gi * rl..(gi + 1) * rl;
+                split_row(
+                    img,
+                    d.h,
+                    d.w,
+                    2 * ty as isize - 1 + k as isize,
+                    &mut e[at.clone()],
+                    &mut o[at],
+                );
+            }
+        }
+        // Vertical and horizontal steps in one pass per row combination `i`.
+        let l = n - 1;
+        let r = |k: usize, par: usize| &raw[(2 * k + par) * n..(2 * k + par + 1) * n];
+        for i in 0..4 {
+            // Rows of B^T: d0 - d2, d1 + d2, d2 - d1, d1 - d3.
+            let (ka, kb, plus) = [(0, 2, false), (1, 2, true), (2, 1, false), (1, 3, false)][i];
+            let at = |j: usize| ((i * 4 + j) * c_in + ci) * n;
+            let (v0, rest) = v[at(0)..].split_at_mut(c_in * n);
+            let (v1, rest) = rest.split_at_mut(c_in * n);
+            let (v2, rest) = rest.split_at_mut(c_in * n);
+            let v3 = &mut rest[..n];
+            let rows = [r(ka, 0), r(kb, 0), r(ka, 1), r(kb, 1)];
+            let outs = [&mut v0[..n], &mut v1[..n], &mut v2[..n], v3];
+            if plus {
+                tile_row_transform::<true>(rows, outs, l);
+            } else {
+                tile_row_transform::<false>(rows, outs, l);
+            }
+        }
+    }
+}
+
+/// A dY A^T for every tile (A = [1 0; 1 1; 1 -1; 0 -1], the adjoint of the output transform):
+/// from the 2x2 output gradients (top left, top right, bottom left, bottom right) to the 16
+/// product positions.
+#[inline(always)]
+fn grad_body(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
+    let n = y[0].len();
+    let [y0, y1, y2, y3] = y.map(|a| &a[..n]);
+    for t in 0..n {
+        // Columns c of the 2x2 block: (y0, y2) and (y1, y3); rows of A: a, a + b, a - b, -b.
+        let col = |a: f32, b: f32| [a, a + b, a - b, -b];
+        let (c0, c1) = (col(y0[t], y2[t]), col(y1[t], y3[t]));
+        for i in 0..4 {
+            let q = col(c0[i], c1[i]);
+            for j in 0..4 {
+                out[i * 4 + j][t] = q[j];
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn grad_avx2(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
+    grad_body(y, out)
+}
+
+fn grad_transform(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 (checked at run time).
+        return unsafe { grad_avx2(y, out) };
+    }
+    grad_body(y, out)
+}
+
+/// The weights' gradient, as [`super::kernel::weight_grad`]: per product position `xi`,
+/// `sum over tiles of (A dY A^T)[xi] (B^T x B)[xi]^T` (a GEMM with the tiles as its long inner
+/// dimension), then `G^T . G` back to 3x3.
+pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        d.batch * d.c_in * d.h * d.w,
+        "conv3x3: input length"
+    );
+    assert_eq!(
+        dy.len(),
+        d.batch * d.c_out * d.h * d.w,
+        "conv3x3: output gradient length"
+    );
+    let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
+    let (rl, plane, c_in, c_out) = (tw + 1, d.h * d.w, d.c_in, d.c_out);
+    let pairs = c_out * c_in;
+    let task = |acc: &mut Vec<f32>, &(g0, _, nrows): &(usize, usize, usize)| {
+        let n = nrows * rl;
+        SCRATCH.with(|s| {
+            let s = &mut *s.borrow_mut();
+            grow(&mut s.v, 16 * c_in * n);
+            grow(&mut s.m, 16 * c_out * n);
+            grow(&mut s.rows, 8 * n);
+            let (v, m, rows) = (
+                &mut s.v[..16 * c_in * n],
+                &mut s.m[..16 * c_out * n],
+                &mut s.rows[..8 * n],
+            );
+            input_transform(x, &d, g0, nrows, v, rows);
+            // The output gradient of every tile, split into its four corners (zero outside).
+            for co in 0..c_out {
+                let (y4, _) = rows.split_at_mut(4 * n);
+                for gi in 0..nrows {
+                    let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+                    for dr in 0..2 {
+                        let (e, rest) = y4[2 * dr * n..].split_at_mut(n);
+                        let (e, o) = (
+                            &mut e[gi * rl..(gi + 1) * rl],
+                            &mut rest[gi * rl..(gi + 1) * rl],
+                        );
+                        e.fill(0.0);
+                        o.fill(0.0);
+                        let r = 2 * ty + dr;
+                        if r < d.h {
+                            let row = &dy[(b * c_out + co) * plane + r * d.w..][..d.w];
+                            deinterleave(
+                                &row[..d.w - d.w % 2],
+                                &mut e[..d.w / 2],
+                                &mut o[..d.w / 2],
+                            );
+                            if d.w % 2 == 1 {
+                                e[d.w / 2] = row[d.w - 1];
+                            }
+                        }
+                    }
+                }
+                let y4 = &rows[..4 * n];
+                let corners = [&y4[..n], &y4[n..2 * n], &y4[2 * n..3 * n], &y4[3 * n..]];
+                let mut it = m
+                    .chunks_mut(c_out * n)
+                    .map(|c| &mut c[co * n..(co + 1) * n]);
+                let mut out: [&mut [f32]; 16] =
+                    std::array::from_fn(|_| it.next().expect("16 blocks"));
+                grad_transform(corners, &mut out);
+            }
+            // acc[xi] (c_out x c_in) += M[xi] (c_out x n) V[xi]^T (n x c_in)
+            for xi in 0..16 {
+                let dst = acc[xi * pairs..].as_mut_ptr();
+                let lhs = m[xi * c_out * n..].as_ptr();
+                let rhs = v[xi * c_in * n..].as_ptr();
+                gemm(
+                    c_out,
+                    c_in,
+                    n,
+                    dst,
+                    (c_in as isize, 1),
+                    true,
+                    lhs,
+                    (n as isize, 1),
+                    rhs,
+                    (1, n as isize),
+                );
+            }
+        });
+    };
+    let tasks = tasks(&d);
+    let size = 16 * pairs;
+    #[cfg(feature = "native")]
+    let acc = {
+        use rayon::prelude::*;
+        tasks
+            .par_iter()
+            .fold(
+                || vec![0.0f32; size],
+                |mut acc, t| {
+                    task(&mut acc, t);
+                    acc
+                },
+            )
+            .reduce(
+                || vec![0.0f32; size],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
+    };
+    #[cfg(not(feature = "native"))]
+    let acc = {
+        let mut acc = vec![0.0f32; size];
+        tasks.iter().for_each(|t| task(&mut acc, t));
+        acc
+    };
+    // dW = G^T Wd G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
+    let gt = |k: usize, q: [f32; 4]| match k {
+        0 => q[0] + 0.5 * (q[1] + q[2]),
+        1 => 0.5 * (q[1] - q[2]),
+        _ => 0.5 * (q[1] + q[2]) + q[3],
+    };
+    let mut dw = vec![0.0f32; pairs * 9];
+    for p in 0..pairs {
+        let wd = |i: usize, j: usize| acc[(i * 4 + j) * pairs + p];
+        // Columns first: h[i][l] = sum_j Wd[i][j] G[j][l].
+        let h: [[f32; 3]; 4] = std::array::from_fn(|i| {
+            std::array::from_fn(|l| gt(l, [wd(i, 0), wd(i, 1), wd(i, 2), wd(i, 3)]))
+        });
+        for k in 0..3 {
+            for l in 0..3 {
+                dw[p * 9 + k * 3 + l] = gt(k, [h[0][l], h[1][l], h[2][l], h[3][l]]);
+            }
+        }
+    }
+    dw
 }
 
 /// `y = conv3x3(x, weight)`, as [`super::kernel::forward`].
@@ -139,68 +491,27 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
     let plane = d.h * d.w;
     let u = transform_weights(weight, &d);
-    let total_rows = d.batch * th;
-    let per_task = tile_rows_per_task(&d, tw);
-    let tasks: Vec<(usize, usize, usize)> = (0..total_rows)
-        .step_by(per_task)
-        .map(|g0| (g0, 0, per_task.min(total_rows - g0)))
-        .collect();
+    let tasks = tasks(&d);
     let len = d.batch * d.c_out * plane;
     // Every output element is written exactly once by the output transform.
     let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     let (c_in, c_out) = (d.c_in, d.c_out);
+    let rl = tw + 1;
     super::kernel::for_each_task(&tasks, |&(g0, _, nrows)| {
-        let n = nrows * tw;
+        let n = nrows * rl;
         SCRATCH.with(|s| {
             let s = &mut *s.borrow_mut();
             grow(&mut s.v, 16 * c_in * n);
             grow(&mut s.m, 16 * c_out * n);
-            // 4 input rows x (even, odd) x (tw + 1), then 4 x 2 vertically combined rows.
-            let rl = tw + 1;
-            grow(&mut s.rows, 16 * rl);
+            grow(&mut s.rows, 16 * n);
             let (v, m, rows) = (
                 &mut s.v[..16 * c_in * n],
                 &mut s.m[..16 * c_out * n],
-                &mut s.rows[..16 * rl],
+                &mut s.rows[..16 * n],
             );
 
-            // Input transform V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-            for ci in 0..c_in {
-                for gi in 0..nrows {
-                    let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
-                    let img = &x[(b * c_in + ci) * plane..(b * c_in + ci + 1) * plane];
-                    let (raw, comb) = rows.split_at_mut(8 * rl);
-                    for k in 0..4 {
-                        let (e, o) = raw[2 * k * rl..(2 * k + 2) * rl].split_at_mut(rl);
-                        split_row(img, d.h, d.w, 2 * ty as isize - 1 + k as isize, e, o);
-                    }
-                    // Vertical: for the even and the odd columns alike.
-                    for par in 0..2 {
-                        let r = |k: usize| &raw[(2 * k + par) * rl..(2 * k + par + 1) * rl];
-                        let (d0, d1, d2, d3) = (r(0), r(1), r(2), r(3));
-                        let dst = |i: usize| (2 * i + par) * rl..(2 * i + par + 1) * rl;
-                        sub(&mut comb[dst(0)], d0, d2);
-                        add(&mut comb[dst(1)], d1, d2);
-                        sub(&mut comb[dst(2)], d2, d1);
-                        sub(&mut comb[dst(3)], d1, d3);
-                    }
-                    // Horizontal: columns e[t], o[t], e[t+1], o[t+1].
-                    let base = gi * tw;
-                    for i in 0..4 {
-                        let e = &comb[2 * i * rl..(2 * i + 1) * rl];
-                        let o = &comb[(2 * i + 1) * rl..(2 * i + 2) * rl];
-                        let at = |j: usize| {
-                            ((i * 4 + j) * c_in + ci) * n + base
-                                ..((i * 4 + j) * c_in + ci) * n + base + tw
-                        };
-                        sub(&mut v[at(0)], &e[..tw], &e[1..]);
-                        add(&mut v[at(1)], &o[..tw], &e[1..]);
-                        sub(&mut v[at(2)], &e[1..], &o[..tw]);
-                        sub(&mut v[at(3)], &o[..tw], &o[1..]);
-                    }
-                }
-            }
+            input_transform(x, &d, g0, nrows, v, &mut rows[..8 * n]);
 
             // M[xi] = U[xi] V[xi]: [c_out, c_in] x [c_in, n].
             for xi in 0..16 {
@@ -222,29 +533,18 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
             }
 
             // Output transform Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1].
-            let (s, rest) = rows.split_at_mut(8 * rl);
-            let yb = &mut rest[..4 * rl];
+            let yb = &mut rows[..4 * n];
             for co in 0..c_out {
+                let mm: [&[f32]; 16] = std::array::from_fn(|k| &m[(k * c_out + co) * n..][..n]);
+                let (y0, rest) = yb.split_at_mut(n);
+                let (y1, rest) = rest.split_at_mut(n);
+                let (y2, y3) = rest.split_at_mut(n);
+                output_transform(&mm, [y0, y1, y2, y3]);
+                // yb: (top, col 0), (top, col 1), (bottom, col 0), (bottom, col 1).
+                let out = out;
                 for gi in 0..nrows {
                     let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
-                    let base = gi * tw;
-                    let mm = |i: usize, j: usize| &m[((i * 4 + j) * c_out + co) * n + base..][..tw];
-                    for i in 0..4 {
-                        let (m0, m1, m2, m3) = (mm(i, 0), mm(i, 1), mm(i, 2), mm(i, 3));
-                        let (s0, s1) = s[2 * i * rl..(2 * i + 2) * rl].split_at_mut(rl);
-                        add3(&mut s0[..tw], m0, m1, m2);
-                        sub3(&mut s1[..tw], m1, m2, m3);
-                    }
-                    let sr = |i: usize, j: usize| &s[(2 * i + j) * rl..(2 * i + j) * rl + tw];
-                    for j in 0..2 {
-                        let (a, bb, c, dd) = (sr(0, j), sr(1, j), sr(2, j), sr(3, j));
-                        let (top, bottom) = yb[2 * j * rl..(2 * j + 2) * rl].split_at_mut(rl);
-                        add3(&mut top[..tw], a, bb, c);
-                        sub3(&mut bottom[..tw], bb, c, dd);
-                    }
-                    // yb rows: (top, col 0), (bottom, col 0), (top, col 1), (bottom, col 1).
-                    let out = out;
-                    for (dy, (c0, c1)) in [(0usize, (0usize, 2usize)), (1, (1, 3))] {
+                    for (dy, (c0, c1)) in [(0usize, (0usize, 1usize)), (1, (2, 3))] {
                         let r = 2 * ty + dy;
                         if r >= d.h {
                             continue;
@@ -257,12 +557,10 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                                 d.w,
                             )
                         };
-                        let (even, odd) = (&yb[c0 * rl..c0 * rl + tw], &yb[c1 * rl..c1 * rl + tw]);
+                        let even = &yb[c0 * n + gi * rl..][..tw];
+                        let odd = &yb[c1 * n + gi * rl..][..tw];
                         let pairs = d.w / 2;
-                        for t in 0..pairs {
-                            row[2 * t] = even[t];
-                            row[2 * t + 1] = odd[t];
-                        }
+                        interleave(&mut row[..2 * pairs], &even[..pairs], &odd[..pairs]);
                         if d.w % 2 == 1 {
                             row[d.w - 1] = even[pairs];
                         }
