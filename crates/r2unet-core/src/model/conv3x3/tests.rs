@@ -25,6 +25,9 @@ fn forward_and_gradients_match_burns_convolution() {
         (1, 8, 16, 130, 61),
         (2, 2, 3, 5, 1),
         (1, 3, 2, 1, 6),
+        // Winograd for all three (32 channels; then 16 channels on a plane 64+ wide).
+        (2, 32, 32, 14, 9),
+        (1, 16, 16, 11, 70),
     ] {
         let layer = conv(c_in, c_out, &device);
         let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)
