@@ -102,6 +102,10 @@ pub struct TrainArgs {
     /// Continue from the run folder's last completed epoch (its config.json wins, except --epochs).
     #[arg(long)]
     pub resume: bool,
+    /// Start from these weights instead of random ones (same architecture and widths), e.g. to
+    /// fine-tune a shipped model or to continue at another --size; the optimiser starts afresh.
+    #[arg(long, conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
 }

@@ -23,9 +23,9 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn new(root: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root).map_err(|source| TrainError::Io {
+        std::fs::create_dir_all(root).map_err(|error| TrainError::Io {
             path: root.to_owned(),
-            source,
+            error,
         })?;
         Ok(Self {
             root: root.to_owned(),
@@ -39,11 +39,11 @@ impl RunDir {
     /// Writes `name` atomically.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let (tmp, dst) = (self.path(&format!(".{name}.tmp")), self.path(name));
-        std::fs::write(&tmp, bytes).map_err(|source| TrainError::Io {
+        std::fs::write(&tmp, bytes).map_err(|error| TrainError::Io {
             path: tmp.clone(),
-            source,
+            error,
         })?;
-        std::fs::rename(&tmp, &dst).map_err(|source| TrainError::Io { path: dst, source })
+        std::fs::rename(&tmp, &dst).map_err(|error| TrainError::Io { path: dst, error })
     }
 
     pub fn read_state(&self) -> Result<State> {
@@ -63,9 +63,9 @@ impl RunDir {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|source| TrainError::Io {
+            .map_err(|error| TrainError::Io {
                 path: path.clone(),
-                source,
+                error,
             })?;
         let text = if fresh {
             format!("{header}\n{line}\n")
@@ -73,6 +73,6 @@ impl RunDir {
             format!("{line}\n")
         };
         f.write_all(text.as_bytes())
-            .map_err(|source| TrainError::Io { path, source })
+            .map_err(|error| TrainError::Io { path, error })
     }
 }

@@ -5,19 +5,18 @@ use thiserror::Error;
 
 pub type Result<T> = std::result::Result<T, TrainError>;
 
+/// The causes of `Io` and `Image` are part of their messages and not `source()`s, so that a
+/// caller printing the whole chain (`{:#}`) does not print them twice.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum TrainError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: {source}")]
-    Image {
-        path: PathBuf,
-        source: r2unet::Error,
-    },
+    #[error("{path}: {error}")]
+    Image { path: PathBuf, error: r2unet::Error },
     #[error("{0}")]
     Dataset(String),
     #[error(transparent)]
@@ -28,8 +27,8 @@ pub enum TrainError {
 
 /// Reads a file, naming it on failure.
 pub fn read(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| TrainError::Io {
+    std::fs::read(path).map_err(|error| TrainError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })
 }

@@ -65,9 +65,9 @@ pub fn evaluate(
     for (i, sample) in samples.iter().enumerate() {
         let loaded = sample.load(&bundle.preprocess)?;
         let probs = predict::probabilities(model, device, &loaded.prepared, tiling, |_, _| {})
-            .map_err(|source| TrainError::Image {
+            .map_err(|error| TrainError::Image {
                 path: sample.image.clone(),
-                source,
+                error,
             })?;
         let probs = loaded.prepared.restore(&probs);
         let fov = &loaded.prepared.source_fov;

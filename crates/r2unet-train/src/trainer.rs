@@ -52,6 +52,11 @@ pub struct TrainConfig {
     /// Cosine decay of the learning rate to `lr * lr_floor` over all epochs.
     #[config(default = 0.05)]
     pub lr_floor: f64,
+    /// Weights file the model starts from instead of a random initialisation (same
+    /// architecture; e.g. to fine-tune at another input size). Ignored on resume, where the
+    /// run's own checkpoint wins.
+    #[config(default = "None")]
+    pub init: Option<String>,
 }
 
 /// One line of `log.csv`.
@@ -202,6 +207,34 @@ pub fn train(
         best_score: f64::NEG_INFINITY,
         ..State::default()
     };
+    if let (false, Some(init)) = (resume, &config.init) {
+        let path = Path::new(init);
+        let bytes = crate::error::read(path)?;
+        let fail = |message: String| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        };
+        // Compare the architectures first: burn's own mismatch report lists every tensor.
+        let describe = |m: &ModelConfig| {
+            format!(
+                "{} (widths {:?}, t = {}, {} input channel(s))",
+                m.architecture(),
+                m.widths,
+                m.t,
+                m.in_channels
+            )
+        };
+        let stored = weights::read_bundle(&bytes).map_err(|e| fail(e.to_string()))?;
+        if describe(&stored.model) != describe(&config.model) {
+            return Err(fail(format!(
+                "cannot start from these weights: they hold {}, this run trains {}",
+                describe(&stored.model),
+                describe(&config.model)
+            )));
+        }
+        weights::load_into(&mut model, &bytes)
+            .map_err(|e| fail(format!("cannot start from these weights: {e}")))?;
+    }
     if resume {
         state = dir.read_state()?;
         let bytes = crate::error::read(&dir.path("last.bpk"))?;

@@ -41,6 +41,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
             .with_patches(a.patches)
             .with_patch(a.patch)
             .with_augment(!a.no_augment)
+            .with_init(a.init.as_ref().map(|p| {
+                // Absolute, so that config.json still names the file from another directory.
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            }))
     };
     let chosen = backend::choose(a.backend)?;
     eprintln!(

@@ -150,23 +150,23 @@ pub struct Loaded {
 }
 
 fn decode_at(path: &Path) -> Result<RawImage> {
-    image_io::decode(&read(path)?).map_err(|source| TrainError::Image {
+    image_io::decode(&read(path)?).map_err(|error| TrainError::Image {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 
 /// Reads a label or mask file and checks it against the image size.
 fn binary_at(path: &Path, image: &RawImage, what: &'static str) -> Result<Vec<bool>> {
     let bytes = read(path)?;
-    let img = image_io::decode(&bytes).map_err(|source| TrainError::Image {
+    let img = image_io::decode(&bytes).map_err(|error| TrainError::Image {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     if (img.width, img.height) != (image.width, image.height) {
         return Err(TrainError::Image {
             path: path.to_owned(),
-            source: r2unet::Error::SizeMismatch {
+            error: r2unet::Error::SizeMismatch {
                 what,
                 image_w: image.width,
                 image_h: image.height,
@@ -187,10 +187,10 @@ impl Sample {
             Some(p) => Some(binary_at(p, &image, "FOV mask")?),
             None => None,
         };
-        let prepared = preprocess::prepare(config, &image, fov.as_deref()).map_err(|source| {
+        let prepared = preprocess::prepare(config, &image, fov.as_deref()).map_err(|error| {
             TrainError::Image {
                 path: self.image.clone(),
-                source,
+                error,
             }
         })?;
         let (w, h) = (image.width as usize, image.height as usize);
@@ -209,9 +209,9 @@ impl Sample {
 
 /// Files in `dir` whose names end with `suffix`, sorted.
 fn files_ending(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| TrainError::Io {
+    let entries = std::fs::read_dir(dir).map_err(|error| TrainError::Io {
         path: dir.to_owned(),
-        source,
+        error,
     })?;
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
