@@ -299,26 +299,29 @@ pub fn im2col_weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
             );
         });
     };
-    let tasks = d.tasks();
+    sum_over_tasks(&d.tasks(), size, task)
+}
+
+/// Runs `task` on every task with a zeroed accumulator of `size` floats per thread and returns
+/// the accumulators' sum (the weight gradients: a sum over images and pixels).
+pub(super) fn sum_over_tasks<F>(tasks: &[(usize, usize, usize)], size: usize, task: F) -> Vec<f32>
+where
+    F: Fn(&mut Vec<f32>, &(usize, usize, usize)) + Send + Sync,
+{
     #[cfg(feature = "native")]
     {
         use rayon::prelude::*;
+        let zeros = || vec![0.0f32; size];
         tasks
             .par_iter()
-            .fold(
-                || vec![0.0f32; size],
-                |mut acc, t| {
-                    task(&mut acc, t);
-                    acc
-                },
-            )
-            .reduce(
-                || vec![0.0f32; size],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            )
+            .fold(zeros, |mut acc, t| {
+                task(&mut acc, t);
+                acc
+            })
+            .reduce(zeros, |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            })
     }
     #[cfg(not(feature = "native"))]
     {
@@ -365,6 +368,27 @@ mod tests {
         y
     }
 
+    fn dims(batch: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> Dims {
+        Dims {
+            batch,
+            c_in,
+            c_out,
+            h,
+            w,
+        }
+    }
+
+    /// The largest absolute difference, checked against `tolerance`.
+    fn assert_close(got: &[f32], want: &[f32], tolerance: f32, d: Dims) {
+        assert_eq!(got.len(), want.len(), "{d:?}");
+        let err = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err < tolerance, "{d:?}: max error {err}");
+    }
+
     fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..n)
@@ -382,38 +406,15 @@ mod tests {
         // A wide one-channel image and a many-channel one, so that both many-band and
         // single-band task splits run.
         for d in [
-            Dims {
-                batch: 2,
-                c_in: 3,
-                c_out: 5,
-                h: 7,
-                w: 6,
-            },
-            Dims {
-                batch: 1,
-                c_in: 2,
-                c_out: 3,
-                h: 300,
-                w: 257,
-            },
-            Dims {
-                batch: 3,
-                c_in: 1,
-                c_out: 1,
-                h: 1,
-                w: 2,
-            },
+            dims(2, 3, 5, 7, 6),
+            dims(1, 2, 3, 300, 257),
+            dims(3, 1, 1, 1, 2),
         ] {
             let x = pseudo_random(d.batch * d.c_in * d.plane(), 1);
             let w = pseudo_random(d.c_out * d.c_in * 9, 2);
             let got = im2col_forward(&x, &w, d);
             let want = reference(&x, &w, d);
-            let err = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(err < 1e-4, "{d:?}: max error {err}");
+            assert_close(&got, &want, 1e-4, d);
         }
     }
 
@@ -422,105 +423,35 @@ mod tests {
         // Odd and even sides (clipped last tile), one tile row per task and many, several images
         // in one task.
         for d in [
-            Dims {
-                batch: 2,
-                c_in: 3,
-                c_out: 5,
-                h: 7,
-                w: 6,
-            },
-            Dims {
-                batch: 1,
-                c_in: 2,
-                c_out: 3,
-                h: 301,
-                w: 257,
-            },
-            Dims {
-                batch: 3,
-                c_in: 1,
-                c_out: 1,
-                h: 1,
-                w: 2,
-            },
-            Dims {
-                batch: 5,
-                c_in: 16,
-                c_out: 8,
-                h: 6,
-                w: 5,
-            },
-            Dims {
-                batch: 2,
-                c_in: 1,
-                c_out: 2,
-                h: 1,
-                w: 1,
-            },
+            dims(2, 3, 5, 7, 6),
+            dims(1, 2, 3, 301, 257),
+            dims(3, 1, 1, 1, 2),
+            dims(5, 16, 8, 6, 5),
+            dims(2, 1, 2, 1, 1),
         ] {
             let x = pseudo_random(d.batch * d.c_in * d.plane(), 3);
             let w = pseudo_random(d.c_out * d.c_in * 9, 4);
             let got = super::super::winograd::forward(&x, &w, d);
             let want = reference(&x, &w, d);
-            let err = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(err < 1e-4, "{d:?}: max error {err}");
+            assert_close(&got, &want, 1e-4, d);
         }
     }
 
     #[test]
     fn winograd_weight_gradient_matches_im2col() {
         for d in [
-            Dims {
-                batch: 2,
-                c_in: 3,
-                c_out: 5,
-                h: 7,
-                w: 6,
-            },
-            Dims {
-                batch: 1,
-                c_in: 2,
-                c_out: 3,
-                h: 61,
-                w: 57,
-            },
-            Dims {
-                batch: 3,
-                c_in: 1,
-                c_out: 1,
-                h: 1,
-                w: 2,
-            },
-            Dims {
-                batch: 5,
-                c_in: 16,
-                c_out: 8,
-                h: 6,
-                w: 5,
-            },
-            Dims {
-                batch: 2,
-                c_in: 1,
-                c_out: 2,
-                h: 1,
-                w: 1,
-            },
+            dims(2, 3, 5, 7, 6),
+            dims(1, 2, 3, 61, 57),
+            dims(3, 1, 1, 1, 2),
+            dims(5, 16, 8, 6, 5),
+            dims(2, 1, 2, 1, 1),
         ] {
             let x = pseudo_random(d.batch * d.c_in * d.plane(), 5);
             let dy = pseudo_random(d.batch * d.c_out * d.plane(), 6);
             let got = super::super::winograd::weight_grad(&x, &dy, d);
             let want = im2col_weight_grad(&x, &dy, d);
             let scale = want.iter().map(|v| v.abs()).fold(1.0f32, f32::max);
-            let err = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(err < 1e-4 * scale, "{d:?}: max error {err} (scale {scale})");
+            assert_close(&got, &want, 1e-4 * scale, d);
         }
     }
 }

@@ -430,34 +430,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
             }
         });
     };
-    let tasks = tasks(&d);
-    let size = 16 * pairs;
-    #[cfg(feature = "native")]
-    let acc = {
-        use rayon::prelude::*;
-        tasks
-            .par_iter()
-            .fold(
-                || vec![0.0f32; size],
-                |mut acc, t| {
-                    task(&mut acc, t);
-                    acc
-                },
-            )
-            .reduce(
-                || vec![0.0f32; size],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            )
-    };
-    #[cfg(not(feature = "native"))]
-    let acc = {
-        let mut acc = vec![0.0f32; size];
-        tasks.iter().for_each(|t| task(&mut acc, t));
-        acc
-    };
+    let acc = super::kernel::sum_over_tasks(&tasks(&d), 16 * pairs, task);
     // dW = G^T Wd G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
     let gt = |k: usize, q: [f32; 4]| match k {
         0 => q[0] + 0.5 * (q[1] + q[2]),
