@@ -15,8 +15,9 @@ pub mod rcl;
 pub mod step_norm;
 pub mod unet;
 pub mod unit;
+pub mod up2x2;
 
-/// Whether this project's CPU kernels (`conv3x3`, `bn_relu`, `conv1x1`) can run on `device`: burn-flex, and
+/// Whether this project's CPU kernels (`conv3x3`, `bn_relu`, `conv1x1`, `up2x2`) can run on `device`: burn-flex, and
 /// on an autodiff device only when this crate is built with `autodiff` (the backward pass is
 /// only routed then).
 pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {

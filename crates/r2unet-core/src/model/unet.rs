@@ -9,6 +9,7 @@ use super::ModelConfig;
 use super::attention::AttentionGate;
 use super::conv1x1::conv1x1;
 use super::unit::{Unit, UnitConfig};
+use super::up2x2::up2x2;
 
 /// An R2U-Net family network (which family member depends on its [`ModelConfig`]).
 #[derive(Module, Debug)]
@@ -73,7 +74,7 @@ impl R2UNet {
         }
         skips.pop(); // the bottleneck is `x` itself
         for (i, (up, decoder)) in self.ups.iter().zip(&self.decoders).enumerate() {
-            let up = up.forward(x); // [B, w[l], 2h, 2w]
+            let up = up2x2(up, x); // [B, w[l], 2h, 2w]
             let skip = skips.pop().expect("one skip per decoder level");
             let skip = match self.gates.get(i) {
                 Some(gate) => gate.forward(up.clone(), skip),
