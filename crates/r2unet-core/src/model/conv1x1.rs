@@ -41,7 +41,7 @@ pub fn conv1x1(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 #[cfg(all(test, feature = "flex", feature = "autodiff"))]
 mod tests {
     use burn::nn::conv::Conv2dConfig;
-    use burn::tensor::{Distribution, Tolerance};
+    use burn::tensor::Distribution;
 
     use super::*;
 
@@ -63,35 +63,16 @@ mod tests {
             let x =
                 Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)
                     .require_grad();
-            let probe = Tensor::<4>::random(
-                [batch, c_out, h, w],
-                Distribution::Normal(0.0, 1.0),
-                &device,
-            );
             let fast = conv1x1(&layer, x.clone());
             let slow = layer.forward(x.clone());
-            fast.clone()
-                .into_data()
-                .assert_approx_eq::<f32>(&slow.clone().into_data(), Tolerance::rel_abs(1e-5, 1e-5));
-            let g_fast = (fast * probe.clone()).sum().backward();
-            let g_slow = (slow * probe).sum().backward();
-            let close = |a: burn::tensor::TensorData, b: burn::tensor::TensorData| {
-                a.assert_approx_eq::<f32>(&b, Tolerance::rel_abs(1e-4, 1e-4))
-            };
-            close(
-                x.grad(&g_fast).unwrap().into_data(),
-                x.grad(&g_slow).unwrap().into_data(),
-            );
-            close(
-                layer.weight.grad(&g_fast).unwrap().into_data(),
-                layer.weight.grad(&g_slow).unwrap().into_data(),
-            );
-            if let Some(b) = &layer.bias {
-                close(
-                    b.grad(&g_fast).unwrap().into_data(),
-                    b.grad(&g_slow).unwrap().into_data(),
-                );
-            }
+            super::super::assert_same_layer(fast, slow, |g| {
+                let mut v = vec![
+                    x.grad(g).unwrap().into_data(),
+                    layer.weight.grad(g).unwrap().into_data(),
+                ];
+                v.extend(layer.bias.as_ref().map(|b| b.grad(g).unwrap().into_data()));
+                v
+            });
         }
     }
 }
