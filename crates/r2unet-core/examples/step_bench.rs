@@ -67,6 +67,22 @@ pub fn ops() {
     t("maxpool @48 c16", &mut || {
         let _ = pool.forward(x16.clone());
     });
+    let ad = Device::flex().autodiff();
+    let xa =
+        Tensor::<4>::random([32, 16, 48, 48], Distribution::Normal(0.0, 1.0), &ad).require_grad();
+    t("maxpool fwd+bwd autodiff @48 c16", &mut || {
+        let _ = pool.forward(xa.clone()).sum().backward();
+    });
+    use r2unet::model::max_pool2x2::max_pool2x2;
+    t("max_pool2x2 fwd @48 c16", &mut || {
+        let _ = max_pool2x2(&pool, x16.clone());
+    });
+    t("max_pool2x2 fwd+bwd autodiff @48 c16", &mut || {
+        let _ = max_pool2x2(&pool, xa.clone()).sum().backward();
+    });
+    t("sum fwd+bwd autodiff @48 c16", &mut || {
+        let _ = xa.clone().sum().backward();
+    });
     t("cat 16+16 @48", &mut || {
         let _ = Tensor::cat(vec![x16.clone(), x16.clone()], 1);
     });

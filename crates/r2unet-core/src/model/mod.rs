@@ -11,13 +11,14 @@ pub mod attention;
 pub mod bn_relu;
 pub mod conv1x1;
 pub mod conv3x3;
+pub mod max_pool2x2;
 pub mod rcl;
 pub mod step_norm;
 pub mod unet;
 pub mod unit;
 pub mod up2x2;
 
-/// Whether this project's CPU kernels (`conv3x3`, `bn_relu`, `conv1x1`, `up2x2`) can run on `device`: burn-flex, and
+/// Whether this project's CPU kernels (`conv3x3`, `bn_relu`, `conv1x1`, `up2x2`, `max_pool2x2`) can run on `device`: burn-flex, and
 /// on an autodiff device only when this crate is built with `autodiff` (the backward pass is
 /// only routed then).
 pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {
@@ -29,6 +30,18 @@ pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {
     #[cfg(not(feature = "flex"))]
     let on_flex = false;
     on_flex && (cfg!(feature = "autodiff") || !device.is_autodiff())
+}
+
+/// Runs `f(0)..f(n)` on rayon's threads in native builds, in order on one thread elsewhere (wasm).
+#[cfg(feature = "native")]
+pub(crate) fn for_each_index(n: usize, f: impl Fn(usize) + Send + Sync) {
+    use rayon::prelude::*;
+    (0..n).into_par_iter().for_each(f);
+}
+
+#[cfg(not(feature = "native"))]
+pub(crate) fn for_each_index(n: usize, f: impl Fn(usize)) {
+    (0..n).for_each(f);
 }
 
 use burn::config::Config;

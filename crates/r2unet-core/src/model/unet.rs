@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 use super::ModelConfig;
 use super::attention::AttentionGate;
 use super::conv1x1::conv1x1;
+use super::max_pool2x2::max_pool2x2;
 use super::unit::{Unit, UnitConfig};
 use super::up2x2::up2x2;
 
@@ -67,7 +68,7 @@ impl R2UNet {
         let mut x = x;
         for (level, encoder) in self.encoders.iter().enumerate() {
             if level > 0 {
-                x = self.pool.forward(x); // [B, C, H/2^level, W/2^level]
+                x = max_pool2x2(&self.pool, x); // [B, C, H/2^level, W/2^level]
             }
             x = encoder.forward(x);
             skips.push(x.clone());

@@ -25,16 +25,7 @@ struct Ptr(*mut f32);
 unsafe impl Send for Ptr {}
 unsafe impl Sync for Ptr {}
 
-#[cfg(feature = "native")]
-fn for_each_channel(channels: usize, f: impl Fn(usize) + Send + Sync) {
-    use rayon::prelude::*;
-    (0..channels).into_par_iter().for_each(f);
-}
-
-#[cfg(not(feature = "native"))]
-fn for_each_channel(channels: usize, f: impl Fn(usize)) {
-    (0..channels).for_each(f);
-}
+use super::super::for_each_index as for_each_channel;
 
 /// Slices of channel `c` across the batch.
 fn channel<'a>(x: &'a [f32], d: &Dims, c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
