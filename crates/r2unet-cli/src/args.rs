@@ -53,6 +53,10 @@ pub struct TilingArgs {
     /// Tiles per forward pass (lowered automatically to fit memory).
     #[arg(long, default_value_t = 4)]
     pub tile_batch: usize,
+    /// Average the probabilities over the four flips of the image (test-time augmentation;
+    /// four times the work).
+    #[arg(long)]
+    pub flips: bool,
 }
 
 #[derive(Args)]

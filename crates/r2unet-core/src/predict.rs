@@ -42,6 +42,30 @@ fn batch_tensor(
     Tensor::<4>::from_data(TensorData::new(input, shape), device)
 }
 
+/// `t` mirrored left-right and/or upside down.
+fn flip(t: Tensor<4>, left_right: bool, up_down: bool) -> Tensor<4> {
+    match (left_right, up_down) {
+        (false, false) => t,
+        (true, false) => t.flip([3]),
+        (false, true) => t.flip([2]),
+        (true, true) => t.flip([2, 3]),
+    }
+}
+
+/// Sigmoid probabilities of one batch, averaged over the four flips when `flips` is set.
+fn forward_probabilities(model: &R2UNet, x: Tensor<4>, flips: bool) -> Tensor<4> {
+    if !flips {
+        return sigmoid(model.forward(x));
+    }
+    let pass = |(lr, ud)| flip(sigmoid(model.forward(flip(x.clone(), lr, ud))), lr, ud);
+    let sum = [(false, false), (true, false), (false, true), (true, true)]
+        .map(pass)
+        .into_iter()
+        .reduce(|a, b| a + b)
+        .expect("four passes");
+    sum.div_scalar(4.0)
+}
+
 fn to_vec(data: TensorData) -> Result<Vec<f32>> {
     data.try_to_vec::<f32>()
         .map_err(|e| Error::Backend(format!("{e:?}")))
@@ -61,7 +85,8 @@ pub fn probabilities(
     let total = plan.positions.len();
     let mut done = 0;
     for tiles in plan.positions.chunks(batch) {
-        let probs = sigmoid(model.forward(batch_tensor(&plan, prepared, tiles, device)));
+        let x = batch_tensor(&plan, prepared, tiles, device);
+        let probs = forward_probabilities(model, x, tiling.flips);
         let data = probs
             .try_into_data()
             .map_err(|e| Error::Backend(format!("{e:?}")))?;
@@ -86,7 +111,8 @@ pub async fn probabilities_async(
     let total = plan.positions.len();
     let mut done = 0;
     for tiles in plan.positions.chunks(batch) {
-        let probs = sigmoid(model.forward(batch_tensor(&plan, prepared, tiles, device)));
+        let x = batch_tensor(&plan, prepared, tiles, device);
+        let probs = forward_probabilities(model, x, tiling.flips);
         let data = probs
             .into_data_async()
             .await
@@ -183,6 +209,55 @@ mod tests {
             .sum::<f32>()
             / got.len() as f32;
         assert!(mean < 0.02, "mean abs difference {mean}");
+    }
+
+    /// With `flips`, each output pixel is the mean of four plain passes over the flipped image,
+    /// each flipped back.
+    #[test]
+    fn flips_average_the_four_flipped_passes() {
+        let device = Device::flex();
+        let model = ModelConfig::new()
+            .with_widths(vec![8, 16, 32])
+            .init(&device);
+        let p = prepared(64, 96);
+        let config = TilingConfig::new().with_tile(128).with_stride(128);
+        let got = probabilities(
+            &model,
+            &device,
+            &p,
+            &config.clone().with_flips(true),
+            |_, _| {},
+        )
+        .unwrap();
+        let (h, w) = (p.height, p.width);
+        let flipped = |img: &[f32], lr: bool, ud: bool| -> Vec<f32> {
+            let at = |y: usize, x: usize| {
+                img[(if ud { h - 1 - y } else { y }) * w + if lr { w - 1 - x } else { x }]
+            };
+            (0..h * w).map(|i| at(i / w, i % w)).collect()
+        };
+        let mut want = vec![0.0f32; h * w];
+        for (lr, ud) in [(false, false), (true, false), (false, true), (true, true)] {
+            let q = Prepared {
+                data: flipped(&p.data, lr, ud),
+                ..p.clone()
+            };
+            let plain = probabilities(&model, &device, &q, &config, |_, _| {}).unwrap();
+            for (a, b) in want.iter_mut().zip(flipped(&plain, lr, ud)) {
+                *a += b / 4.0;
+            }
+        }
+        let max = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(max < 1e-5, "max abs difference {max}");
+        let plain = probabilities(&model, &device, &p, &config, |_, _| {}).unwrap();
+        assert!(
+            got.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-4),
+            "an untrained network is not flip-symmetric, so the average must differ"
+        );
     }
 
     #[test]

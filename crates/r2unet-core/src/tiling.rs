@@ -36,6 +36,11 @@ pub struct TilingConfig {
     /// the cost of memory that grows with the image; the browser's CPU path uses it.
     #[config(default = 0)]
     pub whole_up_to: usize,
+    /// Test-time augmentation: average each tile's probabilities over the four flips
+    /// (none, left-right, up-down, both), each mapped back. Four times the work; smooths the
+    /// orientation-dependent errors of a network trained with flip augmentation.
+    #[config(default = false)]
+    pub flips: bool,
 }
 
 impl TilingConfig {

@@ -14,7 +14,8 @@ impl TilingArgs {
         let config = TilingConfig::new()
             .with_tile(self.tile)
             .with_stride(self.stride)
-            .with_batch(self.tile_batch);
+            .with_batch(self.tile_batch)
+            .with_flips(self.flips);
         config.validate()?;
         Ok(config)
     }
