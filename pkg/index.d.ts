@@ -60,6 +60,11 @@ export interface SegmentOptions {
   tile?: number;
   /** Step between tiles (default 192, or 3/4 of `tile` when only `tile` is given). */
   stride?: number;
+  /**
+   * Test-time augmentation: also run the image mirrored left-right, upside down and both, and
+   * average the four probability maps. Four times the work; default false.
+   */
+  flips?: boolean;
 }
 
 export interface SegmentResult {

@@ -89,6 +89,19 @@ fn opt_size(obj: &JsValue, key: &str) -> Result<Option<usize>, JsValue> {
     }
 }
 
+fn opt_bool(obj: &JsValue, key: &str) -> Result<Option<bool>, JsValue> {
+    let v = get(obj, key)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_bool().map(Some).ok_or_else(|| {
+        config_error(format!(
+            "option '{key}' must be a boolean, got {}",
+            type_name(&v)
+        ))
+    })
+}
+
 fn opt_string(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
     let v = get(obj, key)?;
     if v.is_undefined() || v.is_null() {
@@ -412,7 +425,7 @@ impl Segmenter {
 
     /// Segments one image. `input`: an `ImageData`, `{width, height, data}` with RGBA bytes,
     /// or the bytes of a PNG, JPEG, TIFF, BMP, GIF or PPM file. `options`: `{ threshold?: number
-    /// (0.5), onProgress?: (done, total) => void, tile?: number, stride?: number }`; without
+    /// (0.5), onProgress?: (done, total) => void, tile?: number, stride?: number, flips?: boolean }`; without
     /// `tile` and `stride`, the CPU runs images up to [`CPU_WHOLE_IMAGE_PIXELS`] in one pass.
     /// Resolves to `{ width, height, probabilities: Float32Array, mask: Uint8Array, timeMs,
     /// timings: { decodeMs, preprocessMs, modelMs, finishMs }, backend }`.
@@ -439,6 +452,9 @@ impl Segmenter {
             .with_tile(tile_side)
             .with_stride(stride)
             .with_batch(1);
+        if let Some(flips) = opt_bool(&options, "flips")? {
+            opts.tiling = opts.tiling.with_flips(flips);
+        }
         if default_tiles && self.engine.borrow().kind == BackendKind::Cpu {
             // On the CPU a fundus photo the size of DRIVE's or STARE's runs as one pass: 1.8x
             // less work than overlapping tiles.

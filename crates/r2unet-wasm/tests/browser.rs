@@ -84,6 +84,23 @@ async fn cpu_matches_the_native_forward_pass() {
         diff <= 1e-3,
         "CPU (flex, wasm) vs native: max abs difference {diff}"
     );
+    // `flips` reaches the model: four mirrored passes averaged, so a different map (core's
+    // predict tests check the average itself).
+    let options = synthetic_options();
+    js_sys::Reflect::set(&options, &"flips".into(), &true.into()).unwrap();
+    let flipped = probabilities(
+        &seg.segment(synthetic_input(), options)
+            .await
+            .map_err(|e| error_text(&e))
+            .unwrap(),
+    );
+    assert_eq!(flipped.len(), got.len());
+    assert!(flipped.iter().all(|p| (0.0..=1.0).contains(p)));
+    let moved = common::max_abs_diff(&flipped, &got);
+    assert!(
+        moved > 1e-4,
+        "flips changed nothing (max difference {moved})"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -337,6 +354,12 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
             synthetic_input(),
             obj(&[("threshold", 2.into())]),
             "ConfigError: invalid configuration: threshold",
+        ),
+        (
+            "flips not a boolean",
+            synthetic_input(),
+            obj(&[("flips", 1.into())]),
+            "ConfigError: option 'flips' must be a boolean",
         ),
         (
             "onProgress not a function",
