@@ -15,9 +15,15 @@ export R2UNET_DATA="${R2UNET_DATA:-$ROOT/../shared/data}"
 log="$(mktemp)"
 step() { echo "== $* ($(date +%T))"; }
 # Runs a command with its output in the log; a failure stops the script with the step's name.
+# Each step runs in a subshell with errexit on, outside any `if` or `||`: there bash ignores
+# errexit, and a step function would be judged by its last command alone.
 check() {
   local name="$1"; shift
-  if ! "$@" 2>&1 | tee -a "$log"; then echo "FAILED: $name"; exit 1; fi
+  set +e
+  (set -e; "$@") 2>&1 | tee -a "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  if [[ $rc -ne 0 ]]; then echo "FAILED: $name (exit $rc)"; exit 1; fi
 }
 SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
 
@@ -81,7 +87,9 @@ consumer_tests() {
   tarballs="$(mktemp -d)"
   (cd pkg && npm pack --pack-destination "$tarballs" --loglevel=error)
   cd tests/consumer
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install`, not `npm ci`: npm 11's ci refuses vite 8's lock file (its Windows-only optional
+  # dependency napi-windows-process-start-time is not in the lock, "Missing: ... from lock file").
+  npm install --no-audit --no-fund --loglevel=error
   npm install --no-save --no-audit --no-fund --loglevel=error "$tarballs"/r2unet-wasm-*.tgz
   rm -rf dist "$tarballs"
   npx vite build --logLevel warn
