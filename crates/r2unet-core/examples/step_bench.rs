@@ -9,9 +9,16 @@ fn main() {
     if std::env::args().any(|a| a == "--ops") {
         return ops();
     }
+    // `--skin`: the skin task's batches (16 RGB images of 128x128) instead of retina patches.
+    let skin = std::env::args().any(|a| a == "--skin");
+    let (shape, channels) = if skin {
+        ([16, 3, 128, 128], 3)
+    } else {
+        ([32, 1, 48, 48], 1)
+    };
     let device = Device::flex().autodiff();
-    let model = ModelConfig::new().init(&device);
-    let x = Tensor::<4>::random([32, 1, 48, 48], Distribution::Normal(0.0, 1.0), &device);
+    let model = ModelConfig::new().with_in_channels(channels).init(&device);
+    let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
     for i in 0..4 {
         let t = Instant::now();
         let y = model.forward(x.clone());
@@ -24,8 +31,8 @@ fn main() {
         println!("step {i}: forward {:.3} s, backward {:.3} s", fwd, bwd);
     }
     let plain = Device::flex();
-    let model = ModelConfig::new().init(&plain);
-    let x = Tensor::<4>::random([32, 1, 48, 48], Distribution::Normal(0.0, 1.0), &plain);
+    let model = ModelConfig::new().with_in_channels(channels).init(&plain);
+    let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &plain);
     for _ in 0..3 {
         let t = Instant::now();
         let y: f32 = model.forward(x.clone()).mean().into_scalar();
