@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const els = {
   task: $('task'),
   backend: $('backend'),
+  flips: $('flips'),
   dropZone: $('drop-zone'),
   fileInput: $('file-input'),
   weightsInput: $('weights-input'),
@@ -282,7 +283,8 @@ function run() {
   const task = els.task.value;
   const backend = els.backend.value;
   const threshold = Number(els.threshold.value);
-  const msg = { type: 'segment', id, task, backend, threshold, wantPreview: !app.bitmap };
+  const flips = els.flips.checked;
+  const msg = { type: 'segment', id, task, backend, threshold, flips, wantPreview: !app.bitmap };
   if (app.weights) {
     msg.weights = app.weights.bytes.slice(0);   // a copy: kept here for later runs
     msg.weightsKey = app.weights.key;
@@ -352,7 +354,8 @@ function onResult(msg) {
   els.download.disabled = false;
   setProgress(1, 1);
   const ms = Number.isFinite(timeMs) ? Math.round(timeMs) : '?';
-  setStatus(`Done: backend ${backend}, inference ${ms} ms, ${width}×${height} pixels.`);
+  const refined = msg.flips ? ', four flips averaged' : '';
+  setStatus(`Done: backend ${backend}${refined}, inference ${ms} ms, ${width}×${height} pixels.`);
   if (msg.fallbackReason && els.backend.value === 'auto') {
     showNote(`Running on the CPU: ${msg.fallbackReason}.`);
   }
@@ -496,9 +499,10 @@ function wire() {
     button.addEventListener('click', () => loadSample(button.dataset.sample, button.dataset.task));
   }
 
-  // A new task or backend re-runs the model on the current image.
+  // A new task, backend or flips setting re-runs the model on the current image.
   els.task.addEventListener('change', run);
   els.backend.addEventListener('change', run);
+  els.flips.addEventListener('change', run);
 
   // 'input' (dragging) re-renders once per frame; 'change' (release, or a scripted value) at once.
   for (const [slider, output] of [[els.threshold, els.thresholdValue], [els.opacity, els.opacityValue]]) {

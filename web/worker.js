@@ -146,6 +146,7 @@ async function handleSegment(msg) {
   try {
     r = await seg.segment(input, {
       threshold,
+      flips: Boolean(msg.flips),
       onProgress: (done, total) => post({ type: 'progress', done: Number(done), total: Number(total) }),
     });
   } catch (err) {
@@ -168,7 +169,8 @@ async function handleSegment(msg) {
     throw new Error(`Segmentation failed: the result is malformed (${width}x${height}, ` +
       `${probabilities.length} probabilities, ${mask.length} mask values).`);
   }
-  post({ type: 'result', width, height, probabilities, mask, backend: usedBackend, timeMs, fallbackReason },
+  post({ type: 'result', width, height, probabilities, mask, backend: usedBackend, timeMs, fallbackReason,
+    flips: Boolean(msg.flips) },
     [probabilities.buffer, mask.buffer]);
 }
 

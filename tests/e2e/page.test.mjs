@@ -113,7 +113,7 @@ test(WEBGPU_FULL
   }
 });
 
-test('without WebGPU the page falls back to the CPU, and the controls work without re-running', { skip: !HAVE_DRIVE, timeout: CPU_RUN_MS * 2 + 120_000 }, async () => {
+test('without WebGPU the page falls back to the CPU, and the controls work without re-running', { skip: !HAVE_DRIVE, timeout: CPU_RUN_MS * 3 + 120_000 }, async () => {
   const { image, label } = await readDrive();
   const browser = await launch({ webgpu: false });
   try {
@@ -169,6 +169,24 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
     assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
     assert.equal(png.readUInt32BE(16), 565);
     assert.equal(png.readUInt32BE(20), 584);
+
+    // "Refine" re-runs the model with the four flips averaged (at the threshold the slider shows).
+    await page.fill('[data-testid=threshold]', '0.5');
+    await page.dispatchEvent('[data-testid=threshold]', 'change');
+    await page.check('[data-testid=flips]');
+    await page.waitForFunction(() => document.body.dataset.state === 'error'
+      || document.querySelector('[data-testid=status]').textContent.includes('four flips averaged'),
+    null, { timeout: CPU_RUN_MS, polling: 250 });
+    result = await settle(page, 1_000);
+    assert.equal(result.state, 'done', `refined run failed: ${result.error}`);
+    const refined = await diceAgainst(page, label);
+    console.log(`# page, CPU, four flips: ${result.status} Dice ${refined.dice.toFixed(4)}`);
+    assert.ok(refined.dice >= 0.70, `Dice ${refined.dice}`);
+    assert.notEqual(refined.pred, pred, 'the refined mask is the plain one');
+    await page.uncheck('[data-testid=flips]');
+    await page.waitForFunction(() => document.body.dataset.state === 'done'
+      && !document.querySelector('[data-testid=status]').textContent.includes('four flips'),
+    null, { timeout: CPU_RUN_MS, polling: 250 });
 
     // A task without shipped weights says so instead of failing obscurely.
     const shipped = await page.evaluate(async () => (await import('./pkg/index.js')).shippedTasks());
