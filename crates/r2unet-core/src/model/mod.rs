@@ -32,6 +32,14 @@ pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {
     on_flex && (cfg!(feature = "autodiff") || !device.is_autodiff())
 }
 
+/// Raw pointer to an output buffer shared by parallel tasks of this project's CPU kernels.
+#[derive(Clone, Copy)]
+pub(crate) struct OutPtr(pub(crate) *mut f32);
+// SAFETY: every kernel that shares one gives each task a disjoint part of the buffer to write
+// (a channel, a plane, an (image, band) region) and reads nothing through it.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
 /// Runs `f(0)..f(n)` on rayon's threads in native builds, in order on one thread elsewhere (wasm).
 #[cfg(feature = "native")]
 pub(crate) fn for_each_index(n: usize, f: impl Fn(usize) + Send + Sync) {

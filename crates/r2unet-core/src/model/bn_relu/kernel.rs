@@ -19,11 +19,7 @@ impl Dims {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Ptr(*mut f32);
-// SAFETY: each task writes only its own channel's elements.
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
+use super::super::OutPtr;
 
 use super::super::for_each_index as for_each_channel;
 
@@ -48,10 +44,10 @@ pub fn forward(
     );
     let len = x.len();
     let mut y: Vec<f32> = Vec::with_capacity(len);
-    let out = Ptr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     let mut mean = vec![0.0f32; d.channels];
     let mut var = vec![0.0f32; d.channels];
-    let (mean_ptr, var_ptr) = (Ptr(mean.as_mut_ptr()), Ptr(var.as_mut_ptr()));
+    let (mean_ptr, var_ptr) = (OutPtr(mean.as_mut_ptr()), OutPtr(var.as_mut_ptr()));
     let n = d.count() as f64;
     for_each_channel(d.channels, |c| {
         let (out, mean_ptr, var_ptr) = (out, mean_ptr, var_ptr);
@@ -101,7 +97,7 @@ pub fn eval(x: &[f32], scale: &[f32], shift: &[f32], d: Dims) -> Vec<f32> {
     );
     let len = x.len();
     let mut y: Vec<f32> = Vec::with_capacity(len);
-    let out = Ptr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     for_each_channel(d.channels, |c| {
         let out = out;
         for b in 0..d.batch {
@@ -132,10 +128,10 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let len = x.len();
     let mut dx: Vec<f32> = Vec::with_capacity(len);
-    let out = Ptr(dx.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    let out = OutPtr(dx.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     let mut dgamma = vec![0.0f32; d.channels];
     let mut dbeta = vec![0.0f32; d.channels];
-    let (dg_ptr, db_ptr) = (Ptr(dgamma.as_mut_ptr()), Ptr(dbeta.as_mut_ptr()));
+    let (dg_ptr, db_ptr) = (OutPtr(dgamma.as_mut_ptr()), OutPtr(dbeta.as_mut_ptr()));
     let n = d.count() as f32;
     for_each_channel(d.channels, |c| {
         let (out, dg_ptr, db_ptr) = (out, dg_ptr, db_ptr);

@@ -152,12 +152,7 @@ fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// Raw output pointer shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-pub(super) struct OutPtr(pub(super) *mut f32);
-// SAFETY: tasks write disjoint (image, band) regions.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
+pub(super) use super::super::OutPtr;
 
 #[cfg(feature = "native")]
 pub(super) fn for_each_task<F: Fn(&(usize, usize, usize)) + Send + Sync>(

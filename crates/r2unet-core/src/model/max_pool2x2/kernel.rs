@@ -4,11 +4,7 @@
 //! batch of 32 x 16 x 48 x 48, a fifth of what the convolution next to it takes. Here each output
 //! row is read from its two input rows in one pass.
 
-#[derive(Clone, Copy)]
-struct Ptr(*mut f32);
-// SAFETY: each task writes only its own plane's elements.
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
+use super::super::OutPtr;
 
 /// `planes` planes of `h x w` (both even) to `planes` planes of `h/2 x w/2`.
 pub fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
@@ -16,7 +12,7 @@ pub fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
     assert_eq!(x.len(), planes * h * w, "max_pool2x2: input length");
     let (oh, ow) = (h / 2, w / 2);
     let mut y: Vec<f32> = Vec::with_capacity(planes * oh * ow);
-    let out = Ptr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     super::super::for_each_index(planes, |p| {
         let out = out;
         // SAFETY: plane `p` of `y` is written by this task only, every element once.
@@ -51,7 +47,7 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], planes: usize, h: usize, w: us
         "max_pool2x2: output length"
     );
     let mut dx: Vec<f32> = Vec::with_capacity(x.len());
-    let out = Ptr(dx.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    let out = OutPtr(dx.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     super::super::for_each_index(planes, |p| {
         let out = out;
         // SAFETY: plane `p` of `dx` is written by this task only, every element once.
