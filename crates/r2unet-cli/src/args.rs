@@ -79,8 +79,10 @@ pub struct TrainArgs {
     /// Recurrent steps per RCL.
     #[arg(long, default_value_t = 2)]
     pub t: usize,
-    #[arg(long, default_value_t = 20)]
-    pub epochs: usize,
+    /// Epochs in the schedule (default 20). With --resume: the run's own unless given, which
+    /// lengthens or shortens the cosine schedule from the next epoch on.
+    #[arg(long)]
+    pub epochs: Option<usize>,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Adam learning rate (cosine-decayed to 5 % of it).

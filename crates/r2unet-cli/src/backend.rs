@@ -11,8 +11,12 @@ pub struct Chosen {
 
 /// Lists GPU adapters on the native graphics APIs (Vulkan, Metal, DX12), without the GL
 /// fallback: on a machine without a GPU, burn's own lazy init was seen to spin for minutes.
+/// Software adapters (SwiftShader, lavapipe) only count with `R2UNET_ALLOW_CPU_ADAPTER=1`: they
+/// are far slower than flex, but they let the wgpu training path be tested on a machine
+/// without a GPU.
 #[cfg(feature = "wgpu")]
 fn gpu_adapters() -> Vec<String> {
+    let allow_cpu = std::env::var_os("R2UNET_ALLOW_CPU_ADAPTER").is_some_and(|v| v == "1");
     use r2unet::burn::tensor::wgpu::wgpu;
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends: wgpu::Backends::PRIMARY,
@@ -22,7 +26,7 @@ fn gpu_adapters() -> Vec<String> {
     adapters
         .into_iter()
         .map(|a| a.get_info())
-        .filter(|i| i.device_type != wgpu::DeviceType::Cpu)
+        .filter(|i| allow_cpu || i.device_type != wgpu::DeviceType::Cpu)
         .map(|i| format!("{} ({:?})", i.name, i.backend))
         .collect()
 }

@@ -90,6 +90,14 @@ fn train_resume_eval_export_predict_on_drive() {
         .map(|l| l.split(',').next().unwrap())
         .collect();
     assert_eq!(epochs, ["1", "2", "3"], "{log}");
+    // --epochs may shorten a resumed schedule, but not below what is done.
+    let out = train("2", true);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("already completed 3 epochs"),
+        "{}",
+        stderr(&out)
+    );
 
     let weights = runs.join("best.bpk");
     let json = dir.path().join("eval.json");

@@ -13,7 +13,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let path = a.out.join("config.json");
         let mut c = TrainConfig::load(&path)
             .map_err(|e| anyhow::anyhow!("{}: cannot resume: {e}", path.display()))?;
-        c.epochs = a.epochs.max(c.epochs);
+        if let Some(epochs) = a.epochs {
+            let done = r2unet_train::checkpoint::RunDir::new(&a.out)
+                .and_then(|dir| dir.read_state())
+                .map_err(|e| anyhow::anyhow!("cannot resume: {e}"))?
+                .epoch;
+            if epochs < done {
+                anyhow::bail!(
+                    "--epochs {epochs}: {} has already completed {done} epochs",
+                    a.out.display()
+                );
+            }
+            c.epochs = epochs;
+        }
         c
     } else {
         if a.out.join("state.json").exists() {
@@ -36,7 +48,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         TrainConfig::new(model, preprocess, dataset.name().to_string())
             .with_lr(a.lr)
             .with_batch(a.batch)
-            .with_epochs(a.epochs)
+            .with_epochs(a.epochs.unwrap_or(20))
             .with_seed(a.seed)
             .with_patches(a.patches)
             .with_patch(a.patch)
