@@ -409,3 +409,57 @@ fn bad_inputs_fail_with_the_file_named_and_no_partial_output() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no drive images"), "{}", stderr(&out));
 }
+
+/// `scripts/train-budget.sh`: the run it leaves is one whole schedule sized to the deadline (the
+/// provisional --epochs replaced, the learning rate down to its floor in the last epoch), not a
+/// run cut off mid-schedule.
+#[test]
+fn train_budget_sizes_the_schedule_to_the_deadline() {
+    let Some(root) = data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("run");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/train-budget.sh");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = run(Command::new("bash")
+        .arg(script)
+        .arg((now + 90).to_string())
+        .arg(&runs)
+        .env("R2UNET", env!("CARGO_BIN_EXE_r2unet"))
+        .args([
+            "--dataset",
+            "drive",
+            "--backend",
+            "flex",
+            "--widths",
+            "8,16,32",
+        ])
+        .args(["--patches", "512", "--batch", "32", "--data"])
+        .arg(root.join("DRIVE")));
+    let log = std::fs::read_to_string(runs.join("train.out")).unwrap_or_default();
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("train-budget:"), "{log}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("config.json")).unwrap()).unwrap();
+    let epochs = config["epochs"].as_u64().unwrap() as usize;
+    let lines = std::fs::read_to_string(runs.join("log.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = lines
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert!(
+        epochs > 2 && epochs < 1000,
+        "schedule not re-sized: {epochs}\n{log}"
+    );
+    assert_eq!(rows.len(), epochs, "{lines}");
+    let last_lr: f64 = rows.last().unwrap()[1].parse().unwrap();
+    let floor = config["lr"].as_f64().unwrap() * config["lr_floor"].as_f64().unwrap();
+    // The last step's rate is a hair above the floor; a cut-off schedule would be near --lr.
+    assert!(
+        last_lr >= floor && last_lr < 1.1 * floor,
+        "{last_lr} vs {floor}\n{lines}"
+    );
+}
