@@ -19,6 +19,93 @@ pub struct ImageResult {
     pub id: String,
     #[serde(flatten)]
     pub metrics: Metrics,
+    /// Share of the scored pixels that are foreground in the ground truth (lesion or vessel).
+    pub truth_fraction: f64,
+}
+
+/// Pixel counts at the threshold.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Counts {
+    pub tp: u64,
+    pub fp: u64,
+    pub fn_: u64,
+    pub tn: u64,
+}
+
+impl Counts {
+    fn add(&mut self, probs: &[f32], truth: &[bool], fov: &[bool], threshold: f32) {
+        for ((&p, &t), &m) in probs.iter().zip(truth).zip(fov) {
+            if !m {
+                continue;
+            }
+            match (p >= threshold, t) {
+                (true, true) => self.tp += 1,
+                (true, false) => self.fp += 1,
+                (false, true) => self.fn_ += 1,
+                (false, false) => self.tn += 1,
+            }
+        }
+    }
+
+    fn merge(&mut self, o: Counts) {
+        self.tp += o.tp;
+        self.fp += o.fp;
+        self.fn_ += o.fn_;
+        self.tn += o.tn;
+    }
+
+    fn dice(&self) -> f64 {
+        2.0 * self.tp as f64 / (2 * self.tp + self.fp + self.fn_).max(1) as f64
+    }
+
+    fn sensitivity(&self) -> f64 {
+        self.tp as f64 / (self.tp + self.fn_).max(1) as f64
+    }
+}
+
+/// The images whose ground-truth foreground covers `[from, to)` of the image, scored together:
+/// where a model fails (small lesions, or lesions that fill the frame) shows here and is
+/// averaged away in the pooled row.
+#[derive(Clone, Debug, Serialize)]
+pub struct SizeBin {
+    pub from: f64,
+    pub to: f64,
+    pub images: usize,
+    /// Share of all foreground pixels of the split that lie in these images.
+    pub foreground_share: f64,
+    pub dice: f64,
+    pub se: f64,
+    pub mean_image_dice: f64,
+}
+
+/// Bins of foreground share used by [`Report::by_size`].
+pub const SIZE_BINS: [(f64, f64); 4] = [(0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.01)];
+
+fn by_size(images: &[(Counts, f64, f64)]) -> Vec<SizeBin> {
+    let total: u64 = images.iter().map(|(c, _, _)| c.tp + c.fn_).sum();
+    SIZE_BINS
+        .iter()
+        .map(|&(from, to)| {
+            let inside: Vec<_> = images
+                .iter()
+                .filter(|(_, f, _)| *f >= from && *f < to)
+                .collect();
+            let mut c = Counts::default();
+            for (ci, _, _) in &inside {
+                c.merge(*ci);
+            }
+            SizeBin {
+                from,
+                to: to.min(1.0),
+                images: inside.len(),
+                foreground_share: (c.tp + c.fn_) as f64 / total.max(1) as f64,
+                dice: c.dice(),
+                se: c.sensitivity(),
+                mean_image_dice: inside.iter().map(|(_, _, d)| d).sum::<f64>()
+                    / inside.len().max(1) as f64,
+            }
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -32,6 +119,8 @@ pub struct Report {
     pub threshold: f32,
     pub pooled: Metrics,
     pub images: Vec<ImageResult>,
+    /// Dice and sensitivity by the ground truth's foreground share of each image.
+    pub by_size: Vec<SizeBin>,
     /// ROC points (false-positive rate, true-positive rate), thinned to at most 500.
     pub roc: Vec<(f64, f64)>,
     pub seconds: f64,
@@ -62,6 +151,7 @@ pub fn evaluate(
     let samples = dataset.list(root, split)?;
     let mut pooled = Scores::default();
     let mut images = Vec::with_capacity(samples.len());
+    let mut counts = Vec::with_capacity(samples.len());
     for (i, sample) in samples.iter().enumerate() {
         let loaded = sample.load(&bundle.preprocess)?;
         let probs = predict::probabilities(model, device, &loaded.prepared, tiling, |_, _| {})
@@ -73,9 +163,14 @@ pub fn evaluate(
         let fov = &loaded.prepared.source_fov;
         let mut scores = Scores::default();
         scores.extend(&probs, &loaded.label, fov);
+        let mut c = Counts::default();
+        c.add(&probs, &loaded.label, fov, threshold);
+        let truth_fraction = (c.tp + c.fn_) as f64 / (c.tp + c.fp + c.fn_ + c.tn).max(1) as f64;
+        counts.push((c, truth_fraction, c.dice()));
         images.push(ImageResult {
             id: loaded.id.clone(),
             metrics: scores.metrics(threshold),
+            truth_fraction,
         });
         pooled.extend(&probs, &loaded.label, fov);
         progress(i + 1, samples.len());
@@ -94,6 +189,7 @@ pub fn evaluate(
         threshold,
         pooled: pooled.metrics(threshold),
         images,
+        by_size: by_size(&counts),
         roc,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -109,5 +205,35 @@ pub fn paper_r2unet(dataset: Dataset) -> [Option<f64>; 5] {
         Dataset::Chase => [Some(0.9634), None, None, Some(0.7928), Some(0.9815)],
         Dataset::Isic2017 => [None, None, None, Some(0.8920), Some(0.9419)],
         Dataset::Isic2016 | Dataset::Lung => [None; 5],
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn size_bins_score_small_and_large_lesions_apart() {
+        // A small lesion found whole (5 of 100 pixels), a large one found half (40 of 80).
+        let mut small = Counts::default();
+        let (probs, truth): (Vec<f32>, Vec<bool>) = (0..100)
+            .map(|i| (if i < 5 { 0.9 } else { 0.1 }, i < 5))
+            .unzip();
+        small.add(&probs, &truth, &[true; 100], 0.5);
+        let mut large = Counts::default();
+        let (probs, truth): (Vec<f32>, Vec<bool>) = (0..100)
+            .map(|i| (if i < 40 { 0.9 } else { 0.1 }, i < 80))
+            .unzip();
+        large.add(&probs, &truth, &[true; 100], 0.5);
+        assert_eq!((large.tp, large.fp, large.fn_, large.tn), (40, 0, 40, 20));
+        let bins = by_size(&[(small, 0.05, small.dice()), (large, 0.8, large.dice())]);
+        assert_eq!(bins.len(), SIZE_BINS.len());
+        assert_eq!((bins[0].images, bins[0].dice, bins[0].se), (1, 1.0, 1.0));
+        assert_eq!((bins[1].images, bins[2].images), (0, 0));
+        let last = &bins[3];
+        assert_eq!(last.images, 1);
+        assert!((last.se - 0.5).abs() < 1e-12 && (last.dice - 80.0 / 120.0).abs() < 1e-12);
+        assert!((last.foreground_share - 80.0 / 85.0).abs() < 1e-12);
+        assert!((bins[0].foreground_share - 5.0 / 85.0).abs() < 1e-12);
     }
 }

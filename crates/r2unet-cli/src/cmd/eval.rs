@@ -36,6 +36,23 @@ pub fn markdown(report: &Report, dataset: Dataset, weights: &str) -> String {
         cell(paper[3]),
         cell(paper[4])
     );
+    if dataset.task() != r2unet::Task::Retina {
+        s += "By the lesion's share of the image (the ground truth's):\n\n";
+        s += "| lesion share | images | share of all lesion pixels | Dice (pooled) | SE (pooled) | mean image Dice |\n|---|---|---|---|---|---|\n";
+        for b in &report.by_size {
+            s += &format!(
+                "| {:.0}-{:.0} % | {} | {:.1} % | {:.4} | {:.4} | {:.4} |\n",
+                b.from * 100.0,
+                b.to * 100.0,
+                b.images,
+                b.foreground_share * 100.0,
+                b.dice,
+                b.se,
+                b.mean_image_dice
+            );
+        }
+        s += "\n";
+    }
     s += "| image | ACC | SE | SP | F1 | AUC |\n|---|---|---|---|---|---|\n";
     for im in &report.images {
         let m = &im.metrics;
