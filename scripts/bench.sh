@@ -2,12 +2,14 @@
 # Native speed benchmark: r2unet (burn, flex CPU backend) against PyTorch on the CPU, same
 # R2U-Net (16-32-64-128, t = 2), same thread count. See bench/README.md.
 #
-#   scripts/bench.sh                 # 2 threads, 10 timed training steps
-#   THREADS=4 STEPS=20 scripts/bench.sh
+#   scripts/bench.sh                 # 2 threads, 10 timed training steps, 3 rounds
+#   THREADS=4 STEPS=20 ROUNDS=5 scripts/bench.sh
 #   DRIVE=/path/to/DRIVE scripts/bench.sh
 #
-# Writes bench/out/r2unet.json, bench/out/pytorch.json and bench/out/report.md, and prints the
-# report. Fails when the two parameter counts differ.
+# Each round runs r2unet and then PyTorch; the report has every round and the medians, whose
+# ratios are the result: on a shared VM one run of either side moves by 20 % from one minute to
+# the next, so one pair of runs says little. Writes bench/out/r2unet-N.json, bench/out/pytorch-N.json
+# and bench/out/report.md, and prints the report. Fails when the two parameter counts differ.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +19,7 @@ TORCH_VERSION=2.15.0          # newest torch on PyPI for Python 3.11 when this w
 EXPECTED_PARAMS=1043313
 THREADS="${THREADS:-2}"
 STEPS="${STEPS:-10}"
+ROUNDS="${ROUNDS:-3}"
 DRIVE="${DRIVE:-../shared/data/DRIVE}"
 VENV=bench/.venv
 OUT=bench/out
@@ -55,15 +58,16 @@ fi
 echo "== building r2unet (release)"
 cargo build --release -p r2unet-cli
 
-echo "== r2unet bench (flex, RAYON_NUM_THREADS=$THREADS)"
-RAYON_NUM_THREADS="$THREADS" target/release/r2unet bench --backend flex --data "$DRIVE" \
-    --steps "$STEPS" --json "$OUT/r2unet.json"
+for round in $(seq 1 "$ROUNDS"); do
+    echo "== round $round of $ROUNDS: r2unet bench (flex, RAYON_NUM_THREADS=$THREADS)"
+    RAYON_NUM_THREADS="$THREADS" target/release/r2unet bench --backend flex --data "$DRIVE" \
+        --steps "$STEPS" --json "$OUT/r2unet-$round.json"
 
-# --- PyTorch side ------------------------------------------------------------------------
-echo "== PyTorch bench (OMP_NUM_THREADS=$THREADS, torch.set_num_threads($THREADS))"
-OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" "$PY" bench/torch_r2unet.py \
-    --threads "$THREADS" --steps "$STEPS" --drive "$DRIVE" \
-    --expect-params "$EXPECTED_PARAMS" --json "$OUT/pytorch.json"
+    echo "== round $round of $ROUNDS: PyTorch bench (OMP_NUM_THREADS=$THREADS, torch.set_num_threads($THREADS))"
+    OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" "$PY" bench/torch_r2unet.py \
+        --threads "$THREADS" --steps "$STEPS" --drive "$DRIVE" \
+        --expect-params "$EXPECTED_PARAMS" --json "$OUT/pytorch-$round.json"
+done
 
 # --- Report ------------------------------------------------------------------------------
 CPU_MODEL="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
@@ -71,42 +75,65 @@ NPROC="$(nproc)"
 DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
 TORCH_INSTALLED="$(installed_torch)"
 
-python3 - "$OUT/r2unet.json" "$OUT/pytorch.json" "$OUT/report.md" \
+python3 - "$OUT" "$ROUNDS" "$OUT/report.md" \
     "${CPU_MODEL:-unknown}" "$NPROC" "$DATE" "$THREADS" "$STEPS" "$TORCH_INSTALLED" <<'EOF'
 import json
+import statistics
 import sys
 
-rust_path, torch_path, report_path, cpu, nproc, date, threads, steps, torch_version = sys.argv[1:]
-rust = json.load(open(rust_path))
-if isinstance(rust, list):  # several backends: keep flex
-    rust = next(r for r in rust if r["backend"] == "flex")
-torch = json.load(open(torch_path))
+out, rounds, report_path, cpu, nproc, date, threads, steps, torch_version = sys.argv[1:]
+rounds = int(rounds)
 
-if rust["params"] != torch["params"]:
-    sys.exit(f"error: parameter counts differ: r2unet {rust['params']}, PyTorch {torch['params']}")
 
-lines = [
-    f"Machine: {cpu}, nproc {nproc}; {date}. Both sides on {threads} threads; "
-    f"{steps} timed training steps; {rust['params']:,} trainable parameters; torch {torch_version}.",
-    "",
-    "| | training (patches/s) | DRIVE image (s, best of 3) | peak RSS (MiB) |",
-    "|---|---:|---:|---:|",
-]
-for name, r in ((f"r2unet ({rust['backend']})", rust), ("PyTorch", torch)):
-    lines.append(f"| {name} | {r['train_patches_per_s']:.1f} | {r['infer_drive_image_s']:.3f} "
-                 f"| {r['peak_rss_mib']:.0f} |")
+def load(path):
+    r = json.load(open(path))
+    if isinstance(r, list):  # several backends: keep flex
+        r = next(x for x in r if x["backend"] == "flex")
+    return r
+
+
+rust = [load(f"{out}/r2unet-{i}.json") for i in range(1, rounds + 1)]
+torch = [load(f"{out}/pytorch-{i}.json") for i in range(1, rounds + 1)]
+if rust[0]["params"] != torch[0]["params"]:
+    sys.exit(f"error: parameter counts differ: r2unet {rust[0]['params']}, PyTorch {torch[0]['params']}")
 
 
 def ratio(a, b):
     return f"{a / b:.2f}x" if b else "n/a"
 
 
-lines.append(
-    "| ratio | "
-    f"{ratio(rust['train_patches_per_s'], torch['train_patches_per_s'])} (r2unet/PyTorch) | "
-    f"{ratio(torch['infer_drive_image_s'], rust['infer_drive_image_s'])} (PyTorch/r2unet) | "
-    f"{ratio(rust['peak_rss_mib'], torch['peak_rss_mib'])} (r2unet/PyTorch) |"
-)
+KEYS = ("train_patches_per_s", "infer_drive_image_s", "peak_rss_mib")
+
+
+def row(name, r):
+    return (f"| {name} | {r['train_patches_per_s']:.1f} | {r['infer_drive_image_s']:.3f} "
+            f"| {r['peak_rss_mib']:.0f} |")
+
+
+def ratio_row(name, a, b):
+    return (f"| {name} | "
+            f"{ratio(a['train_patches_per_s'], b['train_patches_per_s'])} (r2unet/PyTorch) | "
+            f"{ratio(b['infer_drive_image_s'], a['infer_drive_image_s'])} (PyTorch/r2unet) | "
+            f"{ratio(a['peak_rss_mib'], b['peak_rss_mib'])} (r2unet/PyTorch) |")
+
+
+lines = [
+    f"Machine: {cpu}, nproc {nproc}; {date}. Both sides on {threads} threads; "
+    f"{steps} timed training steps; {rust[0]['params']:,} trainable parameters; torch {torch_version}; "
+    f"{rounds} rounds (r2unet, then PyTorch, each round).",
+    "",
+    "| | training (patches/s) | DRIVE image (s, best of 3) | peak RSS (MiB) |",
+    "|---|---:|---:|---:|",
+]
+if rounds > 1:
+    for i, (a, b) in enumerate(zip(rust, torch), 1):
+        lines += [row(f"round {i}: r2unet", a), row(f"round {i}: PyTorch", b),
+                  ratio_row(f"round {i}: ratio", a, b)]
+med_rust = {k: statistics.median(r[k] for r in rust) for k in KEYS}
+med_torch = {k: statistics.median(r[k] for r in torch) for k in KEYS}
+label = "median " if rounds > 1 else ""
+lines += [row(f"{label}r2unet ({rust[0]['backend']})", med_rust), row(f"{label}PyTorch", med_torch),
+          ratio_row(f"**{label}ratio**", med_rust, med_torch)]
 lines += ["", "Ratios above 1 mean r2unet is faster (first two columns) or uses more memory (last)."]
 text = "\n".join(lines) + "\n"
 open(report_path, "w").write(text)

@@ -33,7 +33,16 @@ fn main() -> ExitCode {
     // SAFETY: sets a global option of the allocator; valid at any time.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = args::Cli::parse();
-    match run(cli) {
+    // The command runs on a worker of a rayon pool (RAYON_NUM_THREADS threads, else one per
+    // core) rather than beside it: each of burn-flex's and our kernels' parallel ops then starts
+    // on the calling thread instead of waking the pool from outside and sleeping until it is done,
+    // thousands of times per training step. `scripts/bench.sh`-style A/B runs: training 66.6-67.1
+    // -> 67.5-72.8 patches/s, DRIVE image 0.484-0.506 -> 0.458-0.489 s (bench/NOTES.md 15).
+    let result = match rayon::ThreadPoolBuilder::new().build() {
+        Ok(pool) => pool.install(|| run(cli)),
+        Err(_) => run(cli),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
