@@ -105,6 +105,10 @@ pub struct TrainArgs {
     /// Turn off flips and rotations.
     #[arg(long)]
     pub no_augment: bool,
+    /// Skin and lung: also zoom each training image in by a random factor up to this (e.g. 1.5;
+    /// 1 = off), so that more lesions fill the frame.
+    #[arg(long, default_value_t = 1.0)]
+    pub zoom: f64,
     /// Continue from the run folder's last completed epoch (its config.json wins, except --epochs).
     #[arg(long)]
     pub resume: bool,

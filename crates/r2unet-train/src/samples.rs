@@ -113,6 +113,36 @@ pub fn patches(images: &[Loaded], count: usize, side: usize, seed: u64, augment:
 
 /// Every image once, in a seeded order, optionally flipped/rotated (square inputs only).
 pub fn whole_images(images: &[Loaded], seed: u64, augment: bool) -> Examples {
+    whole_images_zoomed(images, seed, augment, 1.0)
+}
+
+/// The `side / factor` square at (`y0`, `x0`) of a `side x side` plane, resized back to
+/// `side x side` bilinearly (pixel centres aligned). Labels come out soft at the lesion's edge,
+/// which binary cross-entropy takes as it is.
+fn zoom_plane(plane: &[f32], side: usize, factor: f64, y0: f64, x0: f64) -> Vec<f32> {
+    let scale = 1.0 / factor;
+    let last = (side - 1) as f64;
+    let mut out = Vec::with_capacity(side * side);
+    for y in 0..side {
+        let sy = (y0 + (y as f64 + 0.5) * scale - 0.5).clamp(0.0, last);
+        let (y1, fy) = (sy.floor() as usize, sy.fract() as f32);
+        let y2 = (y1 + 1).min(side - 1);
+        for x in 0..side {
+            let sx = (x0 + (x as f64 + 0.5) * scale - 0.5).clamp(0.0, last);
+            let (x1, fx) = (sx.floor() as usize, sx.fract() as f32);
+            let x2 = (x1 + 1).min(side - 1);
+            let top = plane[y1 * side + x1] * (1.0 - fx) + plane[y1 * side + x2] * fx;
+            let bottom = plane[y2 * side + x1] * (1.0 - fx) + plane[y2 * side + x2] * fx;
+            out.push(top * (1.0 - fy) + bottom * fy);
+        }
+    }
+    out
+}
+
+/// [`whole_images`], each image also zoomed in by a random factor in `[1, zoom]` at a random
+/// place (`zoom` <= 1: never). The draws come after the flip's, so `zoom = 1` gives exactly
+/// [`whole_images`]' examples.
+pub fn whole_images_zoomed(images: &[Loaded], seed: u64, augment: bool, zoom: f64) -> Examples {
     let mut rng = SmallRng::seed_from_u64(seed);
     let p0 = &images[0].prepared;
     let (channels, side) = (p0.channels, p0.width);
@@ -129,10 +159,26 @@ pub fn whole_images(images: &[Loaded], seed: u64, augment: bool) -> Examples {
         let p = &images[k].prepared;
         let t = if augment { rng.random_range(0..8u8) } else { 0 };
         let n = side * side;
+        let zoomed = (zoom > 1.0).then(|| {
+            let factor = rng.random_range(1.0..=zoom);
+            let room = side as f64 * (1.0 - 1.0 / factor);
+            (
+                factor,
+                rng.random_range(0.0..=room),
+                rng.random_range(0.0..=room),
+            )
+        });
+        let view = |plane: &[f32]| {
+            let turned = dihedral(plane, side, t);
+            match zoomed {
+                Some((f, y0, x0)) => zoom_plane(&turned, side, f, y0, x0),
+                None => turned,
+            }
+        };
         let inputs: Vec<f32> = (0..channels)
-            .flat_map(|c| dihedral(&p.data[c * n..(c + 1) * n], side, t))
+            .flat_map(|c| view(&p.data[c * n..(c + 1) * n]))
             .collect();
-        out.push(inputs, dihedral(&images[k].model_label, side, t));
+        out.push(inputs, view(&images[k].model_label));
     }
     out
 }
@@ -140,6 +186,72 @@ pub fn whole_images(images: &[Loaded], seed: u64, augment: bool) -> Examples {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Zoomed examples: image and label go through the same flip and zoom (an image equal to
+    /// its label stays equal), zoom 1 gives `whole_images` exactly, and a zoom > 1 changes them.
+    #[test]
+    fn zoomed_whole_images_keep_image_and_label_aligned() {
+        let side = 16;
+        let images: Vec<Loaded> = (0..6)
+            .map(|k| {
+                let mask: Vec<f32> = (0..side * side)
+                    .map(|i| (((i / side) + k) % 5 < 2 && (i % side) > k) as u8 as f32)
+                    .collect();
+                Loaded {
+                    id: format!("{k}"),
+                    prepared: r2unet::preprocess::Prepared {
+                        data: mask.clone(),
+                        channels: 1,
+                        width: side,
+                        height: side,
+                        fov: vec![true; side * side],
+                        source_fov: vec![true; side * side],
+                        source_width: side,
+                        source_height: side,
+                    },
+                    label: mask.iter().map(|v| *v > 0.5).collect(),
+                    model_label: mask,
+                }
+            })
+            .collect();
+        let plain = whole_images(&images, 7, true);
+        let same = whole_images_zoomed(&images, 7, true, 1.0);
+        assert_eq!(plain.inputs, same.inputs);
+        let zoomed = whole_images_zoomed(&images, 7, true, 1.8);
+        assert_eq!(zoomed.len(), images.len());
+        assert_eq!(zoomed.inputs, zoomed.labels);
+        assert_ne!(zoomed.inputs, plain.inputs);
+    }
+
+    #[test]
+    fn zoom_by_one_is_the_identity_and_by_two_magnifies_the_chosen_quarter() {
+        let side = 8;
+        let plane: Vec<f32> = (0..side * side).map(|i| i as f32).collect();
+        let same = zoom_plane(&plane, side, 1.0, 0.0, 0.0);
+        assert!(same.iter().zip(&plane).all(|(a, b)| (a - b).abs() < 1e-5));
+        // A factor of 2 at (4, 4): the bottom-right quarter. Bilinear sampling reproduces a
+        // linear ramp exactly: output (y, x) samples the source at 4 + (y + 0.5) / 2 - 0.5
+        // (clamped to the plane), likewise for x.
+        let z = zoom_plane(&plane, side, 2.0, 4.0, 4.0);
+        let at = |i: usize| (4.0 + (i as f32 + 0.5) / 2.0 - 0.5).min(7.0);
+        for y in 0..side {
+            for x in 0..side {
+                let want = at(y) * side as f32 + at(x);
+                assert!(
+                    (z[y * side + x] - want).abs() < 1e-4,
+                    "({y}, {x}): {} vs {want}",
+                    z[y * side + x]
+                );
+            }
+        }
+        // A binary mask stays within [0, 1], soft only at edges.
+        let mask: Vec<f32> = (0..side * side)
+            .map(|i| ((i % side) >= 6) as u8 as f32)
+            .collect();
+        let zm = zoom_plane(&mask, side, 1.7, 2.0, 3.0);
+        assert!(zm.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(zm.iter().any(|v| *v == 1.0) && zm.iter().any(|v| *v == 0.0));
+    }
 
     #[test]
     fn dihedral_group_has_eight_distinct_members_and_identity() {

@@ -36,6 +36,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         let dataset = Dataset::parse(&a.dataset)?;
         let task = dataset.task();
+        if !(1.0..=4.0).contains(&a.zoom) {
+            anyhow::bail!("--zoom {}: must be between 1 (off) and 4", a.zoom);
+        }
+        if a.zoom > 1.0 && task == r2unet::Task::Retina {
+            anyhow::bail!("--zoom is for whole-image tasks (skin, lung); retina trains on patches");
+        }
         let model = ModelConfig::for_architecture(&a.arch)?
             .with_widths(a.widths.clone())
             .with_t(a.t)
@@ -53,6 +59,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             .with_patches(a.patches)
             .with_patch(a.patch)
             .with_augment(!a.no_augment)
+            .with_zoom((a.zoom > 1.0).then_some(a.zoom))
             .with_init(a.init.as_ref().map(|p| {
                 // Absolute, so that config.json still names the file from another directory.
                 std::path::absolute(p)
