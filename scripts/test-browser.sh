@@ -5,6 +5,7 @@
 #   3. scripts/build-wasm.sh                                 (pkg/ and web/)
 #   4. Playwright end-to-end tests of the page               (tests/e2e)
 #   5. npm pack + a Vite consumer app in Chromium            (tests/consumer)
+#   6. native training through wgpu on SwiftShader's Vulkan  (the GPU code path of r2unet train)
 # Real Chromium (Debian's), real SwiftShader WebGPU, real DRIVE images from ../shared/data (or
 # $R2UNET_DATA). Tests that need the data say SKIPPED when it is absent; this script repeats those
 # lines at the end. Any failure fails the script.
@@ -33,6 +34,8 @@ command -v chromium >/dev/null || apt_pkgs+=(chromium)
 command -v chromedriver >/dev/null || apt_pkgs+=(chromium-driver)
 command -v node >/dev/null || apt_pkgs+=(nodejs npm)
 command -v bc >/dev/null || apt_pkgs+=(bc)
+# The Vulkan loader, for step 6 (native training through wgpu on SwiftShader's Vulkan driver).
+ldconfig -p | grep -q 'libvulkan\.so\.1 ' || apt_pkgs+=(libvulkan1)
 if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
@@ -97,6 +100,34 @@ consumer_tests() {
   timeout 900 node --test --test-concurrency=1 consumer.test.mjs
 }
 check "npm pack + Vite consumer app" consumer_tests
+
+step "6. r2unet train --backend wgpu on SwiftShader's Vulkan driver (Chromium's), weights read back"
+# The GPU code path of training (burn's wgpu runtime, autodiff on it, this project's fallbacks
+# for its CPU kernels) on a software Vulkan device: slow, so a tiny model and one short epoch.
+wgpu_training() {
+  local cli="${R2UNET_CLI:-}"
+  if [[ -z "$cli" ]]; then
+    cargo build --release -p r2unet-cli
+    cli="$ROOT/target/release/r2unet"
+  fi
+  local icd=/usr/lib/chromium/vk_swiftshader_icd.json
+  [[ -f "$icd" ]] || { echo "no SwiftShader Vulkan driver manifest at $icd"; return 1; }
+  local run; run="$(mktemp -d)"
+  VK_ICD_FILENAMES="$icd" R2UNET_ALLOW_CPU_ADAPTER=1 timeout 900 "$cli" train --dataset drive \
+    --data "$R2UNET_DATA/DRIVE" --out "$run/r" --backend wgpu --widths 8,16 --patches 96 \
+    --batch 16 --epochs 1 2>&1 | tee "$run/out"
+  grep -q "^backend: wgpu" "$run/out"
+  # One epoch logged, with a finite loss; the weights load on the CPU.
+  [[ $(wc -l < "$run/r/log.csv") -eq 2 ]]
+  awk -F, 'NR == 2 && ($3 + 0 > 0) && ($3 + 0 < 10) { ok = 1 } END { exit !ok }' "$run/r/log.csv"
+  "$cli" info "$run/r/best.bpk"
+  rm -rf "$run"
+}
+if [[ -d "$R2UNET_DATA/DRIVE" ]]; then
+  check "native training through wgpu (SwiftShader)" wgpu_training
+else
+  echo "SKIPPED: native wgpu training (no DRIVE data)" | tee -a "$log"
+fi
 
 if grep -q "SKIPPED" "$log"; then
   echo "== skipped:"
