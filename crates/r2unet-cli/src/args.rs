@@ -57,6 +57,11 @@ pub struct TilingArgs {
     /// four times the work).
     #[arg(long)]
     pub flips: bool,
+    /// Retina: resample each image so that its field of view is this many pixels wide before the
+    /// model, and the map back after (0 = native size). Default: what the model was trained
+    /// with. For photos at another scale than the training set's.
+    #[arg(long)]
+    pub fov_width: Option<usize>,
 }
 
 #[derive(Args)]
@@ -186,6 +191,10 @@ pub struct ExportArgs {
     /// download; biases and batch-norm tensors stay f32). The model still computes in f32.
     #[arg(long)]
     pub int8: bool,
+    /// Retina: store this field-of-view width (pixels; 0 = native size) as the model's own, so
+    /// that every image is resampled to it before the model, in the CLI and in the browser.
+    #[arg(long)]
+    pub fov_width: Option<usize>,
 }
 
 #[derive(Args)]

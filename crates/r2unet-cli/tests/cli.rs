@@ -276,6 +276,51 @@ fn shipped_retina_model_segments_a_drive_image() {
     assert!(dice > 0.7, "Dice {dice}");
 }
 
+/// Dice of `mask.png` against a label image, both thresholded at 127.
+fn dice(mask: &Path, label: &Path) -> f64 {
+    let mask = image::open(mask).unwrap().to_luma8();
+    let label = image::open(label).unwrap().to_luma8();
+    assert_eq!(mask.dimensions(), label.dimensions());
+    let (mut inter, mut sum) = (0u64, 0u64);
+    for (m, l) in mask.pixels().zip(label.pixels()) {
+        let (m, l) = (m.0[0] > 127, l.0[0] > 127);
+        inter += u64::from(m && l);
+        sum += u64::from(m) + u64::from(l);
+    }
+    2.0 * inter as f64 / sum as f64
+}
+
+/// A photo from another camera at another scale (CHASE_DB1, 999x960, field of view about 900
+/// pixels wide): the shipped DRIVE model resamples it to DRIVE's field-of-view width (536, kept
+/// in the weights file) and finds the vessels; at the photo's native scale it misses most of
+/// them. `--fov-width 0` asks for the native scale, so the two runs differ only in that.
+#[test]
+fn shipped_retina_model_rescales_a_photo_from_another_camera() {
+    let Some(root) = data() else { return };
+    let input = root.join("CHASE_DB1/Image_11L.jpg");
+    let label = root.join("CHASE_DB1/Image_11L_1stHO.png");
+    let mut scores = Vec::new();
+    for extra in [&[][..], &["--fov-width", "0"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(bin()
+            .args(["predict", "--task", "retina", "--backend", "flex", "--out"])
+            .arg(dir.path())
+            .args(extra)
+            .arg(&input));
+        assert!(out.status.success());
+        scores.push(dice(&dir.path().join("Image_11L.mask.png"), &label));
+    }
+    let (shipped, native) = (scores[0], scores[1]);
+    assert!(
+        shipped > 0.7,
+        "Dice {shipped} with the shipped field-of-view width"
+    );
+    assert!(
+        shipped > native + 0.15,
+        "shipped {shipped} vs native scale {native}"
+    );
+}
+
 #[test]
 fn bad_inputs_fail_with_the_file_named_and_no_partial_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -462,4 +507,53 @@ fn train_budget_sizes_the_schedule_to_the_deadline() {
         last_lr >= floor && last_lr < 1.1 * floor,
         "{last_lr} vs {floor}\n{lines}"
     );
+}
+
+/// `--fov-width` is checked before any image is read: retina models only, and a sane width.
+#[test]
+fn fov_width_is_refused_for_skin_models_and_silly_widths() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("x.png");
+    image::RgbImage::from_pixel(64, 64, image::Rgb([120, 80, 60]))
+        .save(&png)
+        .unwrap();
+    let out = run(bin()
+        .args([
+            "predict",
+            "--task",
+            "skin",
+            "--backend",
+            "flex",
+            "--fov-width",
+            "500",
+            "--out",
+        ])
+        .arg(dir.path().join("out"))
+        .arg(&png));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--fov-width is for retina models"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(bin()
+        .args([
+            "predict",
+            "--task",
+            "retina",
+            "--backend",
+            "flex",
+            "--fov-width",
+            "20",
+            "--out",
+        ])
+        .arg(dir.path().join("out"))
+        .arg(&png));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("must be 0 (native size) or 64 to 8192"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("out/x.mask.png").exists());
 }

@@ -119,7 +119,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| dataset.default_eval_split().to_string());
     let chosen = backend::choose(a.backend)?;
-    let (model, bundle, path) = models::load(a.weights.as_ref(), dataset.task(), &chosen.device)?;
+    let (model, mut bundle, path) =
+        models::load(a.weights.as_ref(), dataset.task(), &chosen.device)?;
+    a.tiling.apply_fov_width(&mut bundle)?;
     let tiling = a.tiling.config()?;
     let n = dataset.list(&a.data, &split)?.len();
     let bar = progress::bar(n, "eval");

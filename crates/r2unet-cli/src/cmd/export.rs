@@ -7,8 +7,9 @@ use crate::args::ExportArgs;
 
 pub fn run(a: ExportArgs) -> Result<()> {
     let bytes = std::fs::read(&a.weights).with_context(|| a.weights.display().to_string())?;
-    let (model, bundle) = weights::from_bytes(&bytes, &Device::flex())
+    let (model, mut bundle) = weights::from_bytes(&bytes, &Device::flex())
         .with_context(|| a.weights.display().to_string())?;
+    super::set_fov_width(&mut bundle, a.fov_width)?;
     let precision = match (a.f16, a.int8) {
         (true, _) => Precision::F16,
         (_, true) => Precision::Int8,

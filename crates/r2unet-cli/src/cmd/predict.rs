@@ -102,7 +102,8 @@ pub fn run(a: PredictArgs) -> Result<()> {
         anyhow::bail!("--threshold must be in 0..1, got {}", a.threshold);
     }
     let chosen = backend::choose(a.backend)?;
-    let (model, bundle, path) = models::load(a.weights.as_ref(), task, &chosen.device)?;
+    let (model, mut bundle, path) = models::load(a.weights.as_ref(), task, &chosen.device)?;
+    a.tiling.apply_fov_width(&mut bundle)?;
     eprintln!(
         "model: {} ({})",
         path.display(),
