@@ -263,7 +263,10 @@ fn prepare_retina(
     unit_scale(&mut plane, image.kind);
 
     let (mut pw, mut ph, mut pfov) = (w, h, source_fov.clone());
-    if config.fov_width > 0 {
+    // A crop from inside the disc has no dark surround: its field of view is the whole image and
+    // says nothing about the photo's scale, so such an image stays as it is.
+    let covered = source_fov.iter().filter(|m| **m).count() as f32 / (w * h).max(1) as f32;
+    if config.fov_width > 0 && covered < 0.9 {
         let fov_w = fov_width(&source_fov, w, h).max(1);
         let scale = config.fov_width as f32 / fov_w as f32;
         // Within 5 % the resampling would blur more than it normalises.
@@ -385,6 +388,18 @@ mod tests {
         let p = prepare(&config, &img, None).unwrap();
         assert!((95..=105).contains(&p.width), "{}", p.width);
         assert_eq!(p.restore(&vec![0.5; p.width * p.height]).len(), 200 * 200);
+    }
+
+    /// A piece cut from inside the disc (no surround) is not resampled: its width is not the
+    /// field of view's.
+    #[test]
+    fn retina_keeps_the_scale_of_a_crop_without_surround() {
+        let img = rgb(128, 128, |x, y| {
+            [150.0 + (x % 7) as f32, 90.0 + (y % 5) as f32, 10.0]
+        });
+        let config = PreprocessConfig::for_task(Task::Retina).with_fov_width(536);
+        let p = prepare(&config, &img, None).unwrap();
+        assert_eq!((p.width, p.height), (128, 128));
     }
 
     #[test]

@@ -12,7 +12,11 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const RETINA: &[u8] = include_bytes!("../../../models/retina.bpk");
+/// The shipped retina weights at native scale (`common::retina_native_scale`), made once.
+fn retina() -> &'static [u8] {
+    static WEIGHTS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    WEIGHTS.get_or_init(common::retina_native_scale)
+}
 const FIXTURE: &[u8] = include_bytes!("fixtures/retina_synthetic_48.f32");
 
 fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
@@ -36,7 +40,7 @@ fn error_text(e: &JsValue) -> String {
 }
 
 async fn create(backend: &str) -> Result<Segmenter, JsValue> {
-    let weights = Uint8Array::from(RETINA);
+    let weights = Uint8Array::from(retina());
     Segmenter::create(obj(&[
         ("backend", backend.into()),
         ("task", "retina".into()),
@@ -433,7 +437,7 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
         (
             "wrong task",
             obj(&[
-                ("weights", Uint8Array::from(RETINA).into()),
+                ("weights", Uint8Array::from(retina()).into()),
                 ("task", "skin".into()),
             ]),
             "for task 'retina', not 'skin'",
@@ -441,7 +445,7 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
         (
             "unknown task",
             obj(&[
-                ("weights", Uint8Array::from(RETINA).into()),
+                ("weights", Uint8Array::from(retina()).into()),
                 ("task", "brain".into()),
             ]),
             "unknown task 'brain'",
@@ -449,7 +453,7 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
         (
             "unknown backend",
             obj(&[
-                ("weights", Uint8Array::from(RETINA).into()),
+                ("weights", Uint8Array::from(retina()).into()),
                 ("backend", "cuda".into()),
             ]),
             "unknown backend 'cuda'",

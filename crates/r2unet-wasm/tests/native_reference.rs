@@ -10,8 +10,7 @@ use r2unet_wasm::engine::{Engine, segment_blocking};
 
 #[test]
 fn native_forward_matches_the_committed_browser_fixture() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/retina.bpk");
-    let weights = std::fs::read(root).expect("models/retina.bpk should ship with the repository");
+    let weights = common::retina_native_scale();
     let (engine, bundle) = Engine::cpu(&weights).unwrap();
     let image =
         RawImage::from_rgba8(common::SIDE, common::SIDE, &common::synthetic_fundus_rgba()).unwrap();

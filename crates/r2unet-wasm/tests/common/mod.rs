@@ -6,6 +6,20 @@ use r2unet_wasm::engine::SegmentOptions;
 
 /// Side of the synthetic fundus image.
 pub const SIDE: u32 = 48;
+
+/// The shipped retina weights, told to keep every image at its own scale (`fov_width` 0). The
+/// shipped file resamples a photo so that its field of view is 536 px wide (DRIVE's): the
+/// synthetic fundus, 48 px across, would be blown up elevenfold and lose its vessels. These
+/// tests compare forward passes (native, CPU build, WebGPU build), not scales; the weights are
+/// the same f32 values.
+pub fn retina_native_scale() -> Vec<u8> {
+    use r2unet::weights::{self, Precision};
+    let shipped = include_bytes!("../../../../models/retina.bpk");
+    let device = r2unet::burn::tensor::Device::flex();
+    let (model, mut bundle) = weights::from_bytes(shipped, &device).expect("shipped weights load");
+    bundle.preprocess.fov_width = 0;
+    weights::to_bytes(&model, &bundle, Precision::F32).expect("weights write")
+}
 /// Tiling of the reference run: four overlapping 32x32 tiles, blended, one per forward pass
 /// (as the JS API runs them), so stitching is compared too.
 pub const TILE: usize = 32;
