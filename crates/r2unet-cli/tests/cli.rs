@@ -260,19 +260,10 @@ fn shipped_retina_model_segments_a_drive_image() {
         .arg(dir.path())
         .arg(&input));
     assert!(out.status.success());
-    let mask = image::open(dir.path().join("03_test.mask.png"))
-        .unwrap()
-        .to_luma8();
-    let label = image::open(root.join("DRIVE/test/1st_manual/03_manual1.gif"))
-        .unwrap()
-        .to_luma8();
-    let (mut inter, mut sum) = (0u64, 0u64);
-    for (m, l) in mask.pixels().zip(label.pixels()) {
-        let (m, l) = (m.0[0] > 127, l.0[0] > 127);
-        inter += u64::from(m && l);
-        sum += u64::from(m) + u64::from(l);
-    }
-    let dice = 2.0 * inter as f64 / sum as f64;
+    let dice = dice(
+        &dir.path().join("03_test.mask.png"),
+        &root.join("DRIVE/test/1st_manual/03_manual1.gif"),
+    );
     assert!(dice > 0.7, "Dice {dice}");
 }
 
@@ -517,43 +508,25 @@ fn fov_width_is_refused_for_skin_models_and_silly_widths() {
     image::RgbImage::from_pixel(64, 64, image::Rgb([120, 80, 60]))
         .save(&png)
         .unwrap();
-    let out = run(bin()
-        .args([
-            "predict",
-            "--task",
-            "skin",
-            "--backend",
-            "flex",
-            "--fov-width",
-            "500",
-            "--out",
-        ])
-        .arg(dir.path().join("out"))
-        .arg(&png));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("--fov-width is for retina models"),
-        "{}",
-        stderr(&out)
-    );
-    let out = run(bin()
-        .args([
-            "predict",
-            "--task",
-            "retina",
-            "--backend",
-            "flex",
-            "--fov-width",
-            "20",
-            "--out",
-        ])
-        .arg(dir.path().join("out"))
-        .arg(&png));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("must be 0 (native size) or 64 to 8192"),
-        "{}",
-        stderr(&out)
-    );
+    for (task, width, message) in [
+        ("skin", "500", "--fov-width is for retina models"),
+        ("retina", "20", "must be 0 (native size) or 64 to 8192"),
+    ] {
+        let out = run(bin()
+            .args([
+                "predict",
+                "--task",
+                task,
+                "--backend",
+                "flex",
+                "--fov-width",
+                width,
+            ])
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .arg(&png));
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains(message), "{}", stderr(&out));
+    }
     assert!(!dir.path().join("out/x.mask.png").exists());
 }
