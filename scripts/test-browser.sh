@@ -72,6 +72,9 @@ check "wasm-pack test" wasm_tests
 if [[ ! -d "$R2UNET_DATA/DRIVE" ]]; then
   echo "SKIPPED: wasm-pack test drive_test_image_matches_its_label (no DRIVE data; cfg(drive_data) unset)" | tee -a "$log"
 fi
+if [[ ! -f "$R2UNET_DATA/CHASE_DB1/Image_11L.jpg" ]]; then
+  echo "SKIPPED: wasm-pack test a_photo_from_another_camera_is_resampled_to_the_models_scale (no CHASE_DB1 data; cfg(chase_data) unset)" | tee -a "$log"
+fi
 
 step "3. build the package and the page"
 check "scripts/build-wasm.sh" scripts/build-wasm.sh
