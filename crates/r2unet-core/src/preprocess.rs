@@ -265,8 +265,8 @@ fn prepare_retina(
     let (mut pw, mut ph, mut pfov) = (w, h, source_fov.clone());
     // A crop from inside the disc has no dark surround: its field of view is the whole image and
     // says nothing about the photo's scale, so such an image stays as it is.
-    let covered = source_fov.iter().filter(|m| **m).count() as f32 / (w * h).max(1) as f32;
-    if config.fov_width > 0 && covered < 0.9 {
+    let covered = || source_fov.iter().filter(|m| **m).count() as f32 / (w * h).max(1) as f32;
+    if config.fov_width > 0 && covered() < 0.9 {
         let fov_w = fov_width(&source_fov, w, h).max(1);
         let scale = config.fov_width as f32 / fov_w as f32;
         // Within 5 % the resampling would blur more than it normalises.

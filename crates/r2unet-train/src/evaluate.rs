@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use r2unet::R2UNet;
 use r2unet::burn::tensor::Device;
-use r2unet::metrics::{Metrics, Scores, roc_curve};
+use r2unet::metrics::{Confusion, Metrics, Scores, roc_curve};
 use r2unet::predict;
 use r2unet::tiling::TilingConfig;
 use r2unet::weights::ModelBundle;
@@ -23,43 +23,13 @@ pub struct ImageResult {
     pub truth_fraction: f64,
 }
 
-/// Pixel counts at the threshold.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct Counts {
-    pub tp: u64,
-    pub fp: u64,
-    pub fn_: u64,
-    pub tn: u64,
-}
-
-impl Counts {
-    fn add(&mut self, probs: &[f32], truth: &[bool], fov: &[bool], threshold: f32) {
-        for ((&p, &t), &m) in probs.iter().zip(truth).zip(fov) {
-            if !m {
-                continue;
-            }
-            match (p >= threshold, t) {
-                (true, true) => self.tp += 1,
-                (true, false) => self.fp += 1,
-                (false, true) => self.fn_ += 1,
-                (false, false) => self.tn += 1,
-            }
-        }
-    }
-
-    fn merge(&mut self, o: Counts) {
-        self.tp += o.tp;
-        self.fp += o.fp;
-        self.fn_ += o.fn_;
-        self.tn += o.tn;
-    }
-
-    fn dice(&self) -> f64 {
-        2.0 * self.tp as f64 / (2 * self.tp + self.fp + self.fn_).max(1) as f64
-    }
-
-    fn sensitivity(&self) -> f64 {
-        self.tp as f64 / (self.tp + self.fn_).max(1) as f64
+/// Adds two confusion matrices (images pooled).
+fn pooled(a: Confusion, b: Confusion) -> Confusion {
+    Confusion {
+        tp: a.tp + b.tp,
+        fp: a.fp + b.fp,
+        tn: a.tn + b.tn,
+        fn_: a.fn_ + b.fn_,
     }
 }
 
@@ -81,27 +51,26 @@ pub struct SizeBin {
 /// Bins of foreground share used by [`Report::by_size`].
 pub const SIZE_BINS: [(f64, f64); 4] = [(0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.01)];
 
-fn by_size(images: &[(Counts, f64, f64)]) -> Vec<SizeBin> {
-    let total: u64 = images.iter().map(|(c, _, _)| c.tp + c.fn_).sum();
+/// `images`: each image's confusion matrix at the threshold and its truth fraction.
+fn by_size(images: &[(Confusion, f64)]) -> Vec<SizeBin> {
+    let total: u64 = images.iter().map(|(c, _)| c.tp + c.fn_).sum();
     SIZE_BINS
         .iter()
         .map(|&(from, to)| {
-            let inside: Vec<_> = images
+            let inside: Vec<Confusion> = images
                 .iter()
-                .filter(|(_, f, _)| *f >= from && *f < to)
+                .filter(|(_, f)| *f >= from && *f < to)
+                .map(|(c, _)| *c)
                 .collect();
-            let mut c = Counts::default();
-            for (ci, _, _) in &inside {
-                c.merge(*ci);
-            }
+            let c = inside.iter().copied().fold(Confusion::default(), pooled);
             SizeBin {
                 from,
                 to: to.min(1.0),
                 images: inside.len(),
                 foreground_share: (c.tp + c.fn_) as f64 / total.max(1) as f64,
-                dice: c.dice(),
+                dice: c.f1(),
                 se: c.sensitivity(),
-                mean_image_dice: inside.iter().map(|(_, _, d)| d).sum::<f64>()
+                mean_image_dice: inside.iter().map(Confusion::f1).sum::<f64>()
                     / inside.len().max(1) as f64,
             }
         })
@@ -163,10 +132,9 @@ pub fn evaluate(
         let fov = &loaded.prepared.source_fov;
         let mut scores = Scores::default();
         scores.extend(&probs, &loaded.label, fov);
-        let mut c = Counts::default();
-        c.add(&probs, &loaded.label, fov, threshold);
+        let c = Confusion::from_scores(&scores.probs, &scores.truth, threshold);
         let truth_fraction = (c.tp + c.fn_) as f64 / (c.tp + c.fp + c.fn_ + c.tn).max(1) as f64;
-        counts.push((c, truth_fraction, c.dice()));
+        counts.push((c, truth_fraction));
         images.push(ImageResult {
             id: loaded.id.clone(),
             metrics: scores.metrics(threshold),
@@ -215,18 +183,16 @@ mod size_tests {
     #[test]
     fn size_bins_score_small_and_large_lesions_apart() {
         // A small lesion found whole (5 of 100 pixels), a large one found half (40 of 80).
-        let mut small = Counts::default();
         let (probs, truth): (Vec<f32>, Vec<bool>) = (0..100)
             .map(|i| (if i < 5 { 0.9 } else { 0.1 }, i < 5))
             .unzip();
-        small.add(&probs, &truth, &[true; 100], 0.5);
-        let mut large = Counts::default();
+        let small = Confusion::from_scores(&probs, &truth, 0.5);
         let (probs, truth): (Vec<f32>, Vec<bool>) = (0..100)
             .map(|i| (if i < 40 { 0.9 } else { 0.1 }, i < 80))
             .unzip();
-        large.add(&probs, &truth, &[true; 100], 0.5);
+        let large = Confusion::from_scores(&probs, &truth, 0.5);
         assert_eq!((large.tp, large.fp, large.fn_, large.tn), (40, 0, 40, 20));
-        let bins = by_size(&[(small, 0.05, small.dice()), (large, 0.8, large.dice())]);
+        let bins = by_size(&[(small, 0.05), (large, 0.8)]);
         assert_eq!(bins.len(), SIZE_BINS.len());
         assert_eq!((bins[0].images, bins[0].dice, bins[0].se), (1, 1.0, 1.0));
         assert_eq!((bins[1].images, bins[2].images), (0, 0));

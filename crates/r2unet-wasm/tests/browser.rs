@@ -150,6 +150,20 @@ async fn auto_picks_webgpu_when_an_adapter_exists() {
     );
 }
 
+/// Dice of a `segment` result's mask against a label file of the same size.
+fn mask_dice(r: &JsValue, label: &[u8]) -> f64 {
+    let mask = field(r, "mask").dyn_into::<Uint8Array>().unwrap().to_vec();
+    let label = r2unet::image_io::decode_label(label).unwrap();
+    assert_eq!(mask.len(), label.len());
+    let (mut tp, mut pred, mut truth) = (0usize, 0usize, 0usize);
+    for (&m, &l) in mask.iter().zip(&label) {
+        tp += (m == 255 && l) as usize;
+        pred += (m == 255) as usize;
+        truth += l as usize;
+    }
+    2.0 * tp as f64 / (pred + truth) as f64
+}
+
 /// The shipped retina weights file as it is, field-of-view width 536 included: a CHASE_DB1 photo
 /// (999x960, a field of view about 1.7 times DRIVE's) is resampled to DRIVE's scale in the
 /// browser as natively, and its vessels found; the map comes back at the photo's size.
@@ -182,16 +196,7 @@ async fn a_photo_from_another_camera_is_resampled_to_the_models_scale() {
         ),
         (999.0, 960.0)
     );
-    let mask = field(&r, "mask").dyn_into::<Uint8Array>().unwrap().to_vec();
-    let label = r2unet::image_io::decode_label(LABEL).unwrap();
-    assert_eq!(mask.len(), label.len());
-    let (mut tp, mut pred, mut truth) = (0usize, 0usize, 0usize);
-    for (&m, &l) in mask.iter().zip(&label) {
-        tp += (m == 255 && l) as usize;
-        pred += (m == 255) as usize;
-        truth += l as usize;
-    }
-    let dice = 2.0 * tp as f64 / (pred + truth) as f64;
+    let dice = mask_dice(&r, LABEL);
     web_sys_log(&format!(
         "CHASE_DB1 Image_11L in the browser (CPU, shipped weights): Dice {dice:.4}, {} ms",
         field(&r, "timeMs").as_f64().unwrap_or(f64::NAN)
@@ -230,16 +235,7 @@ async fn drive_test_image_matches_its_label() {
         ),
         (565.0, 584.0)
     );
-    let mask = field(&r, "mask").dyn_into::<Uint8Array>().unwrap().to_vec();
-    let label = r2unet::image_io::decode_label(LABEL).unwrap();
-    assert_eq!(mask.len(), label.len());
-    let (mut tp, mut pred, mut truth) = (0usize, 0usize, 0usize);
-    for (&m, &l) in mask.iter().zip(&label) {
-        tp += (m == 255 && l) as usize;
-        pred += (m == 255) as usize;
-        truth += l as usize;
-    }
-    let dice = 2.0 * tp as f64 / (pred + truth) as f64;
+    let dice = mask_dice(&r, LABEL);
     web_sys_log(&format!(
         "DRIVE 01_test in the browser (CPU): Dice {dice:.4}, {} ms",
         field(&r, "timeMs").as_f64().unwrap_or(f64::NAN)
@@ -294,6 +290,7 @@ async fn drive_test_image_matches_its_label() {
         "onProgress calls: {:?}",
         progress.to_vec()
     );
+    let mask = field(&r, "mask").dyn_into::<Uint8Array>().unwrap().to_vec();
     let tiled = field(&tiled, "mask")
         .dyn_into::<Uint8Array>()
         .unwrap()
