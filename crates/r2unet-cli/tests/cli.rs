@@ -487,7 +487,7 @@ fn train_budget_sizes_the_schedule_to_the_deadline() {
         .map(|l| l.split(',').collect())
         .collect();
     assert!(
-        epochs > 2 && epochs < 1000,
+        (2..1000).contains(&epochs),
         "schedule not re-sized: {epochs}\n{log}"
     );
     assert_eq!(rows.len(), epochs, "{lines}");
