@@ -216,6 +216,18 @@ fn square(
     }
 }
 
+/// What [`prepare`] does to a plane after resizing it, for a square cut out of an already
+/// prepared image and resized back up (training's zoom-in crops). Skin is standardised per image,
+/// so a crop must be standardised again to look like a photo taken that close: a lesion that fills
+/// the frame loses its "darker than the skin around it" cue, which is exactly the case to learn.
+/// Lung's windowing is per pixel, so its crops are already right; retina patches are not zoomed.
+pub fn renormalize_crop(task: Task, plane: &mut [f32]) {
+    match task {
+        Task::Skin => standardize(plane, None),
+        Task::Retina | Task::Lung => {}
+    }
+}
+
 /// Zero mean, unit variance over the pixels where `mask` is true (all when `None`).
 fn standardize(plane: &mut [f32], mask: Option<&[bool]>) {
     let inside = |i: usize| mask.is_none_or(|m| m[i]);

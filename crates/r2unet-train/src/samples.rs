@@ -3,6 +3,9 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use r2unet::Task;
+use r2unet::preprocess::renormalize_crop;
+
 use crate::datasets::Loaded;
 
 /// A set of equally sized examples stored flat: `inputs` is `[n, channels, side, side]`,
@@ -113,7 +116,8 @@ pub fn patches(images: &[Loaded], count: usize, side: usize, seed: u64, augment:
 
 /// Every image once, in a seeded order, optionally flipped/rotated (square inputs only).
 pub fn whole_images(images: &[Loaded], seed: u64, augment: bool) -> Examples {
-    whole_images_zoomed(images, seed, augment, 1.0)
+    // No zoom, so the task's crop renormalisation never runs.
+    whole_images_zoomed(images, seed, augment, 1.0, Task::Lung)
 }
 
 /// The `side / factor` square at (`y0`, `x0`) of a `side x side` plane, resized back to
@@ -140,9 +144,16 @@ fn zoom_plane(plane: &[f32], side: usize, factor: f64, y0: f64, x0: f64) -> Vec<
 }
 
 /// [`whole_images`], each image also zoomed in by a random factor in `[1, zoom]` at a random
-/// place (`zoom` <= 1: never). The draws come after the flip's, so `zoom = 1` gives exactly
-/// [`whole_images`]' examples.
-pub fn whole_images_zoomed(images: &[Loaded], seed: u64, augment: bool, zoom: f64) -> Examples {
+/// place (`zoom` <= 1: never), and its input planes put through `task`'s
+/// [`renormalize_crop`] so that they are what preprocessing makes of a photo taken that close.
+/// The draws come after the flip's, so `zoom = 1` gives exactly [`whole_images`]' examples.
+pub fn whole_images_zoomed(
+    images: &[Loaded],
+    seed: u64,
+    augment: bool,
+    zoom: f64,
+    task: Task,
+) -> Examples {
     let mut rng = SmallRng::seed_from_u64(seed);
     let p0 = &images[0].prepared;
     let (channels, side) = (p0.channels, p0.width);
@@ -176,7 +187,13 @@ pub fn whole_images_zoomed(images: &[Loaded], seed: u64, augment: bool, zoom: f6
             }
         };
         let inputs: Vec<f32> = (0..channels)
-            .flat_map(|c| view(&p.data[c * n..(c + 1) * n]))
+            .flat_map(|c| {
+                let mut plane = view(&p.data[c * n..(c + 1) * n]);
+                if zoomed.is_some() {
+                    renormalize_crop(task, &mut plane);
+                }
+                plane
+            })
             .collect();
         out.push(inputs, view(&images[k].model_label));
     }
@@ -215,12 +232,66 @@ mod tests {
             })
             .collect();
         let plain = whole_images(&images, 7, true);
-        let same = whole_images_zoomed(&images, 7, true, 1.0);
+        let same = whole_images_zoomed(&images, 7, true, 1.0, Task::Lung);
         assert_eq!(plain.inputs, same.inputs);
-        let zoomed = whole_images_zoomed(&images, 7, true, 1.8);
+        let zoomed = whole_images_zoomed(&images, 7, true, 1.8, Task::Lung);
         assert_eq!(zoomed.len(), images.len());
         assert_eq!(zoomed.inputs, zoomed.labels);
         assert_ne!(zoomed.inputs, plain.inputs);
+    }
+
+    /// A zoomed skin example is what preprocessing makes of a photo taken that close: the top-left
+    /// quarter of a photo prepared on its own, not a magnified piece of the whole photo's
+    /// standardised planes (whose mean and spread belong to the whole photo).
+    #[test]
+    fn a_zoomed_skin_crop_is_prepared_like_a_closer_photo() {
+        use r2unet::image_io::{RawImage, SampleKind};
+        use r2unet::preprocess::{PreprocessConfig, prepare};
+        // A smooth photo (so resampling twice loses little): a dark disc on a lighter gradient,
+        // the disc filling most of the top-left quarter. RawImage is interleaved (RGBRGB...).
+        let raw = |side: usize| {
+            let mut data = Vec::with_capacity(3 * side * side);
+            for y in 0..side {
+                for x in 0..side {
+                    let (fx, fy) = (x as f32, y as f32);
+                    let d = ((fx - 60.0).powi(2) + (fy - 60.0).powi(2)).sqrt();
+                    let disc = 1.0 / (1.0 + ((d - 45.0) / 6.0).exp());
+                    for c in 0..3 {
+                        data.push(200.0 - 30.0 * c as f32 + 0.2 * fx - 120.0 * disc);
+                    }
+                }
+            }
+            RawImage {
+                width: side as u32,
+                height: side as u32,
+                channels: 3,
+                kind: SampleKind::U8,
+                data,
+            }
+        };
+        let config = PreprocessConfig::for_task(Task::Skin);
+        let side = config.size;
+        let whole = prepare(&config, &raw(256), None).unwrap();
+        let closer = prepare(&config, &raw(128), None).unwrap();
+        let n = side * side;
+        for c in 0..3 {
+            let mut crop = zoom_plane(&whole.data[c * n..(c + 1) * n], side, 2.0, 0.0, 0.0);
+            let unchanged = crop.clone();
+            renormalize_crop(Task::Skin, &mut crop);
+            let want = &closer.data[c * n..(c + 1) * n];
+            let worst = |got: &[f32]| {
+                got.iter()
+                    .zip(want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max)
+            };
+            assert!(worst(&crop) < 0.1, "channel {c}: {}", worst(&crop));
+            assert!(
+                worst(&unchanged) > 0.3,
+                "channel {c}: {}",
+                worst(&unchanged)
+            );
+        }
     }
 
     #[test]

@@ -292,6 +292,7 @@ pub fn train(
                 seed,
                 config.augment,
                 config.zoom.unwrap_or(1.0),
+                config.preprocess.task,
             )
         };
         observer.epoch_start(epoch, config.epochs, examples.len());
