@@ -55,6 +55,16 @@ if [ "$total" -le "$done_now" ]; then
     echo "train-budget: $run: no time for another epoch; the run stops at epoch $done_now of a provisional $provisional" | tee -a "$out"
     exit 0
 fi
-"$bin" train "$@" --out "$run" --epochs "$total" --resume >>"$out" 2>&1 &
+# --init only seeds a fresh run; the resumed one continues from its checkpoint (and r2unet
+# refuses the two together).
+resume_args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --init) shift 2 ;;
+    --init=*) shift ;;
+    *) resume_args+=("$1"); shift ;;
+    esac
+done
+"$bin" train "${resume_args[@]}" --out "$run" --epochs "$total" --resume >>"$out" 2>&1 &
 pid=$!
 wait "$pid"

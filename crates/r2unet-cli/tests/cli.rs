@@ -448,7 +448,7 @@ fn bad_inputs_fail_with_the_file_named_and_no_partial_output() {
 
 /// `scripts/train-budget.sh`: the run it leaves is one whole schedule sized to the deadline (the
 /// provisional --epochs replaced, the learning rate down to its floor in the last epoch), not a
-/// run cut off mid-schedule.
+/// run cut off mid-schedule, also when it fine-tunes from `--init` weights.
 #[test]
 fn train_budget_sizes_the_schedule_to_the_deadline() {
     let Some(root) = data() else { return };
@@ -488,6 +488,10 @@ fn train_budget_sizes_the_schedule_to_the_deadline() {
         .arg(&runs)
         .env("R2UNET", env!("CARGO_BIN_EXE_r2unet"));
     args(&mut budget);
+    // A fine-tune: --init seeds the first start only (the resume must not pass it on).
+    budget
+        .arg("--init")
+        .arg(dir.path().join("probe").join("best.bpk"));
     let out = run(&mut budget);
     let log = std::fs::read_to_string(runs.join("train.out")).unwrap_or_default();
     assert!(out.status.success(), "{log}");
@@ -495,6 +499,13 @@ fn train_budget_sizes_the_schedule_to_the_deadline() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(runs.join("config.json")).unwrap()).unwrap();
     let epochs = config["epochs"].as_u64().unwrap() as usize;
+    // The resumed run keeps the record of what it was seeded from.
+    assert!(
+        config["init"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("best.bpk")),
+        "{config}"
+    );
     let lines = std::fs::read_to_string(runs.join("log.csv")).unwrap();
     let rows: Vec<Vec<&str>> = lines
         .lines()
