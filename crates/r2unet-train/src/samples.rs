@@ -116,8 +116,15 @@ pub fn patches(images: &[Loaded], count: usize, side: usize, seed: u64, augment:
 
 /// Every image once, in a seeded order, optionally flipped/rotated (square inputs only).
 pub fn whole_images(images: &[Loaded], seed: u64, augment: bool) -> Examples {
-    // No zoom, so the task's crop renormalisation never runs.
-    whole_images_zoomed(images, seed, augment, 1.0, Task::Lung)
+    whole_images_zoomed(images, seed, augment, None)
+}
+
+/// Zoom-in augmentation: a random factor in `[1, max]`, the crop then renormalised as `task`'s
+/// preprocessing would a photo taken that close.
+#[derive(Clone, Copy, Debug)]
+pub struct Zoom {
+    pub max: f64,
+    pub task: Task,
 }
 
 /// The `side / factor` square at (`y0`, `x0`) of a `side x side` plane, resized back to
@@ -143,17 +150,17 @@ fn zoom_plane(plane: &[f32], side: usize, factor: f64, y0: f64, x0: f64) -> Vec<
     out
 }
 
-/// [`whole_images`], each image also zoomed in by a random factor in `[1, zoom]` at a random
-/// place (`zoom` <= 1: never), and its input planes put through `task`'s
-/// [`renormalize_crop`] so that they are what preprocessing makes of a photo taken that close.
-/// The draws come after the flip's, so `zoom = 1` gives exactly [`whole_images`]' examples.
+/// [`whole_images`], each image also zoomed in by a random factor in `[1, zoom.max]` at a random
+/// place (a max <= 1: never), and its input planes put through the task's [`renormalize_crop`]
+/// so that they are what preprocessing makes of a photo taken that close. The draws come after
+/// the flip's, so a max of 1 gives exactly [`whole_images`]' examples.
 pub fn whole_images_zoomed(
     images: &[Loaded],
     seed: u64,
     augment: bool,
-    zoom: f64,
-    task: Task,
+    zoom: Option<Zoom>,
 ) -> Examples {
+    let zoom = zoom.filter(|z| z.max > 1.0);
     let mut rng = SmallRng::seed_from_u64(seed);
     let p0 = &images[0].prepared;
     let (channels, side) = (p0.channels, p0.width);
@@ -170,8 +177,8 @@ pub fn whole_images_zoomed(
         let p = &images[k].prepared;
         let t = if augment { rng.random_range(0..8u8) } else { 0 };
         let n = side * side;
-        let zoomed = (zoom > 1.0).then(|| {
-            let factor = rng.random_range(1.0..=zoom);
+        let zoomed = zoom.map(|z| {
+            let factor = rng.random_range(1.0..=z.max);
             let room = side as f64 * (1.0 - 1.0 / factor);
             (
                 factor,
@@ -189,8 +196,8 @@ pub fn whole_images_zoomed(
         let inputs: Vec<f32> = (0..channels)
             .flat_map(|c| {
                 let mut plane = view(&p.data[c * n..(c + 1) * n]);
-                if zoomed.is_some() {
-                    renormalize_crop(task, &mut plane);
+                if let Some(z) = zoom {
+                    renormalize_crop(z.task, &mut plane);
                 }
                 plane
             })
@@ -232,9 +239,15 @@ mod tests {
             })
             .collect();
         let plain = whole_images(&images, 7, true);
-        let same = whole_images_zoomed(&images, 7, true, 1.0, Task::Lung);
+        let zoom = |max| {
+            Some(Zoom {
+                max,
+                task: Task::Lung,
+            })
+        };
+        let same = whole_images_zoomed(&images, 7, true, zoom(1.0));
         assert_eq!(plain.inputs, same.inputs);
-        let zoomed = whole_images_zoomed(&images, 7, true, 1.8, Task::Lung);
+        let zoomed = whole_images_zoomed(&images, 7, true, zoom(1.8));
         assert_eq!(zoomed.len(), images.len());
         assert_eq!(zoomed.inputs, zoomed.labels);
         assert_ne!(zoomed.inputs, plain.inputs);

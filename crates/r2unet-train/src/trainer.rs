@@ -291,8 +291,10 @@ pub fn train(
                 &train_images,
                 seed,
                 config.augment,
-                config.zoom.unwrap_or(1.0),
-                config.preprocess.task,
+                config.zoom.map(|max| samples::Zoom {
+                    max,
+                    task: config.preprocess.task,
+                }),
             )
         };
         observer.epoch_start(epoch, config.epochs, examples.len());
