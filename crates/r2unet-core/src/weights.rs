@@ -317,7 +317,7 @@ mod tests {
             .metadata(KEY_PREPROCESS, b.preprocess.to_string())
             .metadata(KEY_PRECISION, "int4");
         model.save_into(&mut unknown).unwrap();
-        let err = from_bytes(&unknown.get_bytes().unwrap().to_vec(), &device)
+        let err = from_bytes(&unknown.get_bytes().unwrap(), &device)
             .map(|_| ())
             .unwrap_err()
             .to_string();

@@ -181,14 +181,11 @@ fn now_ms() -> f64 {
     let perf = Reflect::get(&js_sys::global(), &"performance".into())
         .ok()
         .filter(|p| p.is_object());
-    if let Some(perf) = perf {
-        if let Ok(now) = Reflect::get(&perf, &"now".into())
-            .and_then(|f| f.dyn_into::<Function>().map_err(JsValue::from))
-        {
-            if let Some(t) = now.call0(&perf).ok().and_then(|v| v.as_f64()) {
-                return t;
-            }
-        }
+    if let Some(perf) = perf
+        && let Ok(now) = Reflect::get(&perf, &"now".into()).and_then(|f| f.dyn_into::<Function>())
+        && let Some(t) = now.call0(&perf).ok().and_then(|v| v.as_f64())
+    {
+        return t;
     }
     js_sys::Date::now()
 }
@@ -360,17 +357,17 @@ impl Segmenter {
         })?;
         // Refuse a bad file before touching any device.
         let bundle = r2unet::weights::read_bundle(&weights).map_err(to_js)?;
-        if let Some(task) = task {
-            if bundle.preprocess.task != task {
-                return Err(js_error(
-                    "WeightsError",
-                    &format!(
-                        "these weights are for task '{}', not '{}'",
-                        bundle.preprocess.task.name(),
-                        task.name()
-                    ),
-                ));
-            }
+        if let Some(task) = task
+            && bundle.preprocess.task != task
+        {
+            return Err(js_error(
+                "WeightsError",
+                &format!(
+                    "these weights are for task '{}', not '{}'",
+                    bundle.preprocess.task.name(),
+                    task.name()
+                ),
+            ));
         }
         let mut fallback_reason = None;
         let (engine, bundle) = match choice {

@@ -40,6 +40,15 @@ pub(crate) struct OutPtr(pub(crate) *mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The pointer. A method, not the field, inside parallel closures: a closure that names
+    /// `out.0` captures only the raw pointer (disjoint captures), which is neither Send nor Sync.
+    #[inline]
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Runs `f(0)..f(n)` on rayon's threads in native builds, in order on one thread elsewhere (wasm).
 #[cfg(feature = "native")]
 pub(crate) fn for_each_index(n: usize, f: impl Fn(usize) + Send + Sync) {
@@ -181,6 +190,28 @@ impl ModelConfig {
     }
 }
 
+/// Checks a fast path against burn's own layer: the outputs, then the gradients that `wrt` picks
+/// out (input, weights, bias) of a loss that weights every output differently.
+#[cfg(all(test, feature = "flex", feature = "autodiff"))]
+pub(crate) fn assert_same_layer(
+    fast: burn::tensor::Tensor<4>,
+    slow: burn::tensor::Tensor<4>,
+    wrt: impl Fn(&burn::tensor::Gradients) -> Vec<burn::tensor::TensorData>,
+) {
+    use burn::tensor::{Distribution, Tensor, Tolerance};
+    fast.clone()
+        .into_data()
+        .assert_approx_eq::<f32>(&slow.clone().into_data(), Tolerance::rel_abs(1e-5, 1e-5));
+    let probe = Tensor::<4>::random(fast.dims(), Distribution::Normal(0.0, 1.0), &fast.device());
+    let g_fast = (fast * probe.clone()).sum().backward();
+    let g_slow = (slow * probe).sum().backward();
+    let (a, b) = (wrt(&g_fast), wrt(&g_slow));
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(&b) {
+        a.assert_approx_eq::<f32>(b, Tolerance::rel_abs(1e-4, 1e-4));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,27 +276,5 @@ mod tests {
                 .validate()
                 .is_err()
         );
-    }
-}
-
-/// Checks a fast path against burn's own layer: the outputs, then the gradients that `wrt` picks
-/// out (input, weights, bias) of a loss that weights every output differently.
-#[cfg(all(test, feature = "flex", feature = "autodiff"))]
-pub(crate) fn assert_same_layer(
-    fast: burn::tensor::Tensor<4>,
-    slow: burn::tensor::Tensor<4>,
-    wrt: impl Fn(&burn::tensor::Gradients) -> Vec<burn::tensor::TensorData>,
-) {
-    use burn::tensor::{Distribution, Tensor, Tolerance};
-    fast.clone()
-        .into_data()
-        .assert_approx_eq::<f32>(&slow.clone().into_data(), Tolerance::rel_abs(1e-5, 1e-5));
-    let probe = Tensor::<4>::random(fast.dims(), Distribution::Normal(0.0, 1.0), &fast.device());
-    let g_fast = (fast * probe.clone()).sum().backward();
-    let g_slow = (slow * probe).sum().backward();
-    let (a, b) = (wrt(&g_fast), wrt(&g_slow));
-    assert_eq!(a.len(), b.len());
-    for (a, b) in a.iter().zip(&b) {
-        a.assert_approx_eq::<f32>(b, Tolerance::rel_abs(1e-4, 1e-4));
     }
 }

@@ -99,11 +99,10 @@ pub fn eval(x: &[f32], scale: &[f32], shift: &[f32], d: Dims) -> Vec<f32> {
     let mut y: Vec<f32> = Vec::with_capacity(len);
     let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     for_each_channel(d.channels, |c| {
-        let out = out;
         for b in 0..d.batch {
             let at = b * d.channels * d.plane + c * d.plane;
             // SAFETY: channel c of image b is written by this task only.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), d.plane) };
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), d.plane) };
             for (o, &v) in dst.iter_mut().zip(&x[at..at + d.plane]) {
                 *o = (v * scale[c] + shift[c]).max(0.0);
             }

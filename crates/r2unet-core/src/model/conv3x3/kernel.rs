@@ -198,10 +198,9 @@ pub fn im2col_forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
         with_col(k * n, |col| {
             let image = &x[b * d.c_in * plane..(b + 1) * d.c_in * plane];
             im2col_band(image, d.c_in, d.h, d.w, r0, rows, col);
-            let out = out;
             // Output rows r0..r0+rows of every channel of image b: a [c_out, n] block with row
             // stride `plane`.
-            let dst = unsafe { out.0.add(b * d.c_out * plane + r0 * d.w) };
+            let dst = unsafe { out.get().add(b * d.c_out * plane + r0 * d.w) };
             gemm(
                 d.c_out,
                 n,

@@ -514,7 +514,6 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                 let (y2, y3) = rest.split_at_mut(n);
                 output_transform(&mm, [y0, y1, y2, y3]);
                 // yb: (top, col 0), (top, col 1), (bottom, col 0), (bottom, col 1).
-                let out = out;
                 for gi in 0..nrows {
                     let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
                     for (dy, (c0, c1)) in [(0usize, (0usize, 1usize)), (1, (2, 3))] {
@@ -526,7 +525,7 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                         // only, and lies inside `y`'s allocation.
                         let row = unsafe {
                             std::slice::from_raw_parts_mut(
-                                out.0.add((b * c_out + co) * plane + r * d.w),
+                                out.get().add((b * c_out + co) * plane + r * d.w),
                                 d.w,
                             )
                         };

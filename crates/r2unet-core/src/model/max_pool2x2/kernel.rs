@@ -8,15 +8,17 @@ use super::super::OutPtr;
 
 /// `planes` planes of `h x w` (both even) to `planes` planes of `h/2 x w/2`.
 pub fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
-    assert!(h % 2 == 0 && w % 2 == 0, "max_pool2x2: odd plane");
+    assert!(
+        h.is_multiple_of(2) && w.is_multiple_of(2),
+        "max_pool2x2: odd plane"
+    );
     assert_eq!(x.len(), planes * h * w, "max_pool2x2: input length");
     let (oh, ow) = (h / 2, w / 2);
     let mut y: Vec<f32> = Vec::with_capacity(planes * oh * ow);
     let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     super::super::for_each_index(planes, |p| {
-        let out = out;
         // SAFETY: plane `p` of `y` is written by this task only, every element once.
-        let y = unsafe { std::slice::from_raw_parts_mut(out.0.add(p * oh * ow), oh * ow) };
+        let y = unsafe { std::slice::from_raw_parts_mut(out.get().add(p * oh * ow), oh * ow) };
         let x = &x[p * h * w..(p + 1) * h * w];
         for (i, row) in y.chunks_exact_mut(ow).enumerate() {
             let (r0, r1) = (
@@ -49,9 +51,8 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], planes: usize, h: usize, w: us
     let mut dx: Vec<f32> = Vec::with_capacity(x.len());
     let out = OutPtr(dx.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     super::super::for_each_index(planes, |p| {
-        let out = out;
         // SAFETY: plane `p` of `dx` is written by this task only, every element once.
-        let dx = unsafe { std::slice::from_raw_parts_mut(out.0.add(p * h * w), h * w) };
+        let dx = unsafe { std::slice::from_raw_parts_mut(out.get().add(p * h * w), h * w) };
         let x = &x[p * h * w..(p + 1) * h * w];
         let (y, dy) = (
             &y[p * oh * ow..(p + 1) * oh * ow],
