@@ -27,8 +27,9 @@ PKG="$ROOT/pkg"
 BUILDS="${R2UNET_WASM_BUILDS:-cpu webgpu}"
 # The environment of the wasm builds only (the native `r2unet export` below must not see it).
 wasm_env=(
-  # Own target dir: RUSTFLAGS differ from the native build's, and sharing would rebuild burn each switch.
-  CARGO_TARGET_DIR="${R2UNET_WASM_TARGET_DIR:-$ROOT/target/wasm}"
+  # The native builds' target dir: RUSTFLAGS apply to the wasm32 units only (wasm-pack passes
+  # --target), so the two share the host-side build scripts and proc-macros and rebuild nothing.
+  CARGO_TARGET_DIR="${R2UNET_WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}"
   # SIMD128 for burn-flex's element-wise kernels (the `simd` feature covers its gemm).
   RUSTFLAGS="-C target-feature=+simd128"
 )

@@ -14,7 +14,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export R2UNET_DATA="${R2UNET_DATA:-$ROOT/../shared/data}"
 log="$(mktemp)"
-step() { echo "== $* ($(date +%T))"; }
 # Runs a command with its output in the log; a failure stops the script with the step's name.
 # Each step runs in a subshell with errexit on, outside any `if` or `||`: there bash ignores
 # errexit, and a step function would be judged by its last command alone.
@@ -26,30 +25,17 @@ check() {
   set -e
   if [[ $rc -ne 0 ]]; then echo "FAILED: $name (exit $rc)"; exit 1; fi
 }
-SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+# Stage times, one "name<TAB>seconds" line each, for scripts/test.sh's table (when it asks).
+stage_file="${R2UNET_STAGE_FILE:-/dev/null}"
+stage_name=""; stage_start=$SECONDS
+step() {
+  [[ -n "$stage_name" ]] && printf '%s\t%d\n' "$stage_name" $((SECONDS - stage_start)) >> "$stage_file"
+  stage_name="$*"; stage_start=$SECONDS
+  echo "== $* ($(date +%T))"
+}
 
 step "tools"
-apt_pkgs=()
-command -v chromium >/dev/null || apt_pkgs+=(chromium)
-command -v chromedriver >/dev/null || apt_pkgs+=(chromium-driver)
-command -v node >/dev/null || apt_pkgs+=(nodejs npm)
-command -v bc >/dev/null || apt_pkgs+=(bc)
-# The Vulkan loader, for step 6 (native training through wgpu on SwiftShader's Vulkan driver).
-ldconfig -p | grep -q 'libvulkan\.so\.1 ' || apt_pkgs+=(libvulkan1)
-if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
-fi
-command -v wasm-pack >/dev/null || cargo install --locked wasm-pack
-want_bindgen="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)"
-if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want_bindgen" ]]; then
-  # Without --locked: the CLI's lock file pins a webpki-roots the registry mirror lacks (TOOLCHAIN.md).
-  cargo install --force "wasm-bindgen-cli@$want_bindgen"
-fi
-rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-chromium --version 2>/dev/null | head -1
-chromedriver --version | head -1
-echo "wasm-pack $(wasm-pack --version | awk '{print $2}'), $(wasm-bindgen --version), node $(node --version)"
+check "scripts/install-tools.sh" scripts/install-tools.sh
 [[ -d "$R2UNET_DATA/DRIVE" ]] || echo "SKIPPED: DRIVE data not found at $R2UNET_DATA/DRIVE: the Dice tests in the browser do not run" | tee -a "$log"
 
 step "1. native reference of the browser fixture"
@@ -60,10 +46,11 @@ else
 fi
 
 step "2. wasm-pack test --headless --chrome --release (CPU, WebGPU on SwiftShader, DRIVE, bad input)"
-# Same target dir and RUSTFLAGS as scripts/build-wasm.sh, so the two share one build of burn.
+# Same target dir, features and RUSTFLAGS as scripts/build-wasm.sh's WebGPU build, so the two share
+# one build of burn.
 wasm_tests() {
   cd crates/r2unet-wasm
-  export CARGO_TARGET_DIR="$ROOT/target/wasm" RUSTFLAGS="-C target-feature=+simd128"
+  export CARGO_TARGET_DIR="${R2UNET_WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}}" RUSTFLAGS="-C target-feature=+simd128"
   # wasm-bindgen-test's own bound on the whole browser run (seconds); WebGPU on SwiftShader is slow.
   export WASM_BINDGEN_TEST_TIMEOUT=900
   timeout 3600 wasm-pack test --headless --chrome --release . --no-default-features -F webgpu,flex,simd
@@ -111,7 +98,7 @@ wgpu_training() {
   local cli="${R2UNET_CLI:-}"
   if [[ -z "$cli" ]]; then
     cargo build --release -p r2unet-cli
-    cli="$ROOT/target/release/r2unet"
+    cli="${CARGO_TARGET_DIR:-$ROOT/target}/release/r2unet"
   fi
   local icd=/usr/lib/chromium/vk_swiftshader_icd.json
   [[ -f "$icd" ]] || { echo "no SwiftShader Vulkan driver manifest at $icd"; return 1; }
@@ -132,6 +119,7 @@ else
   echo "SKIPPED: native wgpu training (no DRIVE data)" | tee -a "$log"
 fi
 
+step "done"
 if grep -q "SKIPPED" "$log"; then
   echo "== skipped:"
   grep -o "SKIPPED.*" "$log" | sort | uniq -c

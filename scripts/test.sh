@@ -1,28 +1,117 @@
 #!/usr/bin/env bash
-# Runs every test. Real data is read from ../shared/data (or $R2UNET_DATA); tests that need it
-# print SKIPPED when it is absent, and this script repeats those lines at the end.
+# Runs every test (what .ci/run runs), fast lanes first, and prints how long each stage took:
+#
+#   tools    scripts/install-tools.sh: Chromium, ChromeDriver, wasm-pack, wasm-bindgen-cli, the wasm32
+#            target, when missing. Started in the background at once; the browser stage waits for it.
+#   lint     cargo fmt --check. Seconds.
+#   build    cargo test --release --workspace --no-run, then the wasm32 build of the browser tests,
+#            both with clippy -D warnings on the workspace's crates (clippy-driver as the rustc
+#            wrapper: one build for the lints, the tests and the CLI). On a machine that has built
+#            before, a lint fails within minutes; all lints run before any long test.
+#   native   cargo test --release --workspace: core, training, the CLI end to end on real data, the
+#            browser crate's native reference.
+#   browser  scripts/test-browser.sh: wasm-pack test in Chromium, the package and page build,
+#            Playwright on the page, the packed package in a Vite app, training through wgpu.
+#
+# Builds are shared: every cargo command here (native and wasm32, tests, the CLI, the package)
+# uses one target dir per machine, $R2UNET_TARGET_DIR (default ~/.cache/r2unet/target), so a new
+# clone on a machine that has built the project before compiles only the workspace's own crates,
+# not burn. R2UNET_TARGET_DIR=target keeps the build inside the clone. A fresh machine starts
+# from nothing and fills it. Disk use: about 10 GB, plus about 1 GB for each clone's own crates.
+#
+# Real data is read from ../shared/data (or $R2UNET_DATA); tests that need it print SKIPPED when it
+# is absent, and this script repeats those lines at the end.
 # Release mode throughout: burn's kernels are unusably slow unoptimised.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/r2unet"
+target="${R2UNET_TARGET_DIR:-$cache/target}"
+[[ "$target" = /* ]] || target="$ROOT/$target"
+mkdir -p "$target"
+export CARGO_TARGET_DIR="$target" R2UNET_WASM_TARGET_DIR="$target"
+export R2UNET_TOOLS_TARGET_DIR="${R2UNET_TOOLS_TARGET_DIR:-$cache/tools-target}"
 log=$(mktemp)
+stages=$(mktemp)
+tools_log=$(mktemp)
 
 start=$SECONDS
-echo "== tools ($(date +%T))"
+stage_name=""; stage_start=$SECONDS
+stage() {
+  [[ -n "$stage_name" ]] && printf '%s\t%d\n' "$stage_name" $((SECONDS - stage_start)) >> "$stages"
+  stage_name="$1"; stage_start=$SECONDS
+  [[ -n "$1" ]] && echo "== $1 ($(date +%T), $(( (SECONDS - start) / 60 )) min in)"
+  return 0
+}
+table() {
+  stage ""
+  echo "== stage times (wall clock; tools ran in the background from the start)"
+  awk -F'\t' '{ printf "   %-100s %3d:%02d\n", substr($1, 1, 100), $2 / 60, $2 % 60 }' "$stages"
+  printf '   %-100s %3d:%02d\n' "total" $(( (SECONDS - start) / 60 )) $(( (SECONDS - start) % 60 ))
+}
+
+echo "== tools ($(date +%T)): cargo target dir $CARGO_TARGET_DIR"
 cargo --version
 rustc --version
+scripts/install-tools.sh > "$tools_log" 2>&1 &
+tools_pid=$!
+tools_start=$SECONDS
 
-echo "== native tests: core, training, CLI end to end, the browser crate's native reference ($(date +%T))"
+fail() {
+  table
+  echo "== FAILED: $1 after $(( (SECONDS - start) / 60 )) min"
+  kill "$tools_pid" 2>/dev/null || true
+  exit 1
+}
+
+stage "lint: cargo fmt --check"
+cargo fmt --all --check || fail "cargo fmt --check (run cargo fmt --all)"
+
+# clippy runs inside the builds below rather than as a build of its own: clippy-driver as the
+# workspace's rustc wrapper (what `cargo clippy` does, minus its check-only build of every
+# dependency) lints each workspace crate while compiling it, so lints and tests share one build
+# and the machine compiles burn once per target, not twice. CLIPPY_ARGS is how cargo-clippy hands
+# its `-- -D warnings` to the driver; the driver declares it, so changing it rebuilds what it linted.
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)" ||
+  fail "clippy-driver not found (rustup component add clippy)"
+export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+
+stage "native build + clippy -D warnings: cargo test --release --workspace --no-run"
+cargo test --release --workspace --no-run --quiet 2>&1 | tee -a "$log" || fail "the native build or clippy"
+
+stage "wasm32 build + clippy -D warnings of the browser tests (reused by wasm-pack test)"
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+# Exactly what scripts/test-browser.sh's `wasm-pack test --release` builds (same features,
+# RUSTFLAGS and target dir), so it finds this build done.
+(cd crates/r2unet-wasm && RUSTFLAGS="-C target-feature=+simd128" cargo build --tests --release --quiet \
+  --target wasm32-unknown-unknown --no-default-features -F webgpu,flex,simd) 2>&1 | tee -a "$log" ||
+  fail "the wasm32 build or clippy of crates/r2unet-wasm"
+
+stage "native tests: core, training, CLI end to end, the browser crate's native reference"
 native=0
-cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log" || native=$?
-echo "   native tests: $(( (SECONDS - start) / 60 )) min so far"
+cargo test --release --workspace --no-fail-fast 2>&1 | tee -a "$log" || native=$?
 
-# The browser half: wasm-pack test in Chromium (CPU, WebGPU on SwiftShader, a DRIVE image, bad
-# input), the package and page build, Playwright on the page, the packed package in a Vite app.
-# It reuses what the native tests built: their CLI (to export the int8 weights) and their run of
-# the browser crate's native reference. Its wasm builds also compile the core crate for wasm32.
+stage "tools: waiting for scripts/install-tools.sh"
+tools=0
+wait "$tools_pid" || tools=$?
+sed 's/^/   /' "$tools_log"
+echo "   scripts/install-tools.sh took $(( (SECONDS - tools_start) / 60 )) min in the background"
+printf '%s\t%d\n' "   (tools, in the background from the start)" $((SECONDS - tools_start)) >> "$stages"
+if [[ $tools -ne 0 ]]; then
+  table
+  echo "== FAILED: scripts/install-tools.sh exit $tools (native tests exit $native)"
+  exit 1
+fi
+
+# The browser half reuses what the native tests built: their CLI (to export the int8 weights) and
+# their run of the browser crate's native reference. Its wasm builds share the target dir.
+stage ""
 browser=0
-R2UNET_NATIVE_DONE=1 R2UNET_CLI="$PWD/target/release/r2unet" scripts/test-browser.sh 2>&1 | tee -a "$log" || browser=$?
+R2UNET_NATIVE_DONE=1 R2UNET_CLI="$CARGO_TARGET_DIR/release/r2unet" R2UNET_STAGE_FILE="$stages" \
+  scripts/test-browser.sh 2>&1 | tee -a "$log" || browser=$?
 
+table
 if grep -q "SKIPPED" "$log"; then
   echo "== skipped:"
   grep "SKIPPED" "$log" | sort | uniq -c
