@@ -3,7 +3,8 @@
 #
 #   tools    scripts/install-tools.sh: Chromium, ChromeDriver, wasm-pack, wasm-bindgen-cli, the wasm32
 #            target, when missing. Started in the background at once; the browser stage waits for it.
-#   lint     cargo fmt --check. Seconds.
+#   lint     cargo fmt --check; cargo doc -D warnings (intra-doc links). Seconds on a machine that
+#            has built before.
 #   build    cargo test --release --workspace --no-run, then the wasm32 build of the browser tests,
 #            both with clippy -D warnings on the workspace's crates (clippy-driver as the rustc
 #            wrapper: one build for the lints, the tests and the CLI). On a machine that has built
@@ -66,6 +67,11 @@ fail() {
 
 stage "lint: cargo fmt --check"
 cargo fmt --all --check || fail "cargo fmt --check (run cargo fmt --all)"
+
+stage "lint: cargo doc --workspace --no-deps, RUSTDOCFLAGS=-D warnings (broken intra-doc links)"
+# Its own check-mode build of the dependencies (rustdoc cannot use the release build's); about
+# 4.5 minutes once per machine, seconds after that.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet 2>&1 | tee -a "$log" || fail "cargo doc -D warnings"
 
 # clippy runs inside the builds below rather than as a build of its own: clippy-driver as the
 # workspace's rustc wrapper (what `cargo clippy` does, minus its check-only build of every

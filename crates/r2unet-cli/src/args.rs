@@ -20,7 +20,7 @@ pub enum Command {
     Train(TrainArgs),
     /// Score a model on a data set split; prints a markdown table beside the paper's numbers.
     Eval(EvalArgs),
-    /// Segment image files; writes <stem>.prob.png and <stem>.mask.png (and an overlay).
+    /// Segment image files; writes STEM.prob.png and STEM.mask.png (and an overlay).
     Predict(PredictArgs),
     /// Re-encode weights as burnpack for the browser (f32, f16 at half the size, or int8 kernels at a quarter).
     Export(ExportArgs),
@@ -166,7 +166,7 @@ pub struct PredictArgs {
     /// Output folder (created if missing).
     #[arg(long)]
     pub out: PathBuf,
-    /// Also write <stem>.overlay.png.
+    /// Also write STEM.overlay.png.
     #[arg(long)]
     pub overlay: bool,
     #[arg(long, default_value_t = 0.5)]

@@ -38,6 +38,7 @@ pub(crate) struct OutPtr(pub(crate) *mut f32);
 // SAFETY: every kernel that shares one gives each task a disjoint part of the buffer to write
 // (a channel, a plane, an (image, band) region) and reads nothing through it.
 unsafe impl Send for OutPtr {}
+// SAFETY: as for Send: tasks write disjoint parts and nothing reads through a shared OutPtr.
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {

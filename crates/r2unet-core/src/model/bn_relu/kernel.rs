@@ -78,6 +78,7 @@ pub fn forward(
                 *o = (v * scale + shift_out).max(0.0);
             }
         }
+        // SAFETY: element c of `mean` and `var` is written by this channel's task only.
         unsafe {
             *mean_ptr.0.add(c) = mu;
             *var_ptr.0.add(c) = v as f32;
@@ -169,6 +170,7 @@ pub fn backward(
                 *o = k * n * (g - mean_g - xhat * mean_gxhat);
             }
         }
+        // SAFETY: element c of `dgamma` and `dbeta` is written by this channel's task only.
         unsafe {
             *dg_ptr.0.add(c) = sum_gxhat;
             *db_ptr.0.add(c) = sum_g as f32;

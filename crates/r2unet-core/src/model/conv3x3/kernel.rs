@@ -200,6 +200,8 @@ pub fn im2col_forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
             im2col_band(image, d.c_in, d.h, d.w, r0, rows, col);
             // Output rows r0..r0+rows of every channel of image b: a [c_out, n] block with row
             // stride `plane`.
+            // SAFETY: the offset is inside `y` (b < batch, r0 < h); this task alone writes the
+            // band's rows, through `gemm` below.
             let dst = unsafe { out.get().add(b * d.c_out * plane + r0 * d.w) };
             gemm(
                 d.c_out,
