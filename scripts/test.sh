@@ -31,6 +31,9 @@ target="${R2UNET_TARGET_DIR:-$cache/target}"
 [[ "$target" = /* ]] || target="$ROOT/$target"
 mkdir -p "$target"
 export CARGO_TARGET_DIR="$target" R2UNET_WASM_TARGET_DIR="$target"
+# Set once for every stage: the wasm crate's build script reads it (to embed test images), so a
+# stage that saw another value would rebuild that crate.
+export R2UNET_DATA="${R2UNET_DATA:-$ROOT/../shared/data}"
 export R2UNET_TOOLS_TARGET_DIR="${R2UNET_TOOLS_TARGET_DIR:-$cache/tools-target}"
 log=$(mktemp)
 stages=$(mktemp)
