@@ -3,8 +3,8 @@
 //! Figures only, for profiling; `r2unet bench` is the benchmark of record.
 use std::time::Instant;
 
-use r2unet::model::conv3x3::kernel::{self, Dims};
-use r2unet::model::conv3x3::winograd;
+use r2unet::ops::conv3x3::kernel::{self, Dims};
+use r2unet::ops::conv3x3::winograd;
 
 fn time<F: FnMut()>(mut f: F) -> f64 {
     f();

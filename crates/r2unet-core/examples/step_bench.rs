@@ -80,7 +80,7 @@ pub fn ops() {
     t("maxpool fwd+bwd autodiff @48 c16", &mut || {
         let _ = pool.forward(xa.clone()).sum().backward();
     });
-    use r2unet::model::max_pool2x2::max_pool2x2;
+    use r2unet::ops::max_pool2x2::max_pool2x2;
     t("max_pool2x2 fwd @48 c16", &mut || {
         let _ = max_pool2x2(&pool, x16.clone());
     });

@@ -1,7 +1,7 @@
 //! R2U-Net (Alom et al., J. Med. Imag. 6(1) 014006, 2019) and its family for medical image segmentation.
 //!
 //! One path for every image, shared by training, evaluation, the CLI and the browser:
-//! bytes → [`image_io::decode`] → [`preprocess::prepare`] → [`tiling`] → [`model`] → stitched
+//! bytes → [`image_io::decode`] → [`preprocess::prepare`] → [`inference::tiling`] → [`model`] → stitched
 //! probabilities → mask. Nothing in this crate touches files, threads or a terminal, so it builds
 //! for `wasm32-unknown-unknown` as it is.
 //!
@@ -9,17 +9,14 @@
 //! `autodiff` (training), `native` (SIMD and rayon threads in burn-flex; not for wasm),
 //! `simd` (SIMD only, for wasm with `+simd128`).
 
-pub mod clahe;
 pub mod error;
-pub mod fov;
 pub mod image_io;
+pub mod inference;
 pub mod metrics;
 pub mod model;
-pub mod predict;
+pub mod ops;
 pub mod preprocess;
 pub mod quantize;
-pub mod resize;
-pub mod tiling;
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use r2unet::R2UNet;
 use r2unet::burn::tensor::Device;
+use r2unet::inference::predict;
+use r2unet::inference::tiling::TilingConfig;
 use r2unet::metrics::{Confusion, Metrics, Scores, roc_curve};
-use r2unet::predict;
-use r2unet::tiling::TilingConfig;
 use r2unet::weights::ModelBundle;
 use serde::Serialize;
 

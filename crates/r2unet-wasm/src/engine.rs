@@ -2,8 +2,9 @@
 //! tests run the very code the browser runs.
 use r2unet::burn::tensor::{Device, Tensor};
 use r2unet::image_io::RawImage;
-use r2unet::tiling::TilingConfig;
-use r2unet::{Error, ModelBundle, R2UNet, Result, predict, preprocess, weights};
+use r2unet::inference::predict;
+use r2unet::inference::tiling::TilingConfig;
+use r2unet::{Error, ModelBundle, R2UNet, Result, preprocess, weights};
 
 /// Which compute backend an [`Engine`] runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

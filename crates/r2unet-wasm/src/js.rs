@@ -6,7 +6,7 @@ use js_sys::{
     Array, ArrayBuffer, Float32Array, Function, Object, Reflect, Uint8Array, Uint8ClampedArray,
 };
 use r2unet::image_io::{self, RawImage};
-use r2unet::tiling::TilingConfig;
+use r2unet::inference::tiling::TilingConfig;
 use r2unet::{Error, ModelBundle, Task};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;

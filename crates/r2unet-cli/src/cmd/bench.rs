@@ -7,9 +7,9 @@ use r2unet::burn::module::Module;
 use r2unet::burn::optim::{AdamConfig, GradientsParams};
 use r2unet::burn::tensor::{Device, Distribution, Tensor};
 use r2unet::image_io;
-use r2unet::predict;
+use r2unet::inference::predict;
+use r2unet::inference::tiling::TilingConfig;
 use r2unet::preprocess::{self, PreprocessConfig};
-use r2unet::tiling::TilingConfig;
 use r2unet::{ModelConfig, Task};
 use serde::Serialize;
 

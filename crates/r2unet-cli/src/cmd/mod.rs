@@ -5,7 +5,7 @@ pub mod info;
 pub mod predict;
 pub mod train;
 
-use r2unet::tiling::TilingConfig;
+use r2unet::inference::tiling::TilingConfig;
 
 use crate::args::TilingArgs;
 

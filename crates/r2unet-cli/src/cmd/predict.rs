@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use image::{GrayImage, RgbImage};
 use r2unet::image_io::{self, RawImage};
-use r2unet::{Task, predict, preprocess};
+use r2unet::inference::predict;
+use r2unet::{Task, preprocess};
 
 use crate::args::PredictArgs;
 use crate::{backend, models};

@@ -6,7 +6,7 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
-use super::conv1x1::conv1x1;
+use crate::ops::conv1x1::conv1x1;
 
 #[derive(Module, Debug)]
 pub struct AttentionGate {

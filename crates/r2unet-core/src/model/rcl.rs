@@ -6,8 +6,8 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::conv3x3::conv3x3;
 use super::step_norm::StepNorm;
+use crate::ops::conv3x3::conv3x3;
 
 /// Configuration to create a [recurrent convolutional layer](Rcl).
 #[derive(Config, Debug)]

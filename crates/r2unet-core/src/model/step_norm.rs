@@ -11,9 +11,9 @@
 use burn::module::{Module, Param, RunningState};
 use burn::nn::Initializer;
 use burn::tensor::module::{batch_norm, batch_norm_train};
-
-use super::bn_relu::{bn_relu_eval, bn_relu_train, update_running_stats};
 use burn::tensor::{Device, Tensor};
+
+use crate::ops::bn_relu::{bn_relu_eval, bn_relu_train, update_running_stats};
 
 #[derive(Module, Debug)]
 pub struct StepNorm {

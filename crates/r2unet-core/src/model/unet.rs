@@ -7,10 +7,10 @@ use burn::tensor::{Device, Tensor};
 
 use super::ModelConfig;
 use super::attention::AttentionGate;
-use super::conv1x1::conv1x1;
-use super::max_pool2x2::max_pool2x2;
 use super::unit::{Unit, UnitConfig};
-use super::up2x2::up2x2;
+use crate::ops::conv1x1::conv1x1;
+use crate::ops::max_pool2x2::max_pool2x2;
+use crate::ops::up2x2::up2x2;
 
 /// An R2U-Net family network (which family member depends on its [`ModelConfig`]).
 #[derive(Module, Debug)]

@@ -7,10 +7,10 @@ use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::bn_relu::{bn_relu_eval, bn_relu_train, update_running_stats};
-use super::conv1x1::conv1x1;
-use super::conv3x3::conv3x3;
 use super::rcl::{Rcl, RclConfig};
+use crate::ops::bn_relu::{bn_relu_eval, bn_relu_train, update_running_stats};
+use crate::ops::conv1x1::conv1x1;
+use crate::ops::conv3x3::conv3x3;
 
 /// Which unit the network is built of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

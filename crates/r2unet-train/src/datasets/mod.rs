@@ -13,8 +13,8 @@ mod stare;
 use std::path::{Path, PathBuf};
 
 use r2unet::image_io::{self, RawImage};
+use r2unet::preprocess::resize;
 use r2unet::preprocess::{self, Prepared, PreprocessConfig, Task};
-use r2unet::resize;
 
 use crate::error::{Result, TrainError, read};
 

@@ -1,7 +1,7 @@
 //! Inputs shared by the native reference test and the browser tests.
 #![allow(dead_code)]
 
-use r2unet::tiling::TilingConfig;
+use r2unet::inference::tiling::TilingConfig;
 use r2unet_wasm::engine::SegmentOptions;
 
 /// Side of the synthetic fundus image.

@@ -152,7 +152,7 @@ fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-pub(super) use super::super::OutPtr;
+pub(super) use crate::ops::OutPtr;
 
 #[cfg(feature = "native")]
 pub(super) fn for_each_task<F: Fn(&(usize, usize, usize)) + Send + Sync>(
@@ -427,7 +427,7 @@ mod tests {
         ] {
             let x = pseudo_random(d.batch * d.c_in * d.plane(), 3);
             let w = pseudo_random(d.c_out * d.c_in * 9, 4);
-            let got = super::super::winograd::forward(&x, &w, d);
+            let got = crate::ops::conv3x3::winograd::forward(&x, &w, d);
             let want = reference(&x, &w, d);
             assert_close(&got, &want, 1e-4, d);
         }
@@ -444,7 +444,7 @@ mod tests {
         ] {
             let x = pseudo_random(d.batch * d.c_in * d.plane(), 5);
             let dy = pseudo_random(d.batch * d.c_out * d.plane(), 6);
-            let got = super::super::winograd::weight_grad(&x, &dy, d);
+            let got = crate::ops::conv3x3::winograd::weight_grad(&x, &dy, d);
             let want = im2col_weight_grad(&x, &dy, d);
             let scale = want.iter().map(|v| v.abs()).fold(1.0f32, f32::max);
             assert_close(&got, &want, 1e-4 * scale, d);

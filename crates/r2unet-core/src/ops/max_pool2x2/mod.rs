@@ -96,7 +96,7 @@ mod tests {
             assert!(applies(&pool, &x));
             let fast = max_pool2x2(&pool, x.clone());
             let slow = pool.forward(x.clone());
-            super::super::assert_same_layer(fast, slow, |g| vec![x.grad(g).unwrap().into_data()]);
+            crate::ops::assert_same_layer(fast, slow, |g| vec![x.grad(g).unwrap().into_data()]);
         }
         let odd = Tensor::<4>::zeros([1, 1, 5, 4], &device);
         assert!(!applies(&pool, &odd), "odd planes go to burn's pooling");

@@ -1,11 +1,14 @@
 //! The one preprocessing definition per task. Training, evaluation, `r2unet predict` and the
 //! browser all call [`prepare`] and [`Prepared::restore`], so train/test skew cannot creep in.
+pub mod clahe;
+pub mod fov;
+pub mod resize;
+
 use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::image_io::{RawImage, SampleKind};
-use crate::{clahe, fov, resize};
 
 /// The three tasks of the paper.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -70,7 +70,7 @@ mod tests {
             assert!(applies(&layer, &x));
             let fast = up2x2(&layer, x.clone());
             let slow = layer.forward(x.clone());
-            super::super::assert_same_layer(fast, slow, |g| {
+            crate::ops::assert_same_layer(fast, slow, |g| {
                 let mut v = vec![
                     x.grad(g).unwrap().into_data(),
                     layer.weight.grad(g).unwrap().into_data(),

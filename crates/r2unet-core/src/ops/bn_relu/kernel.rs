@@ -19,9 +19,9 @@ impl Dims {
     }
 }
 
-use super::super::OutPtr;
+use crate::ops::OutPtr;
 
-use super::super::for_each_index as for_each_channel;
+use crate::ops::for_each_index as for_each_channel;
 
 /// Slices of channel `c` across the batch.
 fn channel<'a>(x: &'a [f32], d: &Dims, c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {

@@ -4,9 +4,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::inference::tiling::{TilePlan, TilingConfig};
 use crate::model::R2UNet;
 use crate::preprocess::Prepared;
-use crate::tiling::{TilePlan, TilingConfig};
 
 /// Activation memory per input pixel for the default widths, in bytes (measured order of
 /// magnitude: about 100 f32 feature values live per pixel at the widest point).
@@ -135,8 +135,8 @@ pub fn mask(probabilities: &[f32], threshold: f32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inference::tiling::Blend;
     use crate::model::ModelConfig;
-    use crate::tiling::Blend;
 
     fn prepared(h: usize, w: usize) -> Prepared {
         let data = (0..h * w).map(|i| ((i * 31) % 97) as f32 / 97.0).collect();

@@ -4,7 +4,7 @@
 //! batch of 32 x 16 x 48 x 48, a fifth of what the convolution next to it takes. Here each output
 //! row is read from its two input rows in one pass.
 
-use super::super::OutPtr;
+use crate::ops::OutPtr;
 
 /// `planes` planes of `h x w` (both even) to `planes` planes of `h/2 x w/2`.
 pub fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
@@ -16,7 +16,7 @@ pub fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
     let (oh, ow) = (h / 2, w / 2);
     let mut y: Vec<f32> = Vec::with_capacity(planes * oh * ow);
     let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
-    super::super::for_each_index(planes, |p| {
+    crate::ops::for_each_index(planes, |p| {
         // SAFETY: plane `p` of `y` is written by this task only, every element once.
         let y = unsafe { std::slice::from_raw_parts_mut(out.get().add(p * oh * ow), oh * ow) };
         let x = &x[p * h * w..(p + 1) * h * w];
@@ -50,7 +50,7 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], planes: usize, h: usize, w: us
     );
     let mut dx: Vec<f32> = Vec::with_capacity(x.len());
     let out = OutPtr(dx.spare_capacity_mut().as_mut_ptr().cast::<f32>());
-    super::super::for_each_index(planes, |p| {
+    crate::ops::for_each_index(planes, |p| {
         // SAFETY: plane `p` of `dx` is written by this task only, every element once.
         let dx = unsafe { std::slice::from_raw_parts_mut(out.get().add(p * h * w), h * w) };
         let x = &x[p * h * w..(p + 1) * h * w];
