@@ -1,7 +1,28 @@
 //! Command-line arguments (clap derive), one struct per subcommand.
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use r2unet::Task;
+use r2unet_train::datasets::Dataset;
+
+/// `--dataset`, typed: the names come from the training crate's own list, so `--help` and the
+/// error for a misspelt name list exactly the data sets that exist.
+fn dataset_parser() -> impl TypedValueParser<Value = Dataset> {
+    PossibleValuesParser::new(Dataset::ALL.map(Dataset::name))
+        .map(|name| Dataset::parse(&name).expect("a listed name parses"))
+}
+
+/// `--task`, typed, from the core crate's list of tasks.
+fn task_parser() -> impl TypedValueParser<Value = Task> {
+    PossibleValuesParser::new(Task::ALL.map(Task::name))
+        .map(|name| Task::parse(&name).expect("a listed name parses"))
+}
+
+/// `--arch`: one of the model zoo's names (the core crate's list).
+fn arch_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(r2unet::model::ARCHITECTURES)
+}
 
 #[derive(Parser)]
 #[command(
@@ -66,17 +87,17 @@ pub struct TilingArgs {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// drive, stare, chase, isic2017, isic2016 or lung.
-    #[arg(long)]
-    pub dataset: String,
+    /// The data set (its reader, split and task).
+    #[arg(long, value_parser = dataset_parser())]
+    pub dataset: Dataset,
     /// The data set's root folder, e.g. ../shared/data/DRIVE.
     #[arg(long)]
     pub data: PathBuf,
     /// Run folder for checkpoints, config.json and log.csv.
     #[arg(long)]
     pub out: PathBuf,
-    /// unet, runet, resunet, r2unet or attr2unet.
-    #[arg(long, default_value = "r2unet")]
+    /// The architecture (Fig. 1 of the paper; `r2unet info` lists them).
+    #[arg(long, default_value = "r2unet", value_parser = arch_parser())]
     pub arch: String,
     /// Feature widths, comma separated.
     #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
@@ -127,9 +148,9 @@ pub struct TrainArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// drive, stare, chase, isic2017, isic2016 or lung.
-    #[arg(long)]
-    pub dataset: String,
+    /// The data set (its reader, split and task).
+    #[arg(long, value_parser = dataset_parser())]
+    pub dataset: Dataset,
     #[arg(long)]
     pub data: PathBuf,
     /// Split to score (default: test; validation for isic2017).
@@ -154,9 +175,9 @@ pub struct EvalArgs {
 
 #[derive(Args)]
 pub struct PredictArgs {
-    /// retina, skin or lung.
-    #[arg(long)]
-    pub task: String,
+    /// The task; picks the shipped model unless --weights is given.
+    #[arg(long, value_parser = task_parser())]
+    pub task: Task,
     /// Weights file (default: the shipped model for the task).
     #[arg(long)]
     pub weights: Option<PathBuf>,

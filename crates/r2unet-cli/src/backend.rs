@@ -101,3 +101,19 @@ pub fn choose(arg: BackendArg) -> Result<Chosen> {
     eprintln!("backend: {}", chosen.name);
     Ok(chosen)
 }
+
+/// Makes `chosen` burn's default device too. burn puts a resumed optimizer's state on
+/// `Device::default()` (`ModuleOptimizer::load_record` takes no device), which is wgpu whenever
+/// it is compiled in: on a CPU run that initialised a second, software Vulkan device beside
+/// flex (and its driver printed "error: XDG_RUNTIME_DIR is invalid" four times), and on a
+/// machine without any adapter it would fail. `BURN_DEVICE` is how burn is told; an explicit
+/// one in the environment wins.
+///
+/// # Safety
+/// No other thread may exist: it sets an environment variable.
+pub unsafe fn make_default(chosen: &Chosen) {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: the caller guarantees that this process runs no other thread yet.
+        unsafe { std::env::set_var("BURN_DEVICE", chosen.name) };
+    }
+}

@@ -113,7 +113,7 @@ fn write_roc(report: &Report, path: &std::path::Path) -> Result<()> {
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let dataset = Dataset::parse(&a.dataset)?;
+    let dataset = a.dataset;
     let split = a
         .split
         .clone()

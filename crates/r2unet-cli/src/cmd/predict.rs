@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use image::{GrayImage, RgbImage};
 use r2unet::image_io::{self, RawImage};
 use r2unet::inference::predict;
-use r2unet::{Task, preprocess};
+use r2unet::preprocess;
 
 use crate::args::PredictArgs;
 use crate::{backend, models};
@@ -97,7 +97,7 @@ fn one(
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
-    let task = Task::parse(&a.task)?;
+    let task = a.task;
     a.tiling.config()?;
     if !(0.0..=1.0).contains(&a.threshold) {
         anyhow::bail!("--threshold must be in 0..1, got {}", a.threshold);

@@ -2,13 +2,15 @@
 use anyhow::{Context, Result};
 use r2unet::burn::config::Config;
 use r2unet::{ModelConfig, PreprocessConfig};
-use r2unet_train::Dataset;
 use r2unet_train::trainer::{self, TrainConfig};
 
 use crate::args::TrainArgs;
-use crate::{backend, progress};
+use crate::backend::Chosen;
+use crate::progress;
 
-pub fn run(a: TrainArgs) -> Result<()> {
+/// `chosen`: the device, resolved by `main` before any thread starts (see
+/// [`crate::backend::make_default`]).
+pub fn run(a: TrainArgs, chosen: Chosen) -> Result<()> {
     let config = if a.resume {
         let path = a.out.join("config.json");
         let mut c = TrainConfig::load(&path)
@@ -34,7 +36,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 a.out.display()
             );
         }
-        let dataset = Dataset::parse(&a.dataset)?;
+        let dataset = a.dataset;
         let task = dataset.task();
         if !(1.0..=4.0).contains(&a.zoom) {
             anyhow::bail!("--zoom {}: must be between 1 (off) and 4", a.zoom);
@@ -68,7 +70,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
                     .to_string()
             }))
     };
-    let chosen = backend::choose(a.backend)?;
     eprintln!(
         "training {} ({} parameters) on {} for {} epochs; Adam lr {} eps {}; run folder {}",
         config.model.architecture(),

@@ -1,0 +1,10 @@
+//! End-to-end tests of the `r2unet` binary, one module per command (the layout of ripgrep's
+//! `tests/`), on real data from `../shared/data` (or `$R2UNET_DATA`). A test whose data set is
+//! absent prints `SKIPPED:` and returns; `scripts/test.sh` lists those lines.
+mod util;
+
+mod eval;
+mod export;
+mod info;
+mod predict;
+mod train;
