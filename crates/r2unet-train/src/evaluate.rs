@@ -109,12 +109,11 @@ pub fn evaluate(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Report> {
     if bundle.preprocess.task != dataset.task() {
-        return Err(TrainError::Dataset(format!(
-            "the weights are a {} model; {} needs a {} model",
-            bundle.preprocess.task.name(),
-            dataset.name(),
-            dataset.task().name()
-        )));
+        return Err(TrainError::TaskMismatch {
+            weights: bundle.preprocess.task.name(),
+            dataset: dataset.name(),
+            wanted: dataset.task().name(),
+        });
     }
     let started = Instant::now();
     let samples = dataset.list(root, split)?;

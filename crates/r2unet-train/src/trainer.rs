@@ -159,7 +159,7 @@ fn validate(
         let probs = sigmoid(logits)
             .into_data()
             .try_to_vec::<f32>()
-            .map_err(|e| TrainError::Dataset(format!("{e:?}")))?;
+            .map_err(TrainError::ReadBack)?;
         let (_, labels) = examples.slice(start..end);
         let truth: Vec<bool> = labels.iter().map(|&v| v > 0.5).collect();
         scores.extend(&probs, &truth, &vec![true; truth.len()]);
@@ -196,12 +196,11 @@ pub fn train(
     config.model.validate()?;
     config.preprocess.validate()?;
     if config.model.in_channels != config.preprocess.task.channels() {
-        return Err(TrainError::Dataset(format!(
-            "model takes {} channels but {} images give {}",
-            config.model.in_channels,
-            config.preprocess.task.name(),
-            config.preprocess.task.channels()
-        )));
+        return Err(TrainError::ChannelMismatch {
+            model: config.model.in_channels,
+            task: config.preprocess.task.name(),
+            images: config.preprocess.task.channels(),
+        });
     }
     let dataset = Dataset::parse(&config.dataset)?;
     let dir = RunDir::new(run)?;
@@ -314,9 +313,11 @@ pub fn train(
             let loss = bce_with_logits(model.forward(x), y);
             let loss_value: f32 = loss.clone().into_scalar();
             if !loss_value.is_finite() {
-                return Err(TrainError::Dataset(format!(
-                    "loss became {loss_value} at epoch {epoch}; lower --lr (now {lr:.1e})"
-                )));
+                return Err(TrainError::Diverged {
+                    loss: loss_value,
+                    epoch,
+                    lr,
+                });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
