@@ -13,8 +13,11 @@
 # of the f32 size; DRIVE test metrics equal to 3 decimals, README) and pkg/models/index.js listing them: the list
 # of shipped tasks is the contents of models/, nothing else.
 #
-# Tools (scripts/test-browser.sh installs them): wasm-pack, wasm-bindgen-cli at the version of the
-# wasm-bindgen crate in Cargo.lock, the wasm32-unknown-unknown target. Nothing is downloaded here.
+# pkg/index.d.ts is generated from the JSDoc types of pkg/index.js (tsc, pkg/package.json's dev
+# dependency, installed by `npm ci` on the first build).
+#
+# Tools (scripts/install-tools.sh installs them): wasm-pack, wasm-bindgen-cli at the version of the
+# wasm-bindgen crate in Cargo.lock, the wasm32-unknown-unknown target.
 # wasm-pack's wasm-opt step is off (Cargo.toml metadata): Debian's wasm-opt 108 breaks the module
 # after wasm-bindgen. With WASM_OPT=/path/to/wasm-opt (version >= 116) the outputs are optimised
 # with -Oz after wasm-bindgen.
@@ -116,6 +119,11 @@ for src in "${models[@]}"; do
 done
 echo "};" >> "$PKG/models/index.js"
 
+echo "== types: pkg/index.d.ts from pkg/index.js's JSDoc (tsc)"
+# TypeScript is the package's one dev dependency (pkg/package.json, pinned by its lock file).
+[[ -x "$PKG/node_modules/.bin/tsc" ]] || npm ci --prefix "$PKG" --no-audit --no-fund --loglevel=error
+"$PKG/node_modules/.bin/tsc" -p "$PKG/tsconfig.json"
+
 echo "== sizes (gzip -9)"
 size_line() {
   local f="$1" raw gz
@@ -151,4 +159,6 @@ copy_sample() {
 }
 copy_sample "$DATA/DRIVE/test/images/01_test.tif" drive_01_test.tif
 copy_sample "$DATA/ISIC2017/ISIC-2017_Validation_Data/ISIC_0001769.jpg" isic_0001769.jpg
+# A slice of the lung model's test split (seeded 80/10/10; crates/r2unet-train/src/datasets/lung.rs).
+copy_sample "$DATA/LUNG/2d_images/ID_0151_Z_0140.tif" lung_ID_0151_Z_0140.tif
 echo "done: pkg/ (npm package r2unet-wasm) and web/ (serve with scripts/serve.sh)"

@@ -11,6 +11,10 @@ export const DATA = process.env.R2UNET_DATA ?? join(ROOT, '../shared/data');
 export const DRIVE_IMAGE = join(DATA, 'DRIVE/test/images/01_test.tif');
 export const DRIVE_LABEL = join(DATA, 'DRIVE/test/1st_manual/01_manual1.gif');
 export const HAVE_DRIVE = existsSync(DRIVE_IMAGE) && existsSync(DRIVE_LABEL);
+// The page's lung sample (web/samples/, copied by scripts/build-wasm.sh) and its mask.
+export const LUNG_SAMPLE = 'lung_ID_0151_Z_0140.tif';
+export const LUNG_LABEL = join(DATA, 'LUNG/2d_masks/ID_0151_Z_0140.tif');
+export const HAVE_LUNG = existsSync(join(ROOT, 'web/samples', LUNG_SAMPLE)) && existsSync(LUNG_LABEL);
 
 const FLAGS = [
   '--no-sandbox',
@@ -101,6 +105,30 @@ export async function diceAgainst(page, labelBytes) {
     let tp = 0, pred = 0, gt = 0;
     for (let i = 0; i < mask.length; i += 4) {
       const m = mask[i] > 127, t = truth[i] > 127;
+      tp += m && t; pred += m; gt += t;
+    }
+    return { dice: (2 * tp) / (pred + gt), pred, gt };
+  }, Buffer.from(labelBytes).toString('base64'));
+}
+
+/**
+ * Dice of the page's mask canvas against a label the browser cannot decode (TIFF): the package's
+ * own decoder reads it, as the page does for its previews.
+ */
+export async function diceAgainstDecoded(page, labelBytes) {
+  return page.evaluate(async (b64) => {
+    const bin = atob(b64);
+    const arr = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) arr[i] = bin.charCodeAt(i);
+    const label = await (await import('./pkg/index.js')).decodePreview(arr);
+    const canvas = document.querySelector('[data-testid=canvas-mask]');
+    if (canvas.width !== label.width || canvas.height !== label.height) {
+      throw new Error(`mask is ${canvas.width}x${canvas.height}, label ${label.width}x${label.height}`);
+    }
+    const mask = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let tp = 0, pred = 0, gt = 0;
+    for (let i = 0; i < mask.length; i += 4) {
+      const m = mask[i] > 127, t = label.data[i] > 127;
       tp += m && t; pred += m; gt += t;
     }
     return { dice: (2 * tp) / (pred + gt), pred, gt };

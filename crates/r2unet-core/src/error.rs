@@ -37,6 +37,10 @@ pub enum Error {
         other_w: u32,
         other_h: u32,
     },
+    /// A readable image that is not what the task's model takes (e.g. a colour photo or a mask
+    /// given to the lung model), refused rather than turned into a meaningless mask.
+    #[error("not an input for the {task} model: {reason}")]
+    Unsuitable { task: &'static str, reason: String },
     /// A weights file cannot be read as an r2unet model.
     #[error("invalid weights: {0}")]
     Weights(String),

@@ -23,25 +23,16 @@ impl BackendKind {
             BackendKind::Cpu => "cpu",
         }
     }
-}
 
-/// The backend a caller asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendChoice {
-    /// WebGPU when an adapter is there and it initialises, else the CPU.
-    Auto,
-    WebGpu,
-    Cpu,
-}
-
-impl BackendChoice {
+    /// A backend by its JS name. `'auto'` is refused: choosing a backend, and falling back from
+    /// WebGPU to the CPU, is the package's job (`pkg/index.js`), in one place.
     pub fn parse(name: &str) -> Result<Self> {
         match name {
-            "auto" => Ok(BackendChoice::Auto),
-            "webgpu" => Ok(BackendChoice::WebGpu),
-            "cpu" => Ok(BackendChoice::Cpu),
+            "webgpu" => Ok(BackendKind::WebGpu),
+            "cpu" => Ok(BackendKind::Cpu),
             other => Err(Error::Config(format!(
-                "unknown backend '{other}'; expected 'auto', 'webgpu' or 'cpu'"
+                "backend '{other}': the raw module takes 'webgpu' or 'cpu' ('auto' and the \
+                 fallback to the CPU are the package's: import Segmenter from r2unet-wasm)"
             ))),
         }
     }
@@ -220,11 +211,19 @@ fn finish(
     }
 }
 
-/// Input as 8-bit RGBA for display (16-bit and signed images stretched to 0..255), so the page
-/// can show formats the browser cannot decode (TIFF, 16-bit CT).
+/// Input as 8-bit RGBA for display, so the page can show formats the browser cannot decode (TIFF,
+/// 16-bit CT). Signed images are CT slices in Hounsfield units: shown through the lung task's own
+/// window, so the preview is what the model sees (a min-max stretch would spend the grey levels on
+/// the air outside the scanner's circle, about -2000). Unsigned 16-bit and float images are
+/// stretched from their minimum to their maximum.
 pub fn display_rgba(image: &RawImage) -> Vec<u8> {
+    use r2unet::image_io::SampleKind;
     let (lo, hi) = match image.kind {
-        r2unet::image_io::SampleKind::U8 => (0.0, 255.0),
+        SampleKind::U8 => (0.0, 255.0),
+        SampleKind::I16 => {
+            let lung = r2unet::PreprocessConfig::for_task(r2unet::Task::Lung);
+            (lung.hu_low, lung.hu_high)
+        }
         _ => {
             let (lo, hi) = image
                 .data
@@ -252,10 +251,12 @@ mod tests {
 
     #[test]
     fn backend_names_parse_and_unknown_ones_are_refused() {
-        assert_eq!(BackendChoice::parse("auto").unwrap(), BackendChoice::Auto);
-        assert_eq!(BackendChoice::parse("cpu").unwrap(), BackendChoice::Cpu);
-        let err = BackendChoice::parse("cuda").unwrap_err().to_string();
-        assert!(err.contains("'auto', 'webgpu' or 'cpu'"), "{err}");
+        assert_eq!(BackendKind::parse("cpu").unwrap(), BackendKind::Cpu);
+        assert_eq!(BackendKind::parse("webgpu").unwrap(), BackendKind::WebGpu);
+        for other in ["auto", "cuda", ""] {
+            let err = BackendKind::parse(other).unwrap_err().to_string();
+            assert!(err.contains("'webgpu' or 'cpu'"), "{err}");
+        }
     }
 
     #[test]
@@ -277,5 +278,21 @@ mod tests {
             data: vec![1000.0, 3000.0],
         };
         assert_eq!(display_rgba(&img), vec![0, 0, 0, 255, 255, 255, 255, 255]);
+    }
+
+    #[test]
+    fn display_windows_signed_ct_like_the_lung_model() {
+        let lung = r2unet::PreprocessConfig::for_task(r2unet::Task::Lung);
+        let mid = (lung.hu_low + lung.hu_high) / 2.0;
+        let img = RawImage {
+            width: 4,
+            height: 1,
+            channels: 1,
+            kind: r2unet::image_io::SampleKind::I16,
+            // Air outside the scanner's circle, the window's ends, its middle.
+            data: vec![-2600.0, lung.hu_low, mid, lung.hu_high],
+        };
+        let grey: Vec<u8> = display_rgba(&img).chunks(4).map(|p| p[0]).collect();
+        assert_eq!(grey, vec![0, 0, 128, 255]);
     }
 }

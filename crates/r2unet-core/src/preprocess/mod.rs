@@ -182,6 +182,7 @@ pub fn prepare(
             Ok(square(config, data, 3, w, h))
         }
         Task::Lung => {
+            check_ct_slice(image)?;
             let mut plane = image.luma();
             match image.kind {
                 SampleKind::I16 | SampleKind::F32 => {
@@ -197,6 +198,60 @@ pub fn prepare(
             Ok(square(config, plane, 1, w, h))
         }
     }
+}
+
+/// What the lung model must not take silently. A CT slice comes as signed 16-bit Hounsfield
+/// units (or float), or as a greyscale picture already windowed for display; these look like
+/// one and are not:
+/// - unsigned 16-bit: scanners store HU + 1024 or other rescale values, and which one is not in
+///   the pixels, so any window would be a guess;
+/// - colour: a photo (a grey picture saved as RGB, with equal channels, is fine);
+/// - two grey levels or fewer: a mask, or a blank picture.
+fn check_ct_slice(image: &RawImage) -> crate::Result<()> {
+    let unsuitable = |reason: String| {
+        Err(Error::Unsuitable {
+            task: Task::Lung.name(),
+            reason,
+        })
+    };
+    if image.kind == SampleKind::U16 {
+        return unsuitable(
+            "an unsigned 16-bit image: its Hounsfield offset is unknown (scanners store HU + 1024 \
+             or other rescale values); give a signed 16-bit slice in Hounsfield units, or an \
+             8-bit greyscale picture already windowed"
+                .into(),
+        );
+    }
+    if image.channels >= 3 {
+        // More than 1 % of the pixels with channels more than 8 levels (of 255) apart.
+        let tolerance = 8.0 * image.kind.full_scale() / 255.0;
+        let coloured = image
+            .data
+            .chunks_exact(image.channels)
+            .filter(|p| (p[0] - p[1]).abs() > tolerance || (p[1] - p[2]).abs() > tolerance)
+            .count();
+        if coloured * 100 > image.len() {
+            return unsuitable(format!(
+                "a colour image ({} % of its pixels are coloured); the lung model takes a \
+                 greyscale CT slice",
+                (coloured * 100 / image.len().max(1)).max(1)
+            ));
+        }
+    }
+    let mut levels: Vec<f32> = Vec::with_capacity(3);
+    for &v in image.data.iter().step_by(image.channels) {
+        if !levels.contains(&v) {
+            levels.push(v);
+            if levels.len() > 2 {
+                return Ok(());
+            }
+        }
+    }
+    unsuitable(format!(
+        "only {} grey level{}: a mask or a blank picture, not a CT slice",
+        levels.len(),
+        if levels.len() == 1 { "" } else { "s" }
+    ))
 }
 
 fn square(
@@ -442,8 +497,9 @@ mod tests {
 
     #[test]
     fn lung_windows_hounsfield_units() {
+        // Air outside the scanner's circle, bone, and the window's middle.
         let data: Vec<f32> = (0..32 * 32)
-            .map(|i| if i % 2 == 0 { -2000.0 } else { 1000.0 })
+            .map(|i| [-2000.0, 1000.0, -300.0][i % 3])
             .collect();
         let img = RawImage {
             width: 32,
@@ -454,7 +510,40 @@ mod tests {
         };
         let config = PreprocessConfig::for_task(Task::Lung).with_size(32);
         let p = prepare(&config, &img, None).unwrap();
-        assert_eq!(p.data[0], 0.0);
-        assert_eq!(p.data[1], 1.0);
+        assert_eq!(&p.data[..3], &[0.0, 1.0, 0.5]);
+    }
+
+    #[test]
+    fn lung_refuses_what_is_not_a_ct_slice() {
+        let config = PreprocessConfig::for_task(Task::Lung).with_size(32);
+        let image = |channels: usize, kind: SampleKind, data: Vec<f32>| RawImage {
+            width: 32,
+            height: 32,
+            channels,
+            kind,
+            data,
+        };
+        let refused = |img: RawImage, why: &str| {
+            let err = prepare(&config, &img, None).unwrap_err();
+            assert!(
+                matches!(err, Error::Unsuitable { task: "lung", .. })
+                    && err.to_string().contains(why),
+                "{err}"
+            );
+        };
+        let grey: Vec<f32> = (0..32 * 32).map(|i| (i % 200) as f32).collect();
+        let photo: Vec<f32> = grey.iter().flat_map(|&v| [v, 255.0 - v, 90.0]).collect();
+        refused(image(3, SampleKind::U8, photo), "colour");
+        let mask: Vec<f32> = (0..32 * 32)
+            .map(|i| if i % 7 == 0 { 255.0 } else { 0.0 })
+            .collect();
+        refused(image(1, SampleKind::U8, mask), "2 grey levels: a mask");
+        refused(image(1, SampleKind::U8, vec![0.0; 32 * 32]), "1 grey level");
+        let raw: Vec<f32> = grey.iter().map(|v| v * 10.0).collect();
+        refused(image(1, SampleKind::U16, raw), "unsigned 16-bit");
+        // A windowed 8-bit picture, grey or saved as RGB with equal channels, is taken.
+        let rgb_grey: Vec<f32> = grey.iter().flat_map(|&v| [v, v, v]).collect();
+        assert!(prepare(&config, &image(1, SampleKind::U8, grey), None).is_ok());
+        assert!(prepare(&config, &image(3, SampleKind::U8, rgb_grey), None).is_ok());
     }
 }

@@ -151,7 +151,8 @@ fn truncated_images_and_mismatched_labels_name_the_file() {
     );
 }
 
-/// No lung CT set is available here: the reader is checked on slices made in the Kaggle layout.
+/// The reader on slices made in the Kaggle layout, with known values (the shared LUNG folder itself
+/// is read end to end by the CLI's tests).
 #[test]
 fn lung_reader_splits_generated_kaggle_slices_80_10_10() {
     let dir = tempfile::tempdir().unwrap();
@@ -162,10 +163,12 @@ fn lung_reader_splits_generated_kaggle_slices_80_10_10() {
         let (w, h) = (64u32, 64u32);
         let hu: Vec<i16> = (0..w * h)
             .map(|p| {
+                // A few HU of texture: a picture with two levels only is refused as a mask.
+                let texture = (p % 5) as i16;
                 if (p % w) > 16 && (p % w) < 48 {
-                    -800
+                    -800 + texture
                 } else {
-                    40
+                    40 + texture
                 }
             })
             .collect();
