@@ -4,7 +4,8 @@
 #   2. wasm-pack test --headless --chrome --release          (CPU vs WebGPU vs native, DRIVE Dice, bad input)
 #   3. scripts/build-wasm.sh                                 (pkg/ and web/)
 #   4. Playwright end-to-end tests of the page               (tests/e2e)
-#   5. npm pack + a Vite consumer app in Chromium            (tests/consumer)
+#   5. npm pack + a Vite consumer app in Chromium, its code  (tests/consumer)
+#      type-checked against the installed package's types (tsc, strict)
 #   6. native training through wgpu on SwiftShader's Vulkan  (the GPU code path of r2unet train)
 # Real Chromium (Debian's), real SwiftShader WebGPU, real DRIVE images from ../shared/data (or
 # $R2UNET_DATA). Tests that need the data say SKIPPED when it is absent; this script repeats those
@@ -85,6 +86,8 @@ consumer_tests() {
   npm install --no-audit --no-fund --loglevel=error
   npm install --no-save --no-audit --no-fund --loglevel=error "$tarballs"/r2unet-wasm-*.tgz
   rm -rf dist "$tarballs"
+  # The consumer's code against the installed package's generated types (strict).
+  npx tsc -p tsconfig.json
   npx vite build --logLevel warn
   ls -la dist/assets | sed 's/^/  /'
   timeout 900 node --test --test-concurrency=1 consumer.test.mjs

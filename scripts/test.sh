@@ -3,8 +3,8 @@
 #
 #   tools    scripts/install-tools.sh: Chromium, ChromeDriver, wasm-pack, wasm-bindgen-cli, the wasm32
 #            target, when missing. Started in the background at once; the browser stage waits for it.
-#   lint     cargo fmt --check; cargo doc -D warnings (intra-doc links). Seconds on a machine that
-#            has built before.
+#   lint     cargo fmt --check; tsc over pkg/ and web/ (the JS contract); cargo doc -D warnings
+#            (intra-doc links). Seconds on a machine that has built before.
 #   build    cargo test --release --workspace --no-run, then the wasm32 build of the browser tests,
 #            both with clippy -D warnings on the workspace's crates (clippy-driver as the rustc
 #            wrapper: one build for the lints, the tests and the CLI). On a machine that has built
@@ -71,6 +71,12 @@ fail() {
 
 stage "lint: cargo fmt --check"
 cargo fmt --all --check || fail "cargo fmt --check (run cargo fmt --all)"
+
+stage "lint: tsc --noEmit over pkg/ (strict) and web/ (the package's JSDoc contract)"
+# TypeScript is pkg/package.json's one dev dependency (pinned by pkg/package-lock.json).
+[[ -x pkg/node_modules/.bin/tsc ]] || npm ci --prefix pkg --no-audit --no-fund --loglevel=error 2>&1 | tee -a "$log"
+pkg/node_modules/.bin/tsc -p pkg --noEmit --emitDeclarationOnly false 2>&1 | tee -a "$log" || fail "tsc -p pkg"
+pkg/node_modules/.bin/tsc -p web 2>&1 | tee -a "$log" || fail "tsc -p web"
 
 stage "lint: cargo doc --workspace --no-deps, RUSTDOCFLAGS=-D warnings (broken intra-doc links)"
 # Its own check-mode build of the dependencies (rustdoc cannot use the release build's); about

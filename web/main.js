@@ -2,28 +2,29 @@
 // previews and results, and re-renders mask and overlay from the stored probabilities when the
 // sliders move (the model is not run again).
 
-const $ = (id) => document.getElementById(id);
+/** @param {string} id */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 const els = {
-  task: $('task'),
-  backend: $('backend'),
-  flips: $('flips'),
+  task: /** @type {HTMLSelectElement} */ ($('task')),
+  backend: /** @type {HTMLSelectElement} */ ($('backend')),
+  flips: /** @type {HTMLInputElement} */ ($('flips')),
   dropZone: $('drop-zone'),
-  fileInput: $('file-input'),
-  weightsInput: $('weights-input'),
+  fileInput: /** @type {HTMLInputElement} */ ($('file-input')),
+  weightsInput: /** @type {HTMLInputElement} */ ($('weights-input')),
   status: $('status'),
-  progress: $('progress'),
+  progress: /** @type {HTMLProgressElement} */ ($('progress')),
   error: $('error'),
   note: $('note'),
-  threshold: $('threshold'),
-  thresholdValue: $('threshold-value'),
-  opacity: $('opacity'),
-  opacityValue: $('opacity-value'),
-  download: $('download'),
-  canvasInput: $('canvas-input'),
-  canvasProbability: $('canvas-probability'),
-  canvasMask: $('canvas-mask'),
-  canvasOverlay: $('canvas-overlay'),
+  threshold: /** @type {HTMLInputElement} */ ($('threshold')),
+  thresholdValue: /** @type {HTMLOutputElement} */ ($('threshold-value')),
+  opacity: /** @type {HTMLInputElement} */ ($('opacity')),
+  opacityValue: /** @type {HTMLOutputElement} */ ($('opacity-value')),
+  download: /** @type {HTMLButtonElement} */ ($('download')),
+  canvasInput: /** @type {HTMLCanvasElement} */ ($('canvas-input')),
+  canvasProbability: /** @type {HTMLCanvasElement} */ ($('canvas-probability')),
+  canvasMask: /** @type {HTMLCanvasElement} */ ($('canvas-mask')),
+  canvasOverlay: /** @type {HTMLCanvasElement} */ ($('canvas-overlay')),
 };
 
 const app = {
@@ -495,7 +496,7 @@ function wire() {
     if (file) { e.preventDefault(); loadFile(file); }
   });
 
-  for (const button of document.querySelectorAll('button.sample')) {
+  for (const button of document.querySelectorAll(/** @type {'button'} */ ('button.sample'))) {
     button.addEventListener('click', () => loadSample(button.dataset.sample, button.dataset.task));
   }
 
@@ -523,6 +524,7 @@ function wire() {
 
 /** Marks tasks without shipped weights in the task selector (the package knows which ship). */
 async function markShippedTasks() {
+  /** @type {Set<string>} */
   let shipped;
   try {
     shipped = new Set((await import('./pkg/index.js')).shippedTasks());

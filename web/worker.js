@@ -10,32 +10,39 @@
 //        {type:'progress', id, done, total}
 //        {type:'result',   id, width, height, probabilities: Float32Array, mask: Uint8Array,
 //                          backend, timeMs, fallbackReason}            (buffers transferred)
-//        {type:'error',    id, message}
+//        {type:'error',    id, name, message}   (name: the package's error name, e.g. 'InputError')
 // Requests are handled one at a time, in order. A request that is still queued when a newer one
 // arrives is answered with an error saying it was superseded, without running the model.
 // Any exception becomes an 'error' message; the worker stays alive for the next request.
 
-const TASKS = new Set(['retina', 'skin', 'lung']);
-const BACKENDS = new Set(['auto', 'webgpu', 'cpu']);
 const PKG_URL = './pkg/index.js';
 
-let pkgPromise = null;          // resolves to the package module once init() has run
-const segmenters = new Map();   // `${task}|${backend}|${weightsKey}` -> Promise<Segmenter>
+/** @type {Promise<typeof import('./pkg/index.js')> | null} resolves once the package's init() has run */
+let pkgPromise = null;
+/** @type {Map<string, Promise<import('./pkg/index.js').Segmenter>>} `${task}|${backend}|${weightsKey}` */
+const segmenters = new Map();
 let queue = Promise.resolve();  // serialises requests: one model runs at a time
-let latestId = null;            // id of the newest segment request received
+/** @type {unknown} id of the newest segment request received */
+let latestId = null;
 
+/** @param {unknown} err */
 function messageOf(err) {
   if (err instanceof Error) return err.message || String(err);
   if (typeof err === 'string') return err;
-  if (err && typeof err.message === 'string') return err.message;
+  const message = /** @type {{ message?: unknown } | null} */ (err)?.message;
+  if (typeof message === 'string') return message;
   try { return JSON.stringify(err); } catch { return String(err); }
 }
 
-/** An Error whose message is `prefix` followed by the cause's message (and the cause's name). */
+/**
+ * An Error whose message is `prefix` followed by the cause's message, keeping the cause's `name`
+ * (the package's error names: InputError, WeightsError, ConfigError, BackendError).
+ * @param {string} prefix
+ * @param {unknown} err
+ */
 function wrap(prefix, err) {
-  const e = new Error(`${prefix}${messageOf(err)}`);
-  e.name = err?.name ?? 'Error';
-  e.cause = err;
+  const e = new Error(`${prefix}${messageOf(err)}`, { cause: err });
+  e.name = /** @type {{ name?: string } | null} */ (err)?.name ?? 'Error';
   return e;
 }
 
@@ -56,6 +63,9 @@ function loadPackage() {
 /**
  * One Segmenter per (task, backend, weights). Without user weights the package downloads the
  * task's shipped model itself (lazily, only this task's, kept in the Cache API).
+ * @param {import('./pkg/index.js').Task} task
+ * @param {import('./pkg/index.js').BackendChoice} backend
+ * @param {{ key: string, bytes: ArrayBuffer } | null} weights
  */
 function segmenterFor(task, backend, weights) {
   const key = `${task}|${backend}|${weights ? weights.key : 'shipped'}`;
@@ -63,18 +73,15 @@ function segmenterFor(task, backend, weights) {
   if (!p) {
     p = (async () => {
       const pkg = await loadPackage();
-      if (backend === 'webgpu' && !self.navigator?.gpu) {
-        throw new Error('WebGPU is not available in this browser; choose the Auto or CPU backend.');
-      }
       try {
         return await pkg.Segmenter.create({ task, backend, weights: weights ? new Uint8Array(weights.bytes) : undefined });
       } catch (err) {
-        if (/^no model ships/.test(messageOf(err))) throw wrap('', err);
         throw wrap(`Could not start the ${task} model on the ${backend} backend: `, err);
       }
     })();
     segmenters.set(key, p);
-    p.catch(() => { if (segmenters.get(key) === p) segmenters.delete(key); });
+    const mine = p;
+    p.catch(() => { if (segmenters.get(key) === mine) segmenters.delete(key); });
   }
   return p;
 }
@@ -106,10 +113,11 @@ async function handleSegment(msg) {
     post({ type: 'error', message: 'Superseded by a newer request.' });
     return;
   }
-  const task = String(msg.task);
-  const backend = String(msg.backend ?? 'auto');
-  if (!TASKS.has(task)) throw new Error(`Unknown task "${task}" (expected retina, skin or lung).`);
-  if (!BACKENDS.has(backend)) throw new Error(`Unknown backend "${backend}" (expected auto, webgpu or cpu).`);
+  const pkg = await loadPackage();
+  const task = /** @type {import('./pkg/index.js').Task} */ (String(msg.task));
+  const backend = /** @type {import('./pkg/index.js').BackendChoice} */ (String(msg.backend ?? 'auto'));
+  if (!pkg.TASKS.includes(task)) throw new Error(`Unknown task "${task}" (expected ${pkg.TASKS.join(', ')}).`);
+  if (!pkg.BACKENDS.includes(backend)) throw new Error(`Unknown backend "${backend}" (expected ${pkg.BACKENDS.join(', ')}).`);
   let threshold = Number(msg.threshold ?? 0.5);
   if (!Number.isFinite(threshold)) threshold = 0.5;
   threshold = Math.min(1, Math.max(0, threshold));
@@ -128,9 +136,8 @@ async function handleSegment(msg) {
   post({ type: 'status', state: 'loading-model' });
   if (msg.wantPreview && msg.bytes) {
     // The browser cannot show this format (TIFF, 16-bit): the wasm side decodes it for display.
-    const pkg = await loadPackage();
     try {
-      const p = await pkg.decodePreview(input);
+      const p = await pkg.decodePreview(msg.bytes);
       const data = p.data;
       post({ type: 'preview', width: p.width, height: p.height, data }, [data.buffer]);
     } catch (err) {
@@ -163,7 +170,6 @@ async function handleSegment(msg) {
   const timeMs = Number(r.timeMs);
   const usedBackend = String(r.backend ?? seg.backend ?? backend);
   const fallbackReason = seg.fallbackReason ?? null;
-  if (typeof r.free === 'function') { try { r.free(); } catch { /* already freed */ } }
   const n = width * height;
   if (!(n > 0) || probabilities.length !== n || mask.length !== n) {
     throw new Error(`Segmentation failed: the result is malformed (${width}x${height}, ` +
@@ -184,7 +190,7 @@ self.addEventListener('message', (event) => {
   queue = queue
     .then(() => handleSegment(msg))
     .catch((err) => {
-      self.postMessage({ type: 'error', id: msg.id, message: messageOf(err) || 'Unknown error.' });
+      self.postMessage({ type: 'error', id: msg.id, name: err?.name ?? 'Error', message: messageOf(err) || 'Unknown error.' });
     });
 });
 

@@ -1,6 +1,6 @@
 //! The JS boundary: `Segmenter`, option parsing, inputs, results and errors.
+#[cfg(feature = "webgpu")]
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use js_sys::{
     Array, ArrayBuffer, Float32Array, Function, Object, Reflect, Uint8Array, Uint8ClampedArray,
@@ -8,10 +8,12 @@ use js_sys::{
 use r2unet::image_io::{self, RawImage};
 use r2unet::inference::tiling::TilingConfig;
 use r2unet::{Error, ModelBundle, Task};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::engine::{self, BackendChoice, BackendKind, Engine, SegmentOptions};
+use crate::engine::{self, BackendKind, Engine, SegmentOptions};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -33,7 +35,8 @@ fn to_js(e: Error) -> JsValue {
         | Error::Decode(_)
         | Error::TooSmall { .. }
         | Error::TooLarge { .. }
-        | Error::SizeMismatch { .. } => "InputError",
+        | Error::SizeMismatch { .. }
+        | Error::Unsuitable { .. } => "InputError",
         Error::Weights(_) | Error::WeightsMismatch(_) => "WeightsError",
         Error::Config(_) => "ConfigError",
         Error::Backend(_) => "BackendError",
@@ -46,73 +49,76 @@ fn config_error(message: String) -> JsValue {
     js_error("ConfigError", &message)
 }
 
-fn get(obj: &JsValue, key: &str) -> Result<JsValue, JsValue> {
-    if obj.is_undefined() || obj.is_null() {
-        return Ok(JsValue::UNDEFINED);
-    }
-    if !obj.is_object() {
-        return Err(config_error(format!(
-            "options must be an object, got {}",
-            type_name(obj)
-        )));
-    }
-    Reflect::get(obj, &JsValue::from_str(key))
-}
-
 fn type_name(v: &JsValue) -> String {
     v.js_typeof()
         .as_string()
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn opt_number(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
-    let v = get(obj, key)?;
+/// `Segmenter.create`'s options. The public contract is written once, as JSDoc in `pkg/index.js`
+/// (`CreateOptions`); the raw module takes an explicit backend, and the package picks it.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateOptions {
+    backend: String,
+    task: Option<String>,
+    #[serde(with = "serde_wasm_bindgen::preserve", default)]
+    weights: JsValue,
+}
+
+/// `segment`'s options: `SegmentOptions` in `pkg/index.js`. Unknown keys are refused, so a typo
+/// (`onprogress`) is an error instead of an option silently ignored.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SegmentJsOptions {
+    threshold: Option<f64>,
+    tile: Option<f64>,
+    stride: Option<f64>,
+    flips: Option<bool>,
+    #[serde(with = "serde_wasm_bindgen::preserve", default)]
+    on_progress: JsValue,
+}
+
+/// Options from JS: `undefined` and `null` mean the defaults; anything else must be an object whose
+/// keys and value types match `T`.
+fn parse_options<T: DeserializeOwned + Default>(v: JsValue, what: &str) -> Result<T, JsValue> {
     if v.is_undefined() || v.is_null() {
-        return Ok(None);
+        return Ok(T::default());
     }
-    match v.as_f64() {
-        Some(x) if x.is_finite() => Ok(Some(x)),
-        _ => Err(config_error(format!(
-            "option '{key}' must be a finite number, got {}",
+    if !v.is_object() {
+        return Err(config_error(format!(
+            "{what} options must be an object, got {}",
             type_name(&v)
+        )));
+    }
+    serde_path_to_error::deserialize(serde_wasm_bindgen::Deserializer::from(v)).map_err(|e| {
+        let at = e.path().to_string();
+        let e = e.into_inner();
+        if at == "." {
+            config_error(format!("{what} options: {e}"))
+        } else {
+            config_error(format!("{what} options: '{at}': {e}"))
+        }
+    })
+}
+
+fn finite(value: Option<f64>, key: &str) -> Result<Option<f64>, JsValue> {
+    match value {
+        Some(x) if !x.is_finite() => Err(config_error(format!(
+            "option '{key}' must be a finite number, got {x}"
         ))),
+        other => Ok(other),
     }
 }
 
-fn opt_size(obj: &JsValue, key: &str) -> Result<Option<usize>, JsValue> {
-    match opt_number(obj, key)? {
+fn size(value: Option<f64>, key: &str) -> Result<Option<usize>, JsValue> {
+    match finite(value, key)? {
         None => Ok(None),
         Some(x) if x >= 1.0 && x.fract() == 0.0 && x <= 1e6 => Ok(Some(x as usize)),
         Some(x) => Err(config_error(format!(
             "option '{key}' must be a positive integer, got {x}"
         ))),
     }
-}
-
-fn opt_bool(obj: &JsValue, key: &str) -> Result<Option<bool>, JsValue> {
-    let v = get(obj, key)?;
-    if v.is_undefined() || v.is_null() {
-        return Ok(None);
-    }
-    v.as_bool().map(Some).ok_or_else(|| {
-        config_error(format!(
-            "option '{key}' must be a boolean, got {}",
-            type_name(&v)
-        ))
-    })
-}
-
-fn opt_string(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
-    let v = get(obj, key)?;
-    if v.is_undefined() || v.is_null() {
-        return Ok(None);
-    }
-    v.as_string().map(Some).ok_or_else(|| {
-        config_error(format!(
-            "option '{key}' must be a string, got {}",
-            type_name(&v)
-        ))
-    })
 }
 
 /// Bytes from a `Uint8Array`, an `ArrayBuffer` or a typed-array view.
@@ -293,19 +299,6 @@ fn cpu_engine(weights: &[u8]) -> Result<(Engine, ModelBundle), JsValue> {
     }
 }
 
-fn has_cpu() -> bool {
-    cfg!(feature = "flex")
-}
-
-/// Whether an error is the device's fault (so `auto` may retry on the CPU), not the input's.
-fn is_backend_failure(e: &JsValue) -> bool {
-    let name = Reflect::get(e, &"name".into())
-        .ok()
-        .and_then(|n| n.as_string())
-        .unwrap_or_default();
-    !matches!(name.as_str(), "InputError" | "WeightsError" | "ConfigError")
-}
-
 /// Backends this build contains: `['webgpu', 'cpu']`, `['cpu']` or `['webgpu']`.
 #[wasm_bindgen(js_name = compiledBackends)]
 pub fn compiled_backends() -> Array {
@@ -332,27 +325,26 @@ pub fn decode_preview(bytes: &[u8]) -> Result<JsValue, JsValue> {
 }
 
 /// A loaded model on one backend. Create with `await Segmenter.create({weights, backend})`.
+/// The backend is explicit: choosing one (`'auto'`) and falling back from WebGPU to the CPU is
+/// `pkg/index.js`'s job, in one place.
 #[wasm_bindgen]
 pub struct Segmenter {
     bundle: ModelBundle,
-    /// Kept so that `auto` can rebuild the model on the CPU after a WebGPU failure mid-run.
-    weights: Option<Vec<u8>>,
-    engine: RefCell<Rc<Engine>>,
-    fallback_reason: RefCell<Option<String>>,
+    engine: Engine,
 }
 
 #[wasm_bindgen]
 impl Segmenter {
-    /// `options`: `{ weights: Uint8Array | ArrayBuffer, backend?: 'auto' | 'webgpu' | 'cpu',
-    /// task?: 'retina' | 'skin' | 'lung' }`. With `task`, weights for another task are refused.
+    /// `options`: `{ weights: Uint8Array | ArrayBuffer, backend: 'webgpu' | 'cpu', task?: 'retina'
+    /// | 'skin' | 'lung' }`. With `task`, weights for another task are refused.
     pub async fn create(options: JsValue) -> Result<Segmenter, JsValue> {
-        let backend = opt_string(&options, "backend")?.unwrap_or_else(|| "auto".into());
-        let choice = BackendChoice::parse(&backend).map_err(to_js)?;
-        let task = opt_string(&options, "task")?
+        let options: CreateOptions = parse_options(options, "Segmenter.create")?;
+        let kind = BackendKind::parse(&options.backend).map_err(to_js)?;
+        let task = options
+            .task
             .map(|t| Task::parse(&t).map_err(to_js))
             .transpose()?;
-        let weights = get(&options, "weights")?;
-        let weights = bytes_of(&weights).ok_or_else(|| {
+        let weights = bytes_of(&options.weights).ok_or_else(|| {
             js_error("WeightsError", "Segmenter.create needs 'weights': the bytes of an r2unet weights file (Uint8Array)")
         })?;
         // Refuse a bad file before touching any device.
@@ -369,44 +361,23 @@ impl Segmenter {
                 ),
             ));
         }
-        let mut fallback_reason = None;
-        let (engine, bundle) = match choice {
-            BackendChoice::Cpu => cpu_engine(&weights)?,
-            BackendChoice::WebGpu => webgpu_engine(&weights).await?,
-            BackendChoice::Auto => match webgpu_engine(&weights).await {
-                Ok(e) => e,
-                Err(e) if has_cpu() && is_backend_failure(&e) => {
-                    fallback_reason = Some(message_of(&e));
-                    cpu_engine(&weights)?
-                }
-                Err(e) => return Err(e),
-            },
+        let (engine, bundle) = match kind {
+            BackendKind::Cpu => cpu_engine(&weights)?,
+            BackendKind::WebGpu => webgpu_engine(&weights).await?,
         };
-        let keep = choice == BackendChoice::Auto && engine.kind == BackendKind::WebGpu && has_cpu();
-        Ok(Segmenter {
-            bundle,
-            weights: keep.then_some(weights),
-            engine: RefCell::new(Rc::new(engine)),
-            fallback_reason: RefCell::new(fallback_reason),
-        })
+        Ok(Segmenter { bundle, engine })
     }
 
     /// `'webgpu'` or `'cpu'`: the backend the next `segment` runs on.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        self.engine.borrow().kind.name().into()
+        self.engine.kind.name().into()
     }
 
     /// The task the weights were trained for: `'retina'`, `'skin'` or `'lung'`.
     #[wasm_bindgen(getter)]
     pub fn task(&self) -> String {
         self.bundle.preprocess.task.name().into()
-    }
-
-    /// Why `auto` runs on the CPU (WebGPU missing or failed), or `undefined`.
-    #[wasm_bindgen(getter, js_name = fallbackReason)]
-    pub fn fallback_reason(&self) -> Option<String> {
-        self.fallback_reason.borrow().clone()
     }
 
     /// The weights file's provenance (dataset, epochs, metrics), as an object of strings.
@@ -428,12 +399,13 @@ impl Segmenter {
     /// timings: { decodeMs, preprocessMs, modelMs, finishMs }, backend }`.
     pub async fn segment(&self, input: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
         let started = now_ms();
+        let options: SegmentJsOptions = parse_options(options, "segment")?;
         let mut opts = SegmentOptions::default();
-        if let Some(t) = opt_number(&options, "threshold")? {
+        if let Some(t) = finite(options.threshold, "threshold")? {
             opts.threshold = t as f32;
         }
-        let tile = opt_size(&options, "tile")?;
-        let stride = opt_size(&options, "stride")?;
+        let tile = size(options.tile, "tile")?;
+        let stride = size(options.stride, "stride")?;
         let default_tiles = tile.is_none() && stride.is_none();
         let base = TilingConfig::new();
         let tile_side = tile.unwrap_or(base.tile);
@@ -449,48 +421,29 @@ impl Segmenter {
             .with_tile(tile_side)
             .with_stride(stride)
             .with_batch(1);
-        if let Some(flips) = opt_bool(&options, "flips")? {
+        if let Some(flips) = options.flips {
             opts.tiling = opts.tiling.with_flips(flips);
         }
-        if default_tiles && self.engine.borrow().kind == BackendKind::Cpu {
+        if default_tiles && self.engine.kind == BackendKind::Cpu {
             // On the CPU a fundus photo the size of DRIVE's or STARE's runs as one pass: 1.8x
             // less work than overlapping tiles.
             opts.tiling = opts.tiling.with_whole_up_to(CPU_WHOLE_IMAGE_PIXELS);
         }
         opts.validate().map_err(to_js)?;
-        let progress = get(&options, "onProgress")?;
-        let progress = if progress.is_undefined() || progress.is_null() {
+        let progress = if options.on_progress.is_undefined() || options.on_progress.is_null() {
             None
         } else {
             Some(
-                progress
+                options
+                    .on_progress
                     .dyn_into::<Function>()
                     .map_err(|_| config_error("option 'onProgress' must be a function".into()))?,
             )
         };
         let image = read_input(&input)?;
         let decode_ms = now_ms() - started;
-
-        let engine = self.engine.borrow().clone();
-        let result = self.run(&engine, &image, &opts, progress.as_ref()).await;
-        let seg = match result {
-            Err(e)
-                if engine.kind == BackendKind::WebGpu
-                    && self.weights.is_some()
-                    && is_backend_failure(&e) =>
-            {
-                // `auto` on WebGPU failed mid-run: continue on the CPU from now on.
-                let weights = self.weights.as_deref().expect("checked above");
-                let (cpu, _) = cpu_engine(weights)?;
-                let cpu = Rc::new(cpu);
-                *self.engine.borrow_mut() = cpu.clone();
-                *self.fallback_reason.borrow_mut() =
-                    Some(format!("WebGPU failed during a run: {}", message_of(&e)));
-                self.run(&cpu, &image, &opts, progress.as_ref()).await?
-            }
-            other => other?,
-        };
-        let backend = self.engine.borrow().kind.name();
+        let seg = self.run(&image, &opts, progress.as_ref()).await?;
+        let backend = self.engine.kind.name();
 
         let out = Object::new();
         set(&out, "width", seg.width);
@@ -517,7 +470,6 @@ impl Segmenter {
 impl Segmenter {
     async fn run(
         &self,
-        engine: &Engine,
         image: &RawImage,
         opts: &SegmentOptions,
         progress: Option<&Function>,
@@ -532,15 +484,8 @@ impl Segmenter {
                 );
             }
         };
-        engine::segment(engine, &self.bundle, image, opts, report, now_ms)
+        engine::segment(&self.engine, &self.bundle, image, opts, report, now_ms)
             .await
             .map_err(to_js)
     }
-}
-
-fn message_of(e: &JsValue) -> String {
-    Reflect::get(e, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
 }

@@ -139,14 +139,15 @@ async fn webgpu_matches_the_cpu_and_the_native_forward_pass() {
     assert!(diff <= 1e-3, "WebGPU vs CPU: max abs difference {diff}");
 }
 
+/// The raw module takes an explicit backend: 'auto' and the fallback are the package's
+/// (`pkg/index.js`, tested through the page in tests/e2e).
 #[wasm_bindgen_test]
-async fn auto_picks_webgpu_when_an_adapter_exists() {
-    let seg = create("auto").await.map_err(|e| error_text(&e)).unwrap();
-    assert_eq!(
-        seg.backend(),
-        "webgpu",
-        "fallback reason: {:?}",
-        seg.fallback_reason()
+async fn the_raw_module_refuses_auto() {
+    let err = create("auto").await.err().expect("'auto' is refused");
+    let text = error_text(&err);
+    assert!(
+        text.contains("ConfigError") && text.contains("'webgpu' or 'cpu'"),
+        "{text}"
     );
 }
 
@@ -413,7 +414,13 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
             "flips not a boolean",
             synthetic_input(),
             obj(&[("flips", 1.into())]),
-            "ConfigError: option 'flips' must be a boolean",
+            "ConfigError: segment options: 'flips': invalid type",
+        ),
+        (
+            "a misspelt option",
+            synthetic_input(),
+            obj(&[("treshold", 0.5.into())]),
+            "ConfigError: segment options: unknown field `treshold`",
         ),
         (
             "onProgress not a function",
@@ -473,20 +480,36 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
 
     // Bad weights and options at create time are JS errors too.
     for (what, options, expected) in [
-        ("no weights", obj(&[]), "WeightsError"),
+        (
+            "no weights",
+            obj(&[("backend", "cpu".into())]),
+            "WeightsError",
+        ),
+        (
+            "no backend",
+            obj(&[]),
+            "ConfigError: Segmenter.create options: missing field `backend`",
+        ),
         (
             "garbage weights",
-            obj(&[("weights", Uint8Array::from(&b"PK\x03\x04 zip"[..]).into())]),
+            obj(&[
+                ("backend", "cpu".into()),
+                ("weights", Uint8Array::from(&b"PK\x03\x04 zip"[..]).into()),
+            ]),
             "WeightsError: invalid weights",
         ),
         (
             "empty weights",
-            obj(&[("weights", Uint8Array::new_with_length(0).into())]),
+            obj(&[
+                ("backend", "cpu".into()),
+                ("weights", Uint8Array::new_with_length(0).into()),
+            ]),
             "empty",
         ),
         (
             "wrong task",
             obj(&[
+                ("backend", "cpu".into()),
                 ("weights", Uint8Array::from(retina()).into()),
                 ("task", "skin".into()),
             ]),
@@ -495,6 +518,7 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
         (
             "unknown task",
             obj(&[
+                ("backend", "cpu".into()),
                 ("weights", Uint8Array::from(retina()).into()),
                 ("task", "brain".into()),
             ]),
@@ -506,7 +530,7 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
                 ("weights", Uint8Array::from(retina()).into()),
                 ("backend", "cuda".into()),
             ]),
-            "unknown backend 'cuda'",
+            "backend 'cuda'",
         ),
         (
             "options not an object",
