@@ -305,6 +305,11 @@ pub fn train(
         let mut start = 0;
         while start < examples.len() {
             let end = (start + config.batch).min(examples.len());
+            // Cosine decay from --lr to lr_floor * --lr over the whole schedule, computed from the
+            // global step rather than with burn's CosineAnnealingLrScheduler: that one is built
+            // with a fixed iteration count and keeps its own step counter, while a resumed run
+            // may change --epochs (scripts/train-budget.sh does, to end on a deadline), which
+            // here just changes `total_steps` from the next epoch on, with nothing to save.
             let progress = step as f64 / total_steps;
             let floor = config.lr * config.lr_floor;
             lr =

@@ -66,6 +66,10 @@ struct CreateOptions {
     weights: JsValue,
 }
 
+impl JsOptions for CreateOptions {
+    const KEYS: &'static [&'static str] = &["backend", "task", "weights"];
+}
+
 /// `segment`'s options: `SegmentOptions` in `pkg/index.js`. Unknown keys are refused, so a typo
 /// (`onprogress`) is an error instead of an option silently ignored.
 #[derive(Deserialize, Default)]
@@ -79,9 +83,21 @@ struct SegmentJsOptions {
     on_progress: JsValue,
 }
 
+impl JsOptions for SegmentJsOptions {
+    const KEYS: &'static [&'static str] = &["threshold", "tile", "stride", "flips", "onProgress"];
+}
+
+/// An options object of the JS API.
+trait JsOptions: DeserializeOwned + Default {
+    /// Its keys as JS spells them. serde-wasm-bindgen reads a struct's own fields only and never
+    /// sees the others, so `deny_unknown_fields` alone does not refuse a misspelt key; this list
+    /// does (the browser tests pass every key, and a misspelt one).
+    const KEYS: &'static [&'static str];
+}
+
 /// Options from JS: `undefined` and `null` mean the defaults; anything else must be an object whose
 /// keys and value types match `T`.
-fn parse_options<T: DeserializeOwned + Default>(v: JsValue, what: &str) -> Result<T, JsValue> {
+fn parse_options<T: JsOptions>(v: JsValue, what: &str) -> Result<T, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Ok(T::default());
     }
@@ -91,9 +107,20 @@ fn parse_options<T: DeserializeOwned + Default>(v: JsValue, what: &str) -> Resul
             type_name(&v)
         )));
     }
+    for key in Object::keys(v.unchecked_ref::<Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !T::KEYS.contains(&key.as_str()) {
+            return Err(config_error(format!(
+                "{what} options: unknown option '{key}'; expected one of {}",
+                T::KEYS.join(", ")
+            )));
+        }
+    }
     serde_path_to_error::deserialize(serde_wasm_bindgen::Deserializer::from(v)).map_err(|e| {
         let at = e.path().to_string();
-        let e = e.into_inner();
+        // serde-wasm-bindgen's errors are JS `Error`s, displayed with an "Error: " prefix.
+        let e = e.into_inner().to_string();
+        let e = e.strip_prefix("Error: ").unwrap_or(&e);
         if at == "." {
             config_error(format!("{what} options: {e}"))
         } else {

@@ -420,7 +420,7 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
             "a misspelt option",
             synthetic_input(),
             obj(&[("treshold", 0.5.into())]),
-            "ConfigError: segment options: unknown field `treshold`",
+            "ConfigError: segment options: unknown option 'treshold'; expected one of threshold,",
         ),
         (
             "onProgress not a function",
@@ -451,6 +451,20 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
             .map_err(|e| error_text(&e));
         assert!(ok.is_ok(), "after {what}: {ok:?}");
     }
+
+    // Every documented option at once is accepted (the key list and SegmentOptions agree).
+    let all = obj(&[
+        ("threshold", 0.5.into()),
+        ("tile", (common::TILE as u32).into()),
+        ("stride", (common::STRIDE as u32).into()),
+        ("flips", false.into()),
+        ("onProgress", js_sys::Function::new_no_args("").into()),
+    ]);
+    let ok = seg
+        .segment(synthetic_input(), all)
+        .await
+        .map_err(|e| error_text(&e));
+    assert!(ok.is_ok(), "every option at once: {ok:?}");
 
     // Grey, RGBA and 16-bit images are segmented, at their own size.
     let grey: Vec<u8> = (0..64 * 64).map(|i| (i % 251) as u8).collect();
