@@ -11,6 +11,8 @@
 //! Work is split into (image, band of rows) tasks so that a batch of small patches and a single
 //! large image both keep every thread busy, and so that an im2col band stays in the L2 cache.
 
+use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
+
 /// Shape of one convolution: `batch x c_in x h x w` to `batch x c_out x h x w`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dims {
@@ -152,22 +154,6 @@ fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-pub(super) use crate::ops::OutPtr;
-
-#[cfg(feature = "native")]
-pub(super) fn for_each_task<F: Fn(&(usize, usize, usize)) + Send + Sync>(
-    tasks: &[(usize, usize, usize)],
-    f: F,
-) {
-    use rayon::prelude::*;
-    tasks.par_iter().for_each(f);
-}
-
-#[cfg(not(feature = "native"))]
-pub(super) fn for_each_task<F: Fn(&(usize, usize, usize))>(tasks: &[(usize, usize, usize)], f: F) {
-    tasks.iter().for_each(f);
-}
-
 /// `y = conv3x3(x, weight)`; `x` is `[batch, c_in, h, w]`, `weight` `[c_out, c_in, 3, 3]`,
 /// the result `[batch, c_out, h, w]`. Winograd where it is faster (see
 /// [`super::winograd::pays`]), im2col + GEMM elsewhere.
@@ -191,7 +177,9 @@ pub fn im2col_forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     let len = d.batch * d.c_out * plane;
     // The tasks' GEMMs write every element (without reading it), so no zeroing first.
     let mut y: Vec<f32> = Vec::with_capacity(len);
-    let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    // SAFETY: `y` has room for `len` floats and is left alone until `set_len` below, after the
+    // tasks; each task writes the rows of its own (image, band).
+    let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
     let k = d.c_in * 9;
     for_each_task(&d.tasks(), |&(b, r0, rows)| {
         let n = rows * d.w;
@@ -200,9 +188,9 @@ pub fn im2col_forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
             im2col_band(image, d.c_in, d.h, d.w, r0, rows, col);
             // Output rows r0..r0+rows of every channel of image b: a [c_out, n] block with row
             // stride `plane`.
-            // SAFETY: the offset is inside `y` (b < batch, r0 < h); this task alone writes the
-            // band's rows, through `gemm` below.
-            let dst = unsafe { out.get().add(b * d.c_out * plane + r0 * d.w) };
+            // The offset is inside `y` (b < batch, r0 < h); this task alone writes the band's
+            // rows, through `gemm` below.
+            let dst = out.at(b * d.c_out * plane + r0 * d.w);
             gemm(
                 d.c_out,
                 n,
@@ -267,7 +255,7 @@ pub fn im2col_weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     let plane = d.plane();
     let k = d.c_in * 9;
     let size = d.c_out * k;
-    let task = |acc: &mut Vec<f32>, &(b, r0, rows): &(usize, usize, usize)| {
+    let task = |acc: &mut [f32], &(b, r0, rows): &(usize, usize, usize)| {
         let n = rows * d.w;
         with_col(k * n, |col| {
             im2col_band(
@@ -296,35 +284,6 @@ pub fn im2col_weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
         });
     };
     sum_over_tasks(&d.tasks(), size, task)
-}
-
-/// Runs `task` on every task with a zeroed accumulator of `size` floats per thread and returns
-/// the accumulators' sum (the weight gradients: a sum over images and pixels).
-pub(super) fn sum_over_tasks<F>(tasks: &[(usize, usize, usize)], size: usize, task: F) -> Vec<f32>
-where
-    F: Fn(&mut Vec<f32>, &(usize, usize, usize)) + Send + Sync,
-{
-    #[cfg(feature = "native")]
-    {
-        use rayon::prelude::*;
-        let zeros = || vec![0.0f32; size];
-        tasks
-            .par_iter()
-            .fold(zeros, |mut acc, t| {
-                task(&mut acc, t);
-                acc
-            })
-            .reduce(zeros, |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            })
-    }
-    #[cfg(not(feature = "native"))]
-    {
-        let mut acc = vec![0.0f32; size];
-        tasks.iter().for_each(|t| task(&mut acc, t));
-        acc
-    }
 }
 
 #[cfg(test)]
