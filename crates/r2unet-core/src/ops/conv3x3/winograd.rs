@@ -1,4 +1,4 @@
-//! The same 3x3 convolution as [`super::kernel::forward`] by Winograd's minimal filtering
+//! The same 3x3 convolution as [`super::im2col::forward`] by Winograd's minimal filtering
 //! F(2x2, 3x3) (Lavin & Gray 2016): every 2x2 block of outputs from a 4x4 block of inputs with
 //! 16 multiplications per (input, output) channel pair instead of 36.
 //!
@@ -14,7 +14,8 @@
 //! even[t + 1], odd[t + 1]`. Tiles are numbered by (image, tile row, tile column), and a task
 //! takes consecutive tile rows, across images where the images are small, so that the 12x12 and
 //! 6x6 planes of a batch of patches still make GEMMs of useful size.
-use super::kernel::{Dims, gemm};
+use super::Dims;
+use super::gemm::gemm;
 use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
 
 /// Whether Winograd beats im2col + GEMM on this shape. Measured with the kernel bench
@@ -345,7 +346,7 @@ fn grad_transform(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
     grad_body(y, out)
 }
 
-/// The weights' gradient, as [`super::kernel::weight_grad`]: per product position `xi`,
+/// The weights' gradient, as [`super::im2col::weight_grad`]: per product position `xi`,
 /// `sum over tiles of (A dY A^T)[xi] (B^T x B)[xi]^T` (a GEMM with the tiles as its long inner
 /// dimension), then `G^T . G` back to 3x3.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
@@ -454,7 +455,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     dw
 }
 
-/// `y = conv3x3(x, weight)`, as [`super::kernel::forward`].
+/// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     assert_eq!(
         x.len(),
