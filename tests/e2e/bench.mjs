@@ -54,7 +54,7 @@ const cmp = [];          // [measure, ours, ort, ratio, threads]
 const notes = [];
 let chromium = '?';
 
-// Tile plan of r2unet-core's tiling.rs with the defaults Segmenter.segment uses on the CPU
+// Tile plan of r2unet-core's inference/tiling.rs with the defaults Segmenter.segment uses on the CPU
 // (an image of up to CPU_WHOLE pixels in one pass, else tile 256, stride 192; model multiple 8):
 // the same tiles are fed to ort.
 const CPU_WHOLE = 450_000;  // crates/r2unet-wasm/src/js.rs: CPU_WHOLE_IMAGE_PIXELS

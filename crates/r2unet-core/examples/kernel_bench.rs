@@ -3,8 +3,7 @@
 //! Figures only, for profiling; `r2unet bench` is the benchmark of record.
 use std::time::Instant;
 
-use r2unet::ops::conv3x3::kernel::{self, Dims};
-use r2unet::ops::conv3x3::winograd;
+use r2unet::ops::conv3x3::{self, Dims, im2col, winograd};
 
 fn time<F: FnMut()>(mut f: F) -> f64 {
     f();
@@ -48,7 +47,7 @@ fn main() {
         let w: Vec<f32> = (0..c * c * 9).map(|i| (i % 13) as f32 * 0.01).collect();
         let flop = 2.0 * (d.batch * c * c * 9 * side * side) as f64;
         let f = time(|| {
-            std::hint::black_box(kernel::im2col_forward(&x, &w, d));
+            std::hint::black_box(im2col::forward(&x, &w, d));
         });
         let wf = time(|| {
             std::hint::black_box(winograd::forward(&x, &w, d));
@@ -57,10 +56,10 @@ fn main() {
             std::hint::black_box(winograd::weight_grad(&x, &x, d));
         });
         let gi = time(|| {
-            std::hint::black_box(kernel::input_grad(&x, &w, d));
+            std::hint::black_box(conv3x3::input_grad(&x, &w, d));
         });
         let gw = time(|| {
-            std::hint::black_box(kernel::im2col_weight_grad(&x, &x, d));
+            std::hint::black_box(im2col::weight_grad(&x, &x, d));
         });
         println!(
             "| {batch} x {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",

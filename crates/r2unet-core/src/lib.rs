@@ -1,9 +1,10 @@
 //! R2U-Net (Alom et al., J. Med. Imag. 6(1) 014006, 2019) and its family for medical image segmentation.
 //!
 //! One path for every image, shared by training, evaluation, the CLI and the browser:
-//! bytes → [`image_io::decode`] → [`preprocess::prepare`] → [`inference::tiling`] → [`model`] → stitched
-//! probabilities → mask. Nothing in this crate touches files, threads or a terminal, so it builds
-//! for `wasm32-unknown-unknown` as it is.
+//! bytes → [`image_io::decode`] → [`preprocess::prepare`] → [`inference::tiling`] → [`model`]
+//! (on burn-flex through this crate's CPU kernels, [`ops`]) → stitched probabilities
+//! ([`inference::predict`]) → mask. Nothing in this crate touches files, threads or a terminal,
+//! so it builds for `wasm32-unknown-unknown` as it is.
 //!
 //! Features: `flex` (burn-flex CPU backend, default), `wgpu` (native GPU), `webgpu` (browser GPU),
 //! `autodiff` (training), `native` (SIMD and rayon threads in burn-flex; not for wasm),

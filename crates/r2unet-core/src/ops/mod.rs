@@ -4,6 +4,7 @@ pub mod bn_relu;
 pub mod conv1x1;
 pub mod conv3x3;
 pub mod max_pool2x2;
+pub(crate) mod parallel;
 pub mod up2x2;
 
 /// Whether this project's CPU kernels (`conv3x3`, `bn_relu`, `conv1x1`, `up2x2`, `max_pool2x2`) can run on `device`: burn-flex, and
@@ -18,36 +19,6 @@ pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {
     #[cfg(not(feature = "flex"))]
     let on_flex = false;
     on_flex && (cfg!(feature = "autodiff") || !device.is_autodiff())
-}
-
-/// Raw pointer to an output buffer shared by parallel tasks of this project's CPU kernels.
-#[derive(Clone, Copy)]
-pub(crate) struct OutPtr(pub(crate) *mut f32);
-// SAFETY: every kernel that shares one gives each task a disjoint part of the buffer to write
-// (a channel, a plane, an (image, band) region) and reads nothing through it.
-unsafe impl Send for OutPtr {}
-// SAFETY: as for Send: tasks write disjoint parts and nothing reads through a shared OutPtr.
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer. A method, not the field, inside parallel closures: a closure that names
-    /// `out.0` captures only the raw pointer (disjoint captures), which is neither Send nor Sync.
-    #[inline]
-    pub(crate) fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// Runs `f(0)..f(n)` on rayon's threads in native builds, in order on one thread elsewhere (wasm).
-#[cfg(feature = "native")]
-pub(crate) fn for_each_index(n: usize, f: impl Fn(usize) + Send + Sync) {
-    use rayon::prelude::*;
-    (0..n).into_par_iter().for_each(f);
-}
-
-#[cfg(not(feature = "native"))]
-pub(crate) fn for_each_index(n: usize, f: impl Fn(usize)) {
-    (0..n).for_each(f);
 }
 
 /// Checks a fast path against burn's own layer: the outputs, then the gradients that `wrt` picks

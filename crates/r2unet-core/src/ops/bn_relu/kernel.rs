@@ -19,9 +19,7 @@ impl Dims {
     }
 }
 
-use crate::ops::OutPtr;
-
-use crate::ops::for_each_index as for_each_channel;
+use crate::ops::parallel::{SharedOut, for_each_index as for_each_channel};
 
 /// Slices of channel `c` across the batch.
 fn channel<'a>(x: &'a [f32], d: &Dims, c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
@@ -44,13 +42,20 @@ pub fn forward(
     );
     let len = x.len();
     let mut y: Vec<f32> = Vec::with_capacity(len);
-    let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     let mut mean = vec![0.0f32; d.channels];
     let mut var = vec![0.0f32; d.channels];
-    let (mean_ptr, var_ptr) = (OutPtr(mean.as_mut_ptr()), OutPtr(var.as_mut_ptr()));
+    // SAFETY: `y` has room for `len` floats, `mean` and `var` hold `channels`; all three are left
+    // alone until the tasks are done, and the task of channel c writes channel c of every image
+    // and element c of the statistics.
+    let (out, mean_out, var_out) = unsafe {
+        (
+            SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len),
+            SharedOut::new(mean.as_mut_ptr(), d.channels),
+            SharedOut::new(var.as_mut_ptr(), d.channels),
+        )
+    };
     let n = d.count() as f64;
     for_each_channel(d.channels, |c| {
-        let (out, mean_ptr, var_ptr) = (out, mean_ptr, var_ptr);
         // Shifted sums (by the first element) keep the one-pass variance accurate.
         let shift = x[c * d.plane] as f64;
         let (mut s, mut s2) = (0.0f64, 0.0f64);
@@ -73,15 +78,16 @@ pub fn forward(
             let at = b * d.channels * d.plane + c * d.plane;
             let src = &x[at..at + d.plane];
             // SAFETY: channel c of image b is written by this task only.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), d.plane) };
+            let dst = unsafe { out.slice_mut(at..at + d.plane) };
             for (o, &v) in dst.iter_mut().zip(src) {
                 *o = (v * scale + shift_out).max(0.0);
             }
         }
-        // SAFETY: element c of `mean` and `var` is written by this channel's task only.
+        // SAFETY: element c (< channels) of `mean` and `var` is written by this channel's task
+        // only.
         unsafe {
-            *mean_ptr.0.add(c) = mu;
-            *var_ptr.0.add(c) = v as f32;
+            *mean_out.at(c) = mu;
+            *var_out.at(c) = v as f32;
         }
     });
     // SAFETY: every channel of every image was written above.
@@ -98,12 +104,14 @@ pub fn eval(x: &[f32], scale: &[f32], shift: &[f32], d: Dims) -> Vec<f32> {
     );
     let len = x.len();
     let mut y: Vec<f32> = Vec::with_capacity(len);
-    let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    // SAFETY: `y` has room for `len` floats and is left alone until `set_len` below, after the
+    // tasks; the task of channel c writes channel c of every image.
+    let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
     for_each_channel(d.channels, |c| {
         for b in 0..d.batch {
             let at = b * d.channels * d.plane + c * d.plane;
             // SAFETY: channel c of image b is written by this task only.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), d.plane) };
+            let dst = unsafe { out.slice_mut(at..at + d.plane) };
             for (o, &v) in dst.iter_mut().zip(&x[at..at + d.plane]) {
                 *o = (v * scale[c] + shift[c]).max(0.0);
             }
@@ -128,13 +136,20 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let len = x.len();
     let mut dx: Vec<f32> = Vec::with_capacity(len);
-    let out = OutPtr(dx.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     let mut dgamma = vec![0.0f32; d.channels];
     let mut dbeta = vec![0.0f32; d.channels];
-    let (dg_ptr, db_ptr) = (OutPtr(dgamma.as_mut_ptr()), OutPtr(dbeta.as_mut_ptr()));
+    // SAFETY: `dx` has room for `len` floats, `dgamma` and `dbeta` hold `channels`; all three are
+    // left alone until the tasks are done, and the task of channel c writes channel c of every
+    // image and element c of the parameter gradients.
+    let (out, dg_out, db_out) = unsafe {
+        (
+            SharedOut::new(dx.spare_capacity_mut().as_mut_ptr().cast(), len),
+            SharedOut::new(dgamma.as_mut_ptr(), d.channels),
+            SharedOut::new(dbeta.as_mut_ptr(), d.channels),
+        )
+    };
     let n = d.count() as f32;
     for_each_channel(d.channels, |c| {
-        let (out, dg_ptr, db_ptr) = (out, dg_ptr, db_ptr);
         let inv = 1.0 / ((var[c] as f64 + eps).sqrt() as f32);
         let mu = mean[c];
         // g = dy where the ReLU passed, 0 elsewhere; xhat = (x - mean) * inv.
@@ -158,7 +173,7 @@ pub fn backward(
         for b in 0..d.batch {
             let at = b * d.channels * d.plane + c * d.plane;
             // SAFETY: channel c of image b is written by this task only.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(at), d.plane) };
+            let dst = unsafe { out.slice_mut(at..at + d.plane) };
             let (xs, ys, gs) = (
                 &x[at..at + d.plane],
                 &y[at..at + d.plane],
@@ -170,10 +185,11 @@ pub fn backward(
                 *o = k * n * (g - mean_g - xhat * mean_gxhat);
             }
         }
-        // SAFETY: element c of `dgamma` and `dbeta` is written by this channel's task only.
+        // SAFETY: element c (< channels) of `dgamma` and `dbeta` is written by this channel's
+        // task only.
         unsafe {
-            *dg_ptr.0.add(c) = sum_gxhat;
-            *db_ptr.0.add(c) = sum_g as f32;
+            *dg_out.at(c) = sum_gxhat;
+            *db_out.at(c) = sum_g as f32;
         }
     });
     // SAFETY: every channel of every image was written above.

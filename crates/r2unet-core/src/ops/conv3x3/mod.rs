@@ -2,11 +2,16 @@
 //! its own backward pass; [`conv3x3`] uses it where it applies and burn's convolution elsewhere.
 //!
 //! The R2U-Net spends nearly all of its time in 3x3, stride-1, padding-1 convolutions without
-//! bias (every RCL and every forward/residual unit). See [`kernel`] for why burn-flex's general
+//! bias (every RCL and every forward/residual unit). See [`im2col`] for why burn-flex's general
 //! convolution is slow on them.
+//!
+//! On plain `f32` slices in NCHW layout, [`forward`], [`input_grad`] and [`weight_grad`] choose
+//! per shape between the two algorithms, [`im2col`] + GEMM and [`winograd`]. Both run on the same
+//! GEMM (`gemm.rs`) and task runner (`ops::parallel`), and neither calls the other.
 #[cfg(feature = "flex")]
 mod autodiff;
-pub mod kernel;
+mod gemm;
+pub mod im2col;
 pub mod winograd;
 
 #[cfg(feature = "flex")]
@@ -20,6 +25,63 @@ use burn::nn::conv::Conv2d;
 #[cfg(feature = "flex")]
 use burn::tensor::TensorData;
 use burn::tensor::{DType, Tensor};
+
+/// Shape of one convolution: `batch x c_in x h x w` to `batch x c_out x h x w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    pub batch: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Dims {
+    /// Pixels per plane, `h * w`.
+    fn plane(&self) -> usize {
+        self.h * self.w
+    }
+}
+
+/// `y = conv3x3(x, weight)`; `x` is `[batch, c_in, h, w]`, `weight` `[c_out, c_in, 3, 3]`,
+/// the result `[batch, c_out, h, w]`. Winograd where it is faster (see [`winograd::pays`]),
+/// im2col + GEMM elsewhere.
+pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
+    if winograd::pays(&d) {
+        winograd::forward(x, weight, d)
+    } else {
+        im2col::forward(x, weight, d)
+    }
+}
+
+/// Gradient of the input: a 3x3 convolution of `dy` with the weights flipped in space and with
+/// input and output channels swapped.
+pub fn input_grad(dy: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
+    let mut flipped = vec![0.0f32; weight.len()];
+    for co in 0..d.c_out {
+        for ci in 0..d.c_in {
+            for kk in 0..9 {
+                flipped[(ci * d.c_out + co) * 9 + (8 - kk)] = weight[(co * d.c_in + ci) * 9 + kk];
+            }
+        }
+    }
+    let swapped = Dims {
+        c_in: d.c_out,
+        c_out: d.c_in,
+        ..d
+    };
+    forward(dy, &flipped, swapped)
+}
+
+/// Gradient of the weights, `[c_out, c_in, 3, 3]`: Winograd where it is faster, im2col + GEMM
+/// elsewhere.
+pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
+    if winograd::pays_for_weight_grad(&d) {
+        winograd::weight_grad(x, dy, d)
+    } else {
+        im2col::weight_grad(x, dy, d)
+    }
+}
 
 /// 3x3 convolution, stride 1, zero padding 1, no bias, one group, in NCHW layout.
 #[cfg(feature = "flex")]
@@ -38,9 +100,9 @@ pub trait Conv3x3Backend: Backend {
 }
 
 #[cfg(feature = "flex")]
-fn dims(x: &FlexTensor, c_out: usize) -> kernel::Dims {
+fn dims(x: &FlexTensor, c_out: usize) -> Dims {
     let s = x.layout().shape();
-    kernel::Dims {
+    Dims {
         batch: s[0],
         c_in: s[1],
         c_out,
@@ -59,7 +121,7 @@ impl Conv3x3Backend for Flex {
     fn conv3x3(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
         let d = dims(&x, weight.layout().shape()[0]);
-        let y = kernel::forward(x.storage::<f32>(), weight.storage::<f32>(), d);
+        let y = forward(x.storage::<f32>(), weight.storage::<f32>(), d);
         f32_tensor(y, [d.batch, d.c_out, d.h, d.w])
     }
 
@@ -67,21 +129,21 @@ impl Conv3x3Backend for Flex {
         let (dy, weight) = (dy.to_contiguous(), weight.to_contiguous());
         let c_in = weight.layout().shape()[1];
         let s = dy.layout().shape();
-        let d = kernel::Dims {
+        let d = Dims {
             batch: s[0],
             c_in,
             c_out: s[1],
             h: s[2],
             w: s[3],
         };
-        let dx = kernel::input_grad(dy.storage::<f32>(), weight.storage::<f32>(), d);
+        let dx = input_grad(dy.storage::<f32>(), weight.storage::<f32>(), d);
         f32_tensor(dx, [d.batch, d.c_in, d.h, d.w])
     }
 
     fn conv3x3_weight_grad(x: FlexTensor, dy: FlexTensor, c_out: usize) -> FlexTensor {
         let (x, dy) = (x.to_contiguous(), dy.to_contiguous());
         let d = dims(&x, c_out);
-        let dw = kernel::weight_grad(x.storage::<f32>(), dy.storage::<f32>(), d);
+        let dw = weight_grad(x.storage::<f32>(), dy.storage::<f32>(), d);
         f32_tensor(dw, [d.c_out, d.c_in, 3, 3])
     }
 }
@@ -117,5 +179,5 @@ pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     unreachable!("the fast path needs the flex feature")
 }
 
-#[cfg(all(test, feature = "flex"))]
+#[cfg(test)]
 mod tests;

@@ -1,10 +1,53 @@
-//! The fast kernel against burn's own convolution on random inputs, forward and backward.
+//! The two algorithms against the definition and each other on plain slices, and the fast path
+//! against burn's own convolution on random inputs, forward and backward.
+#[cfg(feature = "flex")]
 use burn::nn::PaddingConfig2d;
+#[cfg(feature = "flex")]
 use burn::nn::conv::Conv2dConfig;
+#[cfg(feature = "flex")]
 use burn::tensor::{Distribution, Tensor, Tolerance};
 
+use super::im2col::tests::{assert_close, dims, pseudo_random, reference};
 use super::*;
 
+#[test]
+fn winograd_matches_the_definition() {
+    // Odd and even sides (clipped last tile), one tile row per task and many, several images
+    // in one task.
+    for d in [
+        dims(2, 3, 5, 7, 6),
+        dims(1, 2, 3, 301, 257),
+        dims(3, 1, 1, 1, 2),
+        dims(5, 16, 8, 6, 5),
+        dims(2, 1, 2, 1, 1),
+    ] {
+        let x = pseudo_random(d.batch * d.c_in * d.plane(), 3);
+        let w = pseudo_random(d.c_out * d.c_in * 9, 4);
+        let got = winograd::forward(&x, &w, d);
+        let want = reference(&x, &w, d);
+        assert_close(&got, &want, 1e-4, d);
+    }
+}
+
+#[test]
+fn winograd_weight_gradient_matches_im2col() {
+    for d in [
+        dims(2, 3, 5, 7, 6),
+        dims(1, 2, 3, 61, 57),
+        dims(3, 1, 1, 1, 2),
+        dims(5, 16, 8, 6, 5),
+        dims(2, 1, 2, 1, 1),
+    ] {
+        let x = pseudo_random(d.batch * d.c_in * d.plane(), 5);
+        let dy = pseudo_random(d.batch * d.c_out * d.plane(), 6);
+        let got = winograd::weight_grad(&x, &dy, d);
+        let want = im2col::weight_grad(&x, &dy, d);
+        let scale = want.iter().map(|v| v.abs()).fold(1.0f32, f32::max);
+        assert_close(&got, &want, 1e-4 * scale, d);
+    }
+}
+
+#[cfg(feature = "flex")]
 fn conv(c_in: usize, c_out: usize, device: &burn::tensor::Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -12,10 +55,12 @@ fn conv(c_in: usize, c_out: usize, device: &burn::tensor::Device) -> Conv2d {
         .init(device)
 }
 
+#[cfg(feature = "flex")]
 fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
     (a - b).abs().max().into_scalar()
 }
 
+#[cfg(feature = "flex")]
 #[test]
 fn forward_and_gradients_match_burns_convolution() {
     let device = burn::tensor::Device::flex().autodiff();
@@ -65,6 +110,7 @@ fn forward_and_gradients_match_burns_convolution() {
     }
 }
 
+#[cfg(feature = "flex")]
 #[test]
 fn other_convolutions_fall_back_to_burn() {
     let device = burn::tensor::Device::flex();

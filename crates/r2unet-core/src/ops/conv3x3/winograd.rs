@@ -1,4 +1,4 @@
-//! The same 3x3 convolution as [`super::kernel::forward`] by Winograd's minimal filtering
+//! The same 3x3 convolution as [`super::im2col::forward`] by Winograd's minimal filtering
 //! F(2x2, 3x3) (Lavin & Gray 2016): every 2x2 block of outputs from a 4x4 block of inputs with
 //! 16 multiplications per (input, output) channel pair instead of 36.
 //!
@@ -14,7 +14,9 @@
 //! even[t + 1], odd[t + 1]`. Tiles are numbered by (image, tile row, tile column), and a task
 //! takes consecutive tile rows, across images where the images are small, so that the 12x12 and
 //! 6x6 planes of a batch of patches still make GEMMs of useful size.
-use super::kernel::{Dims, OutPtr, gemm};
+use super::Dims;
+use super::gemm::gemm;
+use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
 
 /// Whether Winograd beats im2col + GEMM on this shape. Measured with the kernel bench
 /// (`examples/kernel_bench.rs`, bench/NOTES.md section 10): from 32 channels it wins on every
@@ -344,7 +346,7 @@ fn grad_transform(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
     grad_body(y, out)
 }
 
-/// The weights' gradient, as [`super::kernel::weight_grad`]: per product position `xi`,
+/// The weights' gradient, as [`super::im2col::weight_grad`]: per product position `xi`,
 /// `sum over tiles of (A dY A^T)[xi] (B^T x B)[xi]^T` (a GEMM with the tiles as its long inner
 /// dimension), then `G^T . G` back to 3x3.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
@@ -361,7 +363,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
     let (rl, plane, c_in, c_out) = (tw + 1, d.h * d.w, d.c_in, d.c_out);
     let pairs = c_out * c_in;
-    let task = |acc: &mut Vec<f32>, &(g0, _, nrows): &(usize, usize, usize)| {
+    let task = |acc: &mut [f32], &(g0, _, nrows): &(usize, usize, usize)| {
         let n = nrows * rl;
         SCRATCH.with(|s| {
             let s = &mut *s.borrow_mut();
@@ -430,7 +432,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
             }
         });
     };
-    let acc = super::kernel::sum_over_tasks(&tasks(&d), 16 * pairs, task);
+    let acc = sum_over_tasks(&tasks(&d), 16 * pairs, task);
     // dW = G^T Wd G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
     let gt = |k: usize, q: [f32; 4]| match k {
         0 => q[0] + 0.5 * (q[1] + q[2]),
@@ -453,7 +455,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     dw
 }
 
-/// `y = conv3x3(x, weight)`, as [`super::kernel::forward`].
+/// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     assert_eq!(
         x.len(),
@@ -468,10 +470,12 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     let len = d.batch * d.c_out * plane;
     // Every output element is written exactly once by the output transform.
     let mut y: Vec<f32> = Vec::with_capacity(len);
-    let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    // SAFETY: `y` has room for `len` floats and is left alone until `set_len` below, after the
+    // tasks; each task writes the output rows of its own tile rows.
+    let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
     let (c_in, c_out) = (d.c_in, d.c_out);
     let rl = tw + 1;
-    super::kernel::for_each_task(&tasks, |&(g0, _, nrows)| {
+    for_each_task(&tasks, |&(g0, _, nrows)| {
         let n = nrows * rl;
         SCRATCH.with(|s| {
             let s = &mut *s.borrow_mut();
@@ -521,14 +525,10 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                         if r >= d.h {
                             continue;
                         }
+                        let at = (b * c_out + co) * plane + r * d.w;
                         // SAFETY: row r of channel co of image b belongs to this task's tile rows
-                        // only, and lies inside `y`'s allocation.
-                        let row = unsafe {
-                            std::slice::from_raw_parts_mut(
-                                out.get().add((b * c_out + co) * plane + r * d.w),
-                                d.w,
-                            )
-                        };
+                        // only.
+                        let row = unsafe { out.slice_mut(at..at + d.w) };
                         let even = &yb[c0 * n + gi * rl..][..tw];
                         let odd = &yb[c1 * n + gi * rl..][..tw];
                         let pairs = d.w / 2;

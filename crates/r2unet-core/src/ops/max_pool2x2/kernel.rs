@@ -4,7 +4,7 @@
 //! batch of 32 x 16 x 48 x 48, a fifth of what the convolution next to it takes. Here each output
 //! row is read from its two input rows in one pass.
 
-use crate::ops::OutPtr;
+use crate::ops::parallel::{SharedOut, for_each_index};
 
 /// `planes` planes of `h x w` (both even) to `planes` planes of `h/2 x w/2`.
 pub fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
@@ -15,10 +15,13 @@ pub fn forward(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
     assert_eq!(x.len(), planes * h * w, "max_pool2x2: input length");
     let (oh, ow) = (h / 2, w / 2);
     let mut y: Vec<f32> = Vec::with_capacity(planes * oh * ow);
-    let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
-    crate::ops::for_each_index(planes, |p| {
+    // SAFETY: `y` has room for `planes * oh * ow` floats and is left alone until `set_len`
+    // below, after the tasks; each task writes its own plane.
+    let out =
+        unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), planes * oh * ow) };
+    for_each_index(planes, |p| {
         // SAFETY: plane `p` of `y` is written by this task only, every element once.
-        let y = unsafe { std::slice::from_raw_parts_mut(out.get().add(p * oh * ow), oh * ow) };
+        let y = unsafe { out.slice_mut(p * oh * ow..(p + 1) * oh * ow) };
         let x = &x[p * h * w..(p + 1) * h * w];
         for (i, row) in y.chunks_exact_mut(ow).enumerate() {
             let (r0, r1) = (
@@ -49,10 +52,13 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], planes: usize, h: usize, w: us
         "max_pool2x2: output length"
     );
     let mut dx: Vec<f32> = Vec::with_capacity(x.len());
-    let out = OutPtr(dx.spare_capacity_mut().as_mut_ptr().cast::<f32>());
-    crate::ops::for_each_index(planes, |p| {
+    // SAFETY: `dx` has room for `planes * h * w` floats and is left alone until `set_len` below,
+    // after the tasks; each task writes its own plane.
+    let out =
+        unsafe { SharedOut::new(dx.spare_capacity_mut().as_mut_ptr().cast(), planes * h * w) };
+    for_each_index(planes, |p| {
         // SAFETY: plane `p` of `dx` is written by this task only, every element once.
-        let dx = unsafe { std::slice::from_raw_parts_mut(out.get().add(p * h * w), h * w) };
+        let dx = unsafe { out.slice_mut(p * h * w..(p + 1) * h * w) };
         let x = &x[p * h * w..(p + 1) * h * w];
         let (y, dy) = (
             &y[p * oh * ow..(p + 1) * oh * ow],

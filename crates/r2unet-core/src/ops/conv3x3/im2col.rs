@@ -11,41 +11,29 @@
 //! Work is split into (image, band of rows) tasks so that a batch of small patches and a single
 //! large image both keep every thread busy, and so that an im2col band stays in the L2 cache.
 
-/// Shape of one convolution: `batch x c_in x h x w` to `batch x c_out x h x w`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dims {
-    pub batch: usize,
-    pub c_in: usize,
-    pub c_out: usize,
-    pub h: usize,
-    pub w: usize,
+use super::Dims;
+use super::gemm::gemm;
+use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
+
+/// Rows per band: the im2col band (`9 * c_in * rows * w` floats) near 128 K floats (512 KiB).
+fn band_rows(d: &Dims) -> usize {
+    const TARGET: usize = 128 * 1024;
+    (TARGET / (9 * d.c_in * d.w).max(1)).clamp(1, d.h)
 }
 
-impl Dims {
-    fn plane(&self) -> usize {
-        self.h * self.w
-    }
-
-    /// Rows per band: the im2col band (`9 * c_in * rows * w` floats) near 128 K floats (512 KiB).
-    fn band_rows(&self) -> usize {
-        const TARGET: usize = 128 * 1024;
-        (TARGET / (9 * self.c_in * self.w).max(1)).clamp(1, self.h)
-    }
-
-    /// (image, first row, rows) for every task.
-    fn tasks(&self) -> Vec<(usize, usize, usize)> {
-        let rows = self.band_rows();
-        let mut tasks = Vec::with_capacity(self.batch * self.h.div_ceil(rows));
-        for b in 0..self.batch {
-            let mut r0 = 0;
-            while r0 < self.h {
-                let n = rows.min(self.h - r0);
-                tasks.push((b, r0, n));
-                r0 += n;
-            }
+/// (image, first row, rows) for every task.
+fn tasks(d: &Dims) -> Vec<(usize, usize, usize)> {
+    let rows = band_rows(d);
+    let mut tasks = Vec::with_capacity(d.batch * d.h.div_ceil(rows));
+    for b in 0..d.batch {
+        let mut r0 = 0;
+        while r0 < d.h {
+            let n = rows.min(d.h - r0);
+            tasks.push((b, r0, n));
+            r0 += n;
         }
-        tasks
     }
+    tasks
 }
 
 /// Fills `col` (`[c*9, rows*w]`, row-major) with the 3x3 neighbourhoods of output rows
@@ -92,48 +80,6 @@ fn im2col_band(x: &[f32], c: usize, h: usize, w: usize, r0: usize, rows: usize, 
     }
 }
 
-/// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]` with explicit strides (row stride, column stride).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn gemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_strides: (isize, isize),
-    accumulate: bool,
-    lhs: *const f32,
-    lhs_strides: (isize, isize),
-    rhs: *const f32,
-    rhs_strides: (isize, isize),
-) {
-    // SAFETY: every caller passes pointers into live buffers whose extents cover
-    // `m x k`, `k x n` and `m x n` elements at the given strides, and `dst` does not alias
-    // the inputs.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            dst_strides.1,
-            dst_strides.0,
-            accumulate,
-            lhs,
-            lhs_strides.1,
-            lhs_strides.0,
-            rhs,
-            rhs_strides.1,
-            rhs_strides.0,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 thread_local! {
     /// Each thread's im2col band, reused across calls: a fresh zeroed buffer per band cost
     /// about 5% of a training step in `memset` alone.
@@ -152,35 +98,8 @@ fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-pub(super) use crate::ops::OutPtr;
-
-#[cfg(feature = "native")]
-pub(super) fn for_each_task<F: Fn(&(usize, usize, usize)) + Send + Sync>(
-    tasks: &[(usize, usize, usize)],
-    f: F,
-) {
-    use rayon::prelude::*;
-    tasks.par_iter().for_each(f);
-}
-
-#[cfg(not(feature = "native"))]
-pub(super) fn for_each_task<F: Fn(&(usize, usize, usize))>(tasks: &[(usize, usize, usize)], f: F) {
-    tasks.iter().for_each(f);
-}
-
-/// `y = conv3x3(x, weight)`; `x` is `[batch, c_in, h, w]`, `weight` `[c_out, c_in, 3, 3]`,
-/// the result `[batch, c_out, h, w]`. Winograd where it is faster (see
-/// [`super::winograd::pays`]), im2col + GEMM elsewhere.
+/// [`super::forward`] as im2col + GEMM.
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
-    if super::winograd::pays(&d) {
-        super::winograd::forward(x, weight, d)
-    } else {
-        im2col_forward(x, weight, d)
-    }
-}
-
-/// [`forward`] as im2col + GEMM.
-pub fn im2col_forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     assert_eq!(
         x.len(),
         d.batch * d.c_in * d.plane(),
@@ -191,18 +110,20 @@ pub fn im2col_forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     let len = d.batch * d.c_out * plane;
     // The tasks' GEMMs write every element (without reading it), so no zeroing first.
     let mut y: Vec<f32> = Vec::with_capacity(len);
-    let out = OutPtr(y.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    // SAFETY: `y` has room for `len` floats and is left alone until `set_len` below, after the
+    // tasks; each task writes the rows of its own (image, band).
+    let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
     let k = d.c_in * 9;
-    for_each_task(&d.tasks(), |&(b, r0, rows)| {
+    for_each_task(&tasks(&d), |&(b, r0, rows)| {
         let n = rows * d.w;
         with_col(k * n, |col| {
             let image = &x[b * d.c_in * plane..(b + 1) * d.c_in * plane];
             im2col_band(image, d.c_in, d.h, d.w, r0, rows, col);
             // Output rows r0..r0+rows of every channel of image b: a [c_out, n] block with row
             // stride `plane`.
-            // SAFETY: the offset is inside `y` (b < batch, r0 < h); this task alone writes the
-            // band's rows, through `gemm` below.
-            let dst = unsafe { out.get().add(b * d.c_out * plane + r0 * d.w) };
+            // The offset is inside `y` (b < batch, r0 < h); this task alone writes the band's
+            // rows, through `gemm` below.
+            let dst = out.at(b * d.c_out * plane + r0 * d.w);
             gemm(
                 d.c_out,
                 n,
@@ -223,37 +144,8 @@ pub fn im2col_forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     y
 }
 
-/// Gradient of the input: a 3x3 convolution of `dy` with the weights flipped in space and with
-/// input and output channels swapped.
-pub fn input_grad(dy: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
-    let mut flipped = vec![0.0f32; weight.len()];
-    for co in 0..d.c_out {
-        for ci in 0..d.c_in {
-            for kk in 0..9 {
-                flipped[(ci * d.c_out + co) * 9 + (8 - kk)] = weight[(co * d.c_in + ci) * 9 + kk];
-            }
-        }
-    }
-    let swapped = Dims {
-        c_in: d.c_out,
-        c_out: d.c_in,
-        ..d
-    };
-    forward(dy, &flipped, swapped)
-}
-
-/// Gradient of the weights, `[c_out, c_in, 3, 3]`: Winograd where it is faster, im2col + GEMM
-/// elsewhere.
+/// [`super::weight_grad`] as `sum over images and pixels of dy * im2col(x)^T`.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
-    if super::winograd::pays_for_weight_grad(&d) {
-        super::winograd::weight_grad(x, dy, d)
-    } else {
-        im2col_weight_grad(x, dy, d)
-    }
-}
-
-/// Gradient of the weights: `sum over images and pixels of dy * im2col(x)^T`, `[c_out, c_in, 3, 3]`.
-pub fn im2col_weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     assert_eq!(
         x.len(),
         d.batch * d.c_in * d.plane(),
@@ -267,7 +159,7 @@ pub fn im2col_weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     let plane = d.plane();
     let k = d.c_in * 9;
     let size = d.c_out * k;
-    let task = |acc: &mut Vec<f32>, &(b, r0, rows): &(usize, usize, usize)| {
+    let task = |acc: &mut [f32], &(b, r0, rows): &(usize, usize, usize)| {
         let n = rows * d.w;
         with_col(k * n, |col| {
             im2col_band(
@@ -295,44 +187,15 @@ pub fn im2col_weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
             );
         });
     };
-    sum_over_tasks(&d.tasks(), size, task)
-}
-
-/// Runs `task` on every task with a zeroed accumulator of `size` floats per thread and returns
-/// the accumulators' sum (the weight gradients: a sum over images and pixels).
-pub(super) fn sum_over_tasks<F>(tasks: &[(usize, usize, usize)], size: usize, task: F) -> Vec<f32>
-where
-    F: Fn(&mut Vec<f32>, &(usize, usize, usize)) + Send + Sync,
-{
-    #[cfg(feature = "native")]
-    {
-        use rayon::prelude::*;
-        let zeros = || vec![0.0f32; size];
-        tasks
-            .par_iter()
-            .fold(zeros, |mut acc, t| {
-                task(&mut acc, t);
-                acc
-            })
-            .reduce(zeros, |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            })
-    }
-    #[cfg(not(feature = "native"))]
-    {
-        let mut acc = vec![0.0f32; size];
-        tasks.iter().for_each(|t| task(&mut acc, t));
-        acc
-    }
+    sum_over_tasks(&tasks(&d), size, task)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Direct definition, for checking.
-    fn reference(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
+    pub(in crate::ops::conv3x3) fn reference(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
         let mut y = vec![0.0f32; d.batch * d.c_out * d.plane()];
         for b in 0..d.batch {
             for co in 0..d.c_out {
@@ -364,7 +227,13 @@ mod tests {
         y
     }
 
-    fn dims(batch: usize, c_in: usize, c_out: usize, h: usize, w: usize) -> Dims {
+    pub(in crate::ops::conv3x3) fn dims(
+        batch: usize,
+        c_in: usize,
+        c_out: usize,
+        h: usize,
+        w: usize,
+    ) -> Dims {
         Dims {
             batch,
             c_in,
@@ -375,7 +244,12 @@ mod tests {
     }
 
     /// The largest absolute difference, checked against `tolerance`.
-    fn assert_close(got: &[f32], want: &[f32], tolerance: f32, d: Dims) {
+    pub(in crate::ops::conv3x3) fn assert_close(
+        got: &[f32],
+        want: &[f32],
+        tolerance: f32,
+        d: Dims,
+    ) {
         assert_eq!(got.len(), want.len(), "{d:?}");
         let err = got
             .iter()
@@ -385,7 +259,7 @@ mod tests {
         assert!(err < tolerance, "{d:?}: max error {err}");
     }
 
-    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+    pub(in crate::ops::conv3x3) fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..n)
             .map(|_| {
@@ -408,46 +282,9 @@ mod tests {
         ] {
             let x = pseudo_random(d.batch * d.c_in * d.plane(), 1);
             let w = pseudo_random(d.c_out * d.c_in * 9, 2);
-            let got = im2col_forward(&x, &w, d);
+            let got = forward(&x, &w, d);
             let want = reference(&x, &w, d);
             assert_close(&got, &want, 1e-4, d);
-        }
-    }
-
-    #[test]
-    fn winograd_matches_the_definition() {
-        // Odd and even sides (clipped last tile), one tile row per task and many, several images
-        // in one task.
-        for d in [
-            dims(2, 3, 5, 7, 6),
-            dims(1, 2, 3, 301, 257),
-            dims(3, 1, 1, 1, 2),
-            dims(5, 16, 8, 6, 5),
-            dims(2, 1, 2, 1, 1),
-        ] {
-            let x = pseudo_random(d.batch * d.c_in * d.plane(), 3);
-            let w = pseudo_random(d.c_out * d.c_in * 9, 4);
-            let got = crate::ops::conv3x3::winograd::forward(&x, &w, d);
-            let want = reference(&x, &w, d);
-            assert_close(&got, &want, 1e-4, d);
-        }
-    }
-
-    #[test]
-    fn winograd_weight_gradient_matches_im2col() {
-        for d in [
-            dims(2, 3, 5, 7, 6),
-            dims(1, 2, 3, 61, 57),
-            dims(3, 1, 1, 1, 2),
-            dims(5, 16, 8, 6, 5),
-            dims(2, 1, 2, 1, 1),
-        ] {
-            let x = pseudo_random(d.batch * d.c_in * d.plane(), 5);
-            let dy = pseudo_random(d.batch * d.c_out * d.plane(), 6);
-            let got = crate::ops::conv3x3::winograd::weight_grad(&x, &dy, d);
-            let want = im2col_weight_grad(&x, &dy, d);
-            let scale = want.iter().map(|v| v.abs()).fold(1.0f32, f32::max);
-            assert_close(&got, &want, 1e-4 * scale, d);
         }
     }
 }

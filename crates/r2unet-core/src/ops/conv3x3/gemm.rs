@@ -1,0 +1,45 @@
+//! The matrix product under both 3x3 algorithms: the `gemm` crate (the GEMM burn-flex uses, same
+//! version), called on raw strided pointers and on one thread, since the callers' tasks are the
+//! parallelism.
+
+/// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]` with explicit strides (row stride, column stride).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_strides: (isize, isize),
+    accumulate: bool,
+    lhs: *const f32,
+    lhs_strides: (isize, isize),
+    rhs: *const f32,
+    rhs_strides: (isize, isize),
+) {
+    // SAFETY: every caller passes pointers into live buffers whose extents cover
+    // `m x k`, `k x n` and `m x n` elements at the given strides, and `dst` does not alias
+    // the inputs.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dst_strides.1,
+            dst_strides.0,
+            accumulate,
+            lhs,
+            lhs_strides.1,
+            lhs_strides.0,
+            rhs,
+            rhs_strides.1,
+            rhs_strides.0,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
