@@ -5,6 +5,11 @@ use thiserror::Error;
 /// Result alias used throughout the crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The cause of an error, from a dependency whose error type this crate does not name (burn's
+/// read-back and data errors). Kept as the error's `source()`, not flattened into its message, so
+/// that a caller printing the chain (`{:#}` in the CLI) shows it once.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Everything that can go wrong between bytes and a mask.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -41,6 +46,23 @@ pub enum Error {
     /// given to the lung model), refused rather than turned into a meaningless mask.
     #[error("not an input for the {task} model: {reason}")]
     Unsuitable { task: &'static str, reason: String },
+    /// The bytes are not a burnpack container (or one cut short).
+    #[error("invalid weights: not a burnpack file, or cut short")]
+    NotBurnpack(#[source] burn_pack::Error),
+    /// A tensor of a weights file cannot be read as the numbers it declares.
+    #[error("invalid weights: tensor '{name}' cannot be read")]
+    WeightsTensor {
+        name: String,
+        #[source]
+        source: Cause,
+    },
+    /// Reading results back from the compute device failed (a lost device, a failed map).
+    #[error("backend error: reading {what} back from the device failed")]
+    ReadBack {
+        what: &'static str,
+        #[source]
+        source: Cause,
+    },
     /// A weights file cannot be read as an r2unet model.
     #[error("invalid weights: {0}")]
     Weights(String),

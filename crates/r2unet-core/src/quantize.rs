@@ -10,7 +10,7 @@ use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{ModuleAdapter, ModuleContext, ModuleSnapshot};
 use burn::tensor::{DType, TensorData};
 
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::model::R2UNet;
 
 /// Largest stored magnitude: 7-bit levels (-63..=63) in i8 storage. The download is what counts
@@ -33,11 +33,14 @@ pub fn scales_of(model: &R2UNet) -> Result<Scales> {
         if tensor.dtype != DType::F32 || tensor.shape.len() != 4 || numel < MIN_ELEMENTS {
             continue;
         }
-        let data = burn::store::bridge::to_data(&tensor)
-            .map_err(|e| Error::Weights(format!("{}: {e:?}", tensor.name)))?;
+        let unreadable = |e: Cause| Error::WeightsTensor {
+            name: tensor.name.clone(),
+            source: e,
+        };
+        let data = burn::store::bridge::to_data(&tensor).map_err(|e| unreadable(Box::new(e)))?;
         let values = data
             .as_slice::<f32>()
-            .map_err(|e| Error::Weights(format!("{}: {e:?}", tensor.name)))?;
+            .map_err(|e| unreadable(Box::new(e)))?;
         scales.insert(
             tensor.name.clone(),
             slice_scales(values, numel / tensor.shape[0]),

@@ -81,8 +81,7 @@ pub fn to_bytes(model: &R2UNet, bundle: &ModelBundle, precision: Precision) -> R
 
 /// The burnpack container of a weights file, or an error saying it is none.
 fn pack_reader(bytes: &[u8]) -> Result<burn_pack::Reader> {
-    burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))
+    burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec())).map_err(Error::NotBurnpack)
 }
 
 /// Reads only the configs of a weights file.
@@ -167,7 +166,7 @@ pub fn load_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
                 .map_err(|e| Error::Weights(format!("int8 scales: {e}")))?;
             let stored: Vec<_> = reader
                 .into_tensors()
-                .map_err(|e| Error::Weights(format!("not a burnpack file, or cut short ({e:?})")))?
+                .map_err(Error::NotBurnpack)?
                 .into_iter()
                 .map(|t| (t.name, t.dtype, t.shape.to_vec()))
                 .collect();

@@ -84,13 +84,14 @@ impl Engine {
         let side = bundle.model.size_multiple().max(8) * 2;
         let x = Tensor::<4>::zeros([1, bundle.model.in_channels, side, side], &self.device);
         let y = self.model.forward(x);
-        let data = y
-            .into_data_async()
-            .await
-            .map_err(|e| Error::Backend(format!("warm-up read-back failed: {e:?}")))?;
-        let values = data
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let data = y.into_data_async().await.map_err(|e| Error::ReadBack {
+            what: "the warm-up pass",
+            source: Box::new(e),
+        })?;
+        let values = data.try_to_vec::<f32>().map_err(|e| Error::ReadBack {
+            what: "the warm-up pass",
+            source: Box::new(e),
+        })?;
         if values.iter().any(|v| !v.is_finite()) {
             return Err(Error::Backend(
                 "warm-up forward pass gave non-finite values".into(),

@@ -37,12 +37,23 @@ fn to_js(e: Error) -> JsValue {
         | Error::TooLarge { .. }
         | Error::SizeMismatch { .. }
         | Error::Unsuitable { .. } => "InputError",
-        Error::Weights(_) | Error::WeightsMismatch(_) => "WeightsError",
+        Error::Weights(_)
+        | Error::WeightsMismatch(_)
+        | Error::NotBurnpack(_)
+        | Error::WeightsTensor { .. } => "WeightsError",
         Error::Config(_) => "ConfigError",
-        Error::Backend(_) => "BackendError",
+        Error::Backend(_) | Error::ReadBack { .. } => "BackendError",
         _ => "Error",
     };
-    js_error(name, &e.to_string())
+    // The message and its causes, as the CLI prints them.
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    js_error(name, &message)
 }
 
 fn config_error(message: String) -> JsValue {

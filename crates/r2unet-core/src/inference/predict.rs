@@ -67,8 +67,10 @@ fn forward_probabilities(model: &R2UNet, x: Tensor<4>, flips: bool) -> Tensor<4>
 }
 
 fn to_vec(data: TensorData) -> Result<Vec<f32>> {
-    data.try_to_vec::<f32>()
-        .map_err(|e| Error::Backend(format!("{e:?}")))
+    data.try_to_vec::<f32>().map_err(|e| Error::ReadBack {
+        what: "the probabilities",
+        source: Box::new(e),
+    })
 }
 
 /// Probabilities at model resolution (`prepared.height x prepared.width`), blocking.
@@ -87,9 +89,10 @@ pub fn probabilities(
     for tiles in plan.positions.chunks(batch) {
         let x = batch_tensor(&plan, prepared, tiles, device);
         let probs = forward_probabilities(model, x, tiling.flips);
-        let data = probs
-            .try_into_data()
-            .map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let data = probs.try_into_data().map_err(|e| Error::ReadBack {
+            what: "the probabilities",
+            source: Box::new(e),
+        })?;
         acc.add(tiles, &to_vec(data)?);
         done += tiles.len();
         progress(done, total);
@@ -113,10 +116,10 @@ pub async fn probabilities_async(
     for tiles in plan.positions.chunks(batch) {
         let x = batch_tensor(&plan, prepared, tiles, device);
         let probs = forward_probabilities(model, x, tiling.flips);
-        let data = probs
-            .into_data_async()
-            .await
-            .map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let data = probs.into_data_async().await.map_err(|e| Error::ReadBack {
+            what: "the probabilities",
+            source: Box::new(e),
+        })?;
         acc.add(tiles, &to_vec(data)?);
         done += tiles.len();
         progress(done, total);
