@@ -46,6 +46,20 @@ pub enum Error {
     /// given to the lung model), refused rather than turned into a meaningless mask.
     #[error("not an input for the {task} model: {reason}")]
     Unsuitable { task: &'static str, reason: String },
+    /// A weights file whose digest does not match its bytes: corrupted (a flipped bit, a bad
+    /// download or disk) or edited.
+    #[error(
+        "invalid weights: the file's bytes do not match its SHA-256 digest (corrupted or changed \
+         since it was written); download or copy it again"
+    )]
+    DigestMismatch,
+    /// A weights file without the digest that every file r2unet writes carries: written before
+    /// the digest existed, or cut short.
+    #[error(
+        "invalid weights: no integrity digest at the end of the file (cut short, or written \
+         before r2unet added one: `r2unet export --weights OLD --out NEW` adds it)"
+    )]
+    NoDigest,
     /// The bytes are not a burnpack container (or one cut short).
     #[error("invalid weights: not a burnpack file, or cut short")]
     NotBurnpack(#[source] burn_pack::Error),

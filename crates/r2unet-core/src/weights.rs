@@ -1,10 +1,13 @@
 //! Weights files: burn's burnpack format with the model and preprocessing configs in its
 //! metadata, so a file of another architecture, task or channel count is refused with a message
-//! instead of loading garbage or panicking.
+//! instead of loading garbage or panicking; then a trailer with the SHA-256 of everything before
+//! it, so that a file changed anywhere (a flipped bit on disk or in a download) is refused too,
+//! rather than loading slightly wrong weights that still make a plausible mask.
 use std::collections::BTreeMap;
 
 use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
 use burn::tensor::{Bytes, Device};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, R2UNet};
@@ -19,6 +22,52 @@ const KEY_PREPROCESS: &str = "r2unet.preprocess";
 const KEY_INFO: &str = "r2unet.info";
 const KEY_PRECISION: &str = "r2unet.precision";
 const KEY_SCALES: &str = "r2unet.int8_scales";
+
+/// Ends every weights file: the SHA-256 of the burnpack bytes before it, then this tag.
+const DIGEST_TAG: &[u8; 8] = b"r2unet#1";
+const TRAILER_LEN: usize = 32 + DIGEST_TAG.len();
+
+/// `pack` with its digest trailer appended.
+fn seal(mut pack: Vec<u8>) -> Vec<u8> {
+    let digest = Sha256::digest(&pack);
+    pack.extend_from_slice(&digest);
+    pack.extend_from_slice(DIGEST_TAG);
+    pack
+}
+
+/// The burnpack bytes of a weights file, after checking its digest.
+fn unseal(bytes: &[u8]) -> Result<&[u8]> {
+    if bytes.is_empty() {
+        return Err(Error::Weights("the file is empty (0 bytes)".into()));
+    }
+    let tagged = bytes.len() >= TRAILER_LEN && bytes.ends_with(DIGEST_TAG);
+    if !tagged {
+        // Say what the file is: not a burnpack at all (or one cut short), or one from before
+        // the digest.
+        pack_reader(bytes)?;
+        return Err(Error::NoDigest);
+    }
+    let (pack, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
+    let digest = &trailer[..32];
+    if Sha256::digest(pack).as_slice() != digest {
+        return Err(Error::DigestMismatch);
+    }
+    Ok(pack)
+}
+
+/// A weights file written before files carried a digest, sealed as it is: for `r2unet export`,
+/// the way to bring such a file up to date. A file that has a digest is checked instead.
+pub fn seal_legacy(bytes: &[u8]) -> Result<Vec<u8>> {
+    match unseal(bytes) {
+        Ok(_) => Ok(bytes.to_vec()),
+        Err(Error::NoDigest) => {
+            // Only a readable r2unet file is worth sealing.
+            read_bundle_of_pack(bytes)?;
+            Ok(seal(bytes.to_vec()))
+        }
+        Err(e) => Err(e),
+    }
+}
 
 /// Everything about a model except its tensors.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +125,7 @@ pub fn to_bytes(model: &R2UNet, bundle: &ModelBundle, precision: Precision) -> R
     let bytes = store
         .get_bytes()
         .map_err(|e| Error::Weights(e.to_string()))?;
-    Ok(bytes.to_vec())
+    Ok(seal(bytes.to_vec()))
 }
 
 /// The burnpack container of a weights file, or an error saying it is none.
@@ -86,9 +135,10 @@ fn pack_reader(bytes: &[u8]) -> Result<burn_pack::Reader> {
 
 /// Reads only the configs of a weights file.
 pub fn read_bundle(bytes: &[u8]) -> Result<ModelBundle> {
-    if bytes.is_empty() {
-        return Err(Error::Weights("the file is empty (0 bytes)".into()));
-    }
+    read_bundle_of_pack(unseal(bytes)?)
+}
+
+fn read_bundle_of_pack(bytes: &[u8]) -> Result<ModelBundle> {
     let reader = pack_reader(bytes)?;
     let meta = reader.metadata();
     let get = |key: &str| {
@@ -131,7 +181,7 @@ pub fn read_bundle(bytes: &[u8]) -> Result<ModelBundle> {
 
 /// The storage precision a weights file declares (`f32` for files that predate the key).
 pub fn stored_precision(bytes: &[u8]) -> Result<String> {
-    let reader = pack_reader(bytes)?;
+    let reader = pack_reader(unseal(bytes)?)?;
     Ok(reader
         .metadata()
         .get(KEY_PRECISION)
@@ -141,14 +191,19 @@ pub fn stored_precision(bytes: &[u8]) -> Result<String> {
 
 /// Builds the model a weights file describes, on `device`, and loads its tensors.
 pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(R2UNet, ModelBundle)> {
-    let bundle = read_bundle(bytes)?;
+    let pack = unseal(bytes)?;
+    let bundle = read_bundle_of_pack(pack)?;
     let mut model = bundle.model.init(device);
-    load_into(&mut model, bytes)?;
+    load_pack_into(&mut model, pack)?;
     Ok((model, bundle))
 }
 
 /// Loads tensors into an existing model, refusing anything but an exact match.
 pub fn load_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
+    load_pack_into(model, unseal(bytes)?)
+}
+
+fn load_pack_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
     let reader = pack_reader(bytes)?;
     let precision = reader
         .metadata()
@@ -289,7 +344,7 @@ mod tests {
         let model = ModelConfig::new().with_widths(vec![16, 32]).init(&device);
         let b = bundle(ModelConfig::new().with_widths(vec![16, 32]));
         let bytes = to_bytes(&model, &b, Precision::Int8).unwrap();
-        let reader = pack_reader(&bytes).unwrap();
+        let reader = pack_reader(unseal(&bytes).unwrap()).unwrap();
         let json = reader.metadata().get(KEY_SCALES).unwrap().clone();
         let mut scales: Scales = serde_json::from_str(&json).unwrap();
         assert!(!scales.is_empty());
@@ -304,7 +359,7 @@ mod tests {
             .metadata(KEY_SCALES, serde_json::to_string(&scales).unwrap())
             .with_to_adapter(Int8Adapter::new(serde_json::from_str(&json).unwrap()));
         model.save_into(&mut store).unwrap();
-        let bad = store.get_bytes().unwrap().to_vec();
+        let bad = seal(store.get_bytes().unwrap().to_vec());
         let err = from_bytes(&bad, &device)
             .map(|_| ())
             .unwrap_err()
@@ -316,7 +371,7 @@ mod tests {
             .metadata(KEY_PREPROCESS, b.preprocess.to_string())
             .metadata(KEY_PRECISION, "int4");
         model.save_into(&mut unknown).unwrap();
-        let err = from_bytes(&unknown.get_bytes().unwrap(), &device)
+        let err = from_bytes(&seal(unknown.get_bytes().unwrap().to_vec()), &device)
             .map(|_| ())
             .unwrap_err()
             .to_string();
@@ -346,5 +401,48 @@ mod tests {
         b.preprocess = PreprocessConfig::for_task(Task::Skin);
         let wrong = to_bytes(&model, &b, Precision::F32).unwrap();
         assert!(msg(from_bytes(&wrong, &device)).contains("channels"));
+    }
+
+    /// Every byte is covered by the digest: a flip anywhere (header, metadata, tensors, the
+    /// digest itself) is refused, never loaded as slightly different weights.
+    #[test]
+    fn a_flipped_byte_anywhere_is_refused() {
+        let device = Device::flex();
+        let model = small().init(&device);
+        for precision in [Precision::F32, Precision::Int8] {
+            let bytes = to_bytes(&model, &bundle(small()), precision).unwrap();
+            assert!(from_bytes(&bytes, &device).is_ok());
+            // Every 7th byte, and each of the last 64 (the trailer and the data before it).
+            let n = bytes.len();
+            for i in (0..n).step_by(7).chain(n - 64..n) {
+                let mut bad = bytes.clone();
+                bad[i] ^= 0x10;
+                let err = from_bytes(&bad, &device).map(|_| ()).unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        Error::DigestMismatch | Error::NoDigest | Error::NotBurnpack(_)
+                    ),
+                    "{precision:?}, byte {i} of {n}: {err}"
+                );
+                assert!(read_bundle(&bad).is_err(), "byte {i}");
+            }
+        }
+    }
+
+    /// A file written before the digest: refused with the way out named, and `seal_legacy` (what
+    /// `r2unet export` does) brings it up to date with the same tensors.
+    #[test]
+    fn legacy_files_are_refused_until_sealed() {
+        let device = Device::flex();
+        let model = small().init(&device);
+        let sealed = to_bytes(&model, &bundle(small()), Precision::F32).unwrap();
+        let legacy = unseal(&sealed).unwrap().to_vec();
+        let err = from_bytes(&legacy, &device).map(|_| ()).unwrap_err();
+        assert!(matches!(err, Error::NoDigest), "{err}");
+        assert!(err.to_string().contains("r2unet export"), "{err}");
+        assert_eq!(seal_legacy(&legacy).unwrap(), sealed);
+        assert_eq!(seal_legacy(&sealed).unwrap(), sealed);
+        assert!(seal_legacy(b"not weights").is_err());
     }
 }

@@ -6,7 +6,15 @@ use r2unet::weights::{self, Precision};
 use crate::args::ExportArgs;
 
 pub fn run(a: ExportArgs) -> Result<()> {
-    let bytes = std::fs::read(&a.weights).with_context(|| a.weights.display().to_string())?;
+    let raw = std::fs::read(&a.weights).with_context(|| a.weights.display().to_string())?;
+    // The way to bring a file from before weights carried a digest up to date.
+    let bytes = weights::seal_legacy(&raw).with_context(|| a.weights.display().to_string())?;
+    if bytes.len() != raw.len() {
+        eprintln!(
+            "note: {} has no integrity digest (written before r2unet added one); the export carries one",
+            a.weights.display()
+        );
+    }
     let (model, mut bundle) = weights::from_bytes(&bytes, &Device::flex())
         .with_context(|| a.weights.display().to_string())?;
     super::set_fov_width(&mut bundle, a.fov_width)?;
