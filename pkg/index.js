@@ -1,5 +1,5 @@
 // @ts-check
-// r2unet-wasm: R2U-Net segmentation in the browser (entry point; hand-written).
+// r2unet-wasm: R2U-Net segmentation in the browser and in Node.js (entry point; hand-written).
 //
 // The package holds two builds of the Rust crate crates/r2unet-wasm, made by scripts/build-wasm.sh:
 //   cpu/     burn-flex with wasm SIMD: small, loaded first and always available
@@ -110,7 +110,7 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
 /**
  * The raw wasm-bindgen module of one build (crates/r2unet-wasm/src/js.rs), as this file uses it.
  * @typedef {object} RawModule
- * @property {(init?: { module_or_path: string | URL }) => Promise<unknown>} default
+ * @property {(init?: { module_or_path: string | URL | Uint8Array }) => Promise<unknown>} default
  * @property {{ create(options: { task?: Task, backend: Backend, weights: Uint8Array }): Promise<RawSegmenter> }} Segmenter
  * @property {(bytes: Uint8Array) => PreviewImage} decodePreview
  */
@@ -137,6 +137,23 @@ const CREATE = Symbol('Segmenter.create');
 
 /** @type {Record<Backend, string | URL | undefined>} */
 const locations = { cpu: undefined, webgpu: undefined };
+
+// Node.js (a script or a server, no bundler): its fetch() cannot read the package's own files
+// (file: URLs), so the .wasm and the weights are read from disk. The module name is built at run
+// time so that bundlers for the browser do not try to resolve it.
+const IN_NODE = Boolean(/** @type {any} */ (globalThis).process?.versions?.node)
+  && typeof (/** @type {any} */ (globalThis).window) === 'undefined';
+const NODE_FS = ['node:fs', 'promises'].join('/');
+
+/**
+ * The bytes of a file next to this module, in Node.
+ * @param {URL} url
+ * @returns {Promise<Uint8Array>}
+ */
+async function readLocal(url) {
+  const fs = await import(/* @vite-ignore */ NODE_FS);
+  return new Uint8Array(await fs.readFile(url));
+}
 /** @type {Record<Backend, Promise<RawModule> | null>} */
 const modules = { cpu: null, webgpu: null };
 
@@ -155,7 +172,16 @@ function loadModule(kind) {
         // @ts-ignore: built by scripts/build-wasm.sh
         : await import('./webgpu/r2unet_wasm.js'));
       const where = locations[kind];
-      await m.default(where ? { module_or_path: where } : undefined);
+      if (where) {
+        await m.default({ module_or_path: where });
+      } else if (IN_NODE) {
+        const wasm = kind === 'cpu'
+          ? new URL('./cpu/r2unet_wasm_bg.wasm', import.meta.url)
+          : new URL('./webgpu/r2unet_wasm_bg.wasm', import.meta.url);
+        await m.default({ module_or_path: await readLocal(wasm) });
+      } else {
+        await m.default();
+      }
       return m;
     })();
     modules[kind] = loading;
@@ -237,6 +263,20 @@ async function shippedWeights(task) {
     if (globalThis.caches) cache = await globalThis.caches.open(CACHE_NAME);
   } catch {
     cache = null;   // no Cache API (insecure context, private mode): plain fetch
+  }
+  if (IN_NODE && entry.url.protocol === 'file:') {
+    /** @type {Uint8Array} */
+    let bytes;
+    try {
+      bytes = await readLocal(entry.url);
+    } catch (err) {
+      throw namedError('WeightsError', `could not read the ${task} model (${entry.url.pathname}): ${messageOf(err)}`, err);
+    }
+    if (entry.bytes && bytes.length !== entry.bytes) {
+      throw namedError('WeightsError',
+        `the ${task} model (${entry.url.pathname}) is ${bytes.length} bytes, expected ${entry.bytes}`);
+    }
+    return bytes;
   }
   let response = cache ? await cache.match(url) : undefined;
   if (!response) {

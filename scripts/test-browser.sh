@@ -6,6 +6,7 @@
 #   4. Playwright end-to-end tests of the page               (tests/e2e)
 #   5. npm pack + a Vite consumer app in Chromium, its code  (tests/consumer)
 #      type-checked against the installed package's types (tsc, strict)
+#   5b. the packed package installed into plain Node.js       (tests/node)
 #   6. native training through wgpu on SwiftShader's Vulkan  (the GPU code path of r2unet train)
 # Real Chromium (Debian's), real SwiftShader WebGPU, real DRIVE images from ../shared/data (or
 # $R2UNET_DATA). Tests that need the data say SKIPPED when it is absent; this script repeats those
@@ -93,6 +94,20 @@ consumer_tests() {
   timeout 900 node --test --test-concurrency=1 consumer.test.mjs
 }
 check "npm pack + Vite consumer app" consumer_tests
+
+step "5b. the packed package in plain Node.js (no bundler, no browser)"
+node_tests() {
+  local dir
+  dir="$(mktemp -d)"
+  (cd pkg && npm pack --pack-destination "$dir" --loglevel=error)
+  cd "$dir"
+  echo '{ "name": "r2unet-node-consumer", "private": true, "type": "module" }' > package.json
+  npm install --no-save --no-audit --no-fund --loglevel=error ./r2unet-wasm-*.tgz
+  cp "$ROOT/tests/node/node.test.mjs" .
+  timeout 600 node --test node.test.mjs
+  cd "$ROOT" && rm -rf "$dir"
+}
+check "the packed package in plain Node.js" node_tests
 
 step "6. r2unet train --backend wgpu on SwiftShader's Vulkan driver (Chromium's), weights read back"
 # The GPU code path of training (burn's wgpu runtime, autodiff on it, this project's fallbacks
