@@ -22,13 +22,50 @@ fn gpu_adapters() -> Vec<String> {
         backends: wgpu::Backends::PRIMARY,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
     });
-    let adapters = pollster_block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    let adapters = without_wayland_noise(|| {
+        pollster_block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+    });
     adapters
         .into_iter()
         .map(|a| a.get_info())
         .filter(|i| allow_cpu || i.device_type != wgpu::DeviceType::Cpu)
         .map(|i| format!("{} ({:?})", i.name, i.backend))
         .collect()
+}
+
+/// Runs `f` (the adapter probe) with stderr pointed at /dev/null when `XDG_RUNTIME_DIR` is unset
+/// (containers, CI, ssh sessions). There the Vulkan drivers' Wayland support (libwayland-client)
+/// prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." twice while adapters
+/// are listed, and the probe then goes on fine: a false alarm in a tool whose "error:" lines
+/// mean failure. What the probe finds is reported by the caller either way.
+#[cfg(all(feature = "wgpu", unix))]
+fn without_wayland_noise<T>(f: impl FnOnce() -> T) -> T {
+    use std::os::fd::AsRawFd;
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return f();
+    }
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return f();
+    };
+    // SAFETY: dup of the process's stderr descriptor, which is open or makes dup fail (-1).
+    let saved = unsafe { libc::dup(libc::STDERR_FILENO) };
+    if saved < 0 {
+        return f();
+    }
+    // SAFETY: both descriptors are open (`null` lives to the end of this function).
+    unsafe { libc::dup2(null.as_raw_fd(), libc::STDERR_FILENO) };
+    let out = f();
+    // SAFETY: `saved` is the descriptor dup'ed above, still open; it is closed once restored.
+    unsafe {
+        libc::dup2(saved, libc::STDERR_FILENO);
+        libc::close(saved);
+    }
+    out
+}
+
+#[cfg(all(feature = "wgpu", not(unix)))]
+fn without_wayland_noise<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 #[cfg(feature = "wgpu")]

@@ -337,3 +337,28 @@ fn fov_width_is_refused_for_skin_models_and_silly_widths() {
     }
     assert!(!dir.path().join("out/x.mask.png").exists());
 }
+
+/// The default `--backend auto` probes for a GPU; where `XDG_RUNTIME_DIR` is unset (containers,
+/// CI, ssh), the Vulkan drivers' Wayland support used to print "error: XDG_RUNTIME_DIR is
+/// invalid" twice during that probe. Only real errors say "error".
+#[test]
+fn the_gpu_probe_raises_no_false_alarm() {
+    let dir = tempdir();
+    let png = dir.path().join("x.png");
+    image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb([(x * 3) as u8, (y * 2) as u8, 90])
+    })
+    .save(&png)
+    .unwrap();
+    let model = dir.path().join("tiny.bpk");
+    untrained_model(&model, Task::Retina);
+    let out = run(bin()
+        .env_remove("XDG_RUNTIME_DIR")
+        .args(["predict", "--task", "retina", "--weights"])
+        .arg(&model)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg(&png));
+    assert_ok(&out);
+    assert!(stderr(&out).contains("backend: "), "{}", stderr(&out));
+}
