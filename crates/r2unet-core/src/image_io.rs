@@ -150,6 +150,21 @@ pub fn decode_label(bytes: &[u8]) -> Result<Vec<bool>> {
     decode(bytes).map(|img| img.to_binary())
 }
 
+/// A JPEG cut short is refused: the decoder would return what it has, the missing rows grey,
+/// and a mask of half an image would look complete. The end-of-image marker (FF D9) must follow
+/// the last start-of-scan marker (FF DA). Inside entropy-coded data an FF byte is always followed
+/// by 00 or a restart marker, so neither pair can appear there by chance; an EXIF thumbnail has
+/// both markers of its own, but before the main image's scan.
+fn check_jpeg_complete(bytes: &[u8]) -> Result<()> {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) if end > scan => Ok(()),
+        _ => Err(Error::Decode(
+            "the JPEG is cut short (no end-of-image marker after its last scan)".into(),
+        )),
+    }
+}
+
 fn decode_generic(bytes: &[u8]) -> Result<RawImage> {
     use image::{DynamicImage, ImageReader};
     let mut reader = ImageReader::new(Cursor::new(bytes))
@@ -159,6 +174,9 @@ fn decode_generic(bytes: &[u8]) -> Result<RawImage> {
         return Err(Error::Decode(
             "not a recognised image format (expected PNG, JPEG, TIFF, GIF, BMP or PPM/PGM)".into(),
         ));
+    }
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        check_jpeg_complete(bytes)?;
     }
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 8);
@@ -357,5 +375,41 @@ mod tests {
         let img = RawImage::from_rgba8(16, 16, &rgba).unwrap();
         assert_eq!(&img.data[3..6], &[1.0, 2.0, 3.0]);
         assert!(RawImage::from_rgba8(16, 16, &rgba[..10]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod cut_short {
+    use image::ImageFormat;
+
+    /// Every format, cut to a third and by its last 10 bytes, is refused; whole, it decodes.
+    #[test]
+    fn a_file_cut_short_is_refused_in_every_format() {
+        let img = image::RgbImage::from_fn(96, 80, |x, y| {
+            image::Rgb([(x * 2) as u8, (y * 3) as u8, ((x ^ y) * 5) as u8])
+        });
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Tiff,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+            ImageFormat::Pnm,
+        ] {
+            let mut buf = std::io::Cursor::new(Vec::new());
+            image::DynamicImage::ImageRgb8(img.clone())
+                .write_to(&mut buf, format)
+                .unwrap();
+            let bytes = buf.into_inner();
+            assert!(super::decode(&bytes).is_ok(), "{format:?} whole");
+            for cut in [&bytes[..bytes.len() / 3], &bytes[..bytes.len() - 10]] {
+                let err = super::decode(cut).map(|_| ()).unwrap_err();
+                assert!(
+                    matches!(err, crate::Error::Decode(_)),
+                    "{format:?} cut to {}: {err}",
+                    cut.len()
+                );
+            }
+        }
     }
 }
