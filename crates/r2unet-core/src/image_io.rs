@@ -413,3 +413,117 @@ mod cut_short {
         }
     }
 }
+
+#[cfg(test)]
+mod huge {
+    use image::ImageFormat;
+
+    fn encode(format: ImageFormat) -> Vec<u8> {
+        let img =
+            image::RgbImage::from_fn(32, 24, |x, y| image::Rgb([x as u8 * 7, y as u8 * 9, 50]));
+        let mut buf = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut buf, format)
+            .unwrap();
+        buf.into_inner()
+    }
+
+    /// A small real file whose header is edited to declare 30,000 x 30,000 pixels (900 million;
+    /// 2.7 GB as RGB), as a hostile or broken file would.
+    fn declaring_30000(format: ImageFormat) -> Vec<u8> {
+        let mut b = encode(format);
+        let side: u16 = 30_000;
+        match format {
+            ImageFormat::Png => {
+                // IHDR's width and height, big-endian u32, right after the signature and chunk head.
+                b[16..20].copy_from_slice(&u32::from(side).to_be_bytes());
+                b[20..24].copy_from_slice(&u32::from(side).to_be_bytes());
+                // Its CRC must match, or the decoder stops at "CRC error" before the size check.
+                let crc = crc32(&b[12..29]);
+                b[29..33].copy_from_slice(&crc.to_be_bytes());
+            }
+            ImageFormat::Jpeg => {
+                let sof = b.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+                b[sof + 5..sof + 7].copy_from_slice(&side.to_be_bytes());
+                b[sof + 7..sof + 9].copy_from_slice(&side.to_be_bytes());
+            }
+            ImageFormat::Gif => {
+                b[6..8].copy_from_slice(&side.to_le_bytes());
+                b[8..10].copy_from_slice(&side.to_le_bytes());
+            }
+            ImageFormat::Bmp => {
+                b[18..22].copy_from_slice(&i32::from(side).to_le_bytes());
+                b[22..26].copy_from_slice(&i32::from(side).to_le_bytes());
+            }
+            ImageFormat::Tiff => {
+                // Little-endian TIFF: the first IFD's ImageWidth (256), ImageLength (257) and
+                // RowsPerStrip (278; one strip, as the small file has).
+                let ifd = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+                let n = u16::from_le_bytes(b[ifd..ifd + 2].try_into().unwrap()) as usize;
+                for e in 0..n {
+                    let at = ifd + 2 + 12 * e;
+                    let tag = u16::from_le_bytes(b[at..at + 2].try_into().unwrap());
+                    if tag == 256 || tag == 257 || tag == 278 {
+                        let kind = u16::from_le_bytes(b[at + 2..at + 4].try_into().unwrap());
+                        let value = if kind == 3 {
+                            let mut v = [0u8; 4];
+                            v[..2].copy_from_slice(&side.to_le_bytes());
+                            v
+                        } else {
+                            u32::from(side).to_le_bytes()
+                        };
+                        b[at + 8..at + 12].copy_from_slice(&value);
+                    }
+                }
+            }
+            _ => unreachable!(),
+        }
+        b
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// Refused from the header, before any pixel buffer exists: in well under a second, with
+    /// the limit named.
+    #[test]
+    fn a_file_declaring_huge_dimensions_is_refused_from_its_header() {
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Tiff,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+        ] {
+            let bytes = declaring_30000(format);
+            let started = std::time::Instant::now();
+            let err = super::decode(&bytes).map(|_| ()).unwrap_err();
+            let took = started.elapsed();
+            assert!(
+                matches!(
+                    err,
+                    crate::Error::TooLarge {
+                        width: 30_000,
+                        height: 30_000,
+                        ..
+                    }
+                ),
+                "{format:?}: {err}"
+            );
+            assert!(err.to_string().contains("36000000"), "{format:?}: {err}");
+            assert!(took.as_millis() < 1000, "{format:?}: {took:?}");
+        }
+    }
+}
