@@ -81,6 +81,7 @@ consumer_tests() {
   local tarballs
   tarballs="$(mktemp -d)"
   (cd pkg && npm pack --pack-destination "$tarballs" --loglevel=error)
+  node tests/consumer/pack-check.mjs "$tarballs"/r2unet-wasm-*.tgz
   cd tests/consumer
   # `npm install`, not `npm ci`: npm 11's ci refuses vite 8's lock file (its Windows-only optional
   # dependency napi-windows-process-start-time is not in the lock, "Missing: ... from lock file").

@@ -78,6 +78,10 @@ stage "lint: tsc --noEmit over pkg/ (strict) and web/ (the package's JSDoc contr
 pkg/node_modules/.bin/tsc -p pkg --noEmit --emitDeclarationOnly false 2>&1 | tee -a "$log" || fail "tsc -p pkg"
 pkg/node_modules/.bin/tsc -p web 2>&1 | tee -a "$log" || fail "tsc -p web"
 
+stage "lint: licences and sources of every crate (scripts/check-licenses.mjs)"
+cargo metadata --format-version 1 --locked --quiet 2>>"$log" | node scripts/check-licenses.mjs | tail -1 | tee -a "$log" ||
+  fail "licence/source check"
+
 stage "lint: cargo doc --workspace --no-deps, RUSTDOCFLAGS=-D warnings (broken intra-doc links)"
 # Its own check-mode build of the dependencies (rustdoc cannot use the release build's); about
 # 4.5 minutes once per machine, seconds after that.
