@@ -137,10 +137,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         |d, _| bar.set_position(d as u64),
     )?;
     bar.finish_and_clear();
-    print!(
-        "{}",
-        markdown(&report, dataset, &path.display().to_string())
-    );
+    print!("{}", markdown(&report, dataset, &path));
     println!("\n{:.1} s on {}", report.seconds, chosen.name);
     if let Some(json) = &a.json {
         std::fs::write(json, serde_json::to_string_pretty(&report)?)

@@ -105,11 +105,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
     let chosen = backend::choose(a.backend)?;
     let (model, mut bundle, path) = models::load(a.weights.as_ref(), task, &chosen.device)?;
     a.tiling.apply_fov_width(&mut bundle)?;
-    eprintln!(
-        "model: {} ({})",
-        path.display(),
-        bundle.model.architecture()
-    );
+    eprintln!("model: {path} ({})", bundle.model.architecture());
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
     let ctx = (model, bundle, chosen.device);
     let mut failed = 0;

@@ -362,3 +362,61 @@ fn the_gpu_probe_raises_no_false_alarm() {
     assert_ok(&out);
     assert!(stderr(&out).contains("backend: "), "{}", stderr(&out));
 }
+
+/// The binary carries the shipped models: a copy of it in another folder, run from there with no
+/// checkout in sight of its working directory (as after `cargo install`), segments with the
+/// built-in model; `R2UNET_MODELS` still overrides it, and names the file it could not read.
+#[test]
+fn an_installed_binary_carries_its_models() {
+    let dir = tempdir();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let installed = bin_dir.join("r2unet");
+    std::fs::copy(env!("CARGO_BIN_EXE_r2unet"), &installed).unwrap();
+    let png = dir.path().join("lesion.png");
+    image::RgbImage::from_fn(96, 96, |x, y| {
+        let d = (x as i32 - 48).pow(2) + (y as i32 - 48).pow(2);
+        if d < 600 {
+            image::Rgb([90, 50, 40])
+        } else {
+            image::Rgb([220, 170, 150])
+        }
+    })
+    .save(&png)
+    .unwrap();
+    let out = run(std::process::Command::new(&installed)
+        .current_dir(dir.path())
+        .env_remove("R2UNET_MODELS")
+        .args([
+            "predict",
+            "--task",
+            "skin",
+            "--backend",
+            "flex",
+            "--out",
+            "out",
+            "lesion.png",
+        ]));
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("the built-in skin model"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(dir.path().join("out/lesion.mask.png").is_file());
+
+    let out = run(std::process::Command::new(&installed)
+        .current_dir(dir.path())
+        .env("R2UNET_MODELS", dir.path().join("nowhere"))
+        .args([
+            "predict",
+            "--task",
+            "skin",
+            "--backend",
+            "flex",
+            "--out",
+            "out2",
+            "lesion.png",
+        ]));
+    assert_err(&out, &["nowhere/skin.bpk"]);
+}
