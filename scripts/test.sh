@@ -74,7 +74,9 @@ cargo fmt --all --check || fail "cargo fmt --check (run cargo fmt --all)"
 
 stage "lint: tsc --noEmit over pkg/ (strict) and web/ (the package's JSDoc contract)"
 # TypeScript is pkg/package.json's one dev dependency (pinned by pkg/package-lock.json).
-[[ -x pkg/node_modules/.bin/tsc ]] || npm ci --prefix pkg --no-audit --no-fund --loglevel=error 2>&1 | tee -a "$log"
+if [[ ! -x pkg/node_modules/.bin/tsc ]]; then
+  npm ci --prefix pkg --no-audit --no-fund --loglevel=error 2>&1 | tee -a "$log" || fail "npm ci --prefix pkg (TypeScript)"
+fi
 pkg/node_modules/.bin/tsc -p pkg --noEmit --emitDeclarationOnly false 2>&1 | tee -a "$log" || fail "tsc -p pkg"
 pkg/node_modules/.bin/tsc -p web 2>&1 | tee -a "$log" || fail "tsc -p web"
 
