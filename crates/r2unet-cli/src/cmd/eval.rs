@@ -14,11 +14,16 @@ pub fn markdown(report: &Report, dataset: Dataset, weights: &str) -> String {
     let p = &report.pooled;
     let paper = evaluate::paper_r2unet(dataset);
     let mut s = format!(
-        "{} / {} ({} images, threshold {}, pooled over FOV pixels), weights {} ({}, {} parameters)\n\n",
+        "{} / {} ({} images, threshold {}, pooled over {}), weights {} ({}, {} parameters)\n\n",
         report.dataset,
         report.split,
         report.images.len(),
         report.threshold,
+        if dataset.task() == r2unet::Task::Retina {
+            "FOV pixels"
+        } else {
+            "all pixels"
+        },
         weights,
         report.architecture,
         report.parameters
@@ -37,8 +42,15 @@ pub fn markdown(report: &Report, dataset: Dataset, weights: &str) -> String {
         cell(paper[4])
     );
     if dataset.task() != r2unet::Task::Retina {
-        s += "By the lesion's share of the image (the ground truth's):\n\n";
-        s += "| lesion share | images | share of all lesion pixels | Dice (pooled) | SE (pooled) | mean image Dice |\n|---|---|---|---|---|---|\n";
+        let what = if dataset.task() == r2unet::Task::Lung {
+            "lung"
+        } else {
+            "lesion"
+        };
+        s += &format!("By the {what}'s share of the image (the ground truth's):\n\n");
+        s += &format!(
+            "| {what} share | images | share of all {what} pixels | Dice (pooled) | SE (pooled) | mean image Dice |\n|---|---|---|---|---|---|\n"
+        );
         for b in &report.by_size {
             s += &format!(
                 "| {:.0}-{:.0} % | {} | {:.1} % | {:.4} | {:.4} | {:.4} |\n",
