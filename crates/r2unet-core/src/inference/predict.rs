@@ -52,14 +52,21 @@ fn flip(t: Tensor<4>, left_right: bool, up_down: bool) -> Tensor<4> {
     }
 }
 
+/// The four mirrorings of test-time augmentation (left-right, up-down), in the order they are summed.
+const FLIPS: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+/// Sigmoid probabilities of `x` mirrored by `(left_right, up_down)`, mirrored back.
+fn flip_pass(model: &R2UNet, x: Tensor<4>, (lr, ud): (bool, bool)) -> Tensor<4> {
+    flip(sigmoid(model.forward(flip(x, lr, ud))), lr, ud)
+}
+
 /// Sigmoid probabilities of one batch, averaged over the four flips when `flips` is set.
 fn forward_probabilities(model: &R2UNet, x: Tensor<4>, flips: bool) -> Tensor<4> {
     if !flips {
         return sigmoid(model.forward(x));
     }
-    let pass = |(lr, ud)| flip(sigmoid(model.forward(flip(x.clone(), lr, ud))), lr, ud);
-    let sum = [(false, false), (true, false), (false, true), (true, true)]
-        .map(pass)
+    let sum = FLIPS
+        .map(|f| flip_pass(model, x.clone(), f))
         .into_iter()
         .reduce(|a, b| a + b)
         .expect("four passes");
@@ -107,15 +114,42 @@ pub async fn probabilities_async(
     device: &Device,
     prepared: &Prepared,
     tiling: &TilingConfig,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<Vec<f32>> {
+    probabilities_async_with(model, device, prepared, tiling, progress, async || {
+        Ok::<(), Error>(())
+    })
+    .await
+}
+
+/// [`probabilities_async`] with a `pause` awaited after every forward pass (after each batch of
+/// tiles, and between the four passes of `flips`): the browser yields to its event loop there
+/// and checks for cancellation. An error from `pause` stops the pass and is returned. The
+/// probabilities are the same as [`probabilities`]'s (the flips are summed in the same order).
+pub async fn probabilities_async_with<E: From<Error>>(
+    model: &R2UNet,
+    device: &Device,
+    prepared: &Prepared,
+    tiling: &TilingConfig,
+    mut progress: impl FnMut(usize, usize),
+    mut pause: impl AsyncFnMut() -> std::result::Result<(), E>,
+) -> std::result::Result<Vec<f32>, E> {
     let (plan, batch) = plan_for(model, prepared, tiling)?;
     let mut acc = plan.accumulator();
     let total = plan.positions.len();
     let mut done = 0;
     for tiles in plan.positions.chunks(batch) {
         let x = batch_tensor(&plan, prepared, tiles, device);
-        let probs = forward_probabilities(model, x, tiling.flips);
+        let probs = if tiling.flips {
+            let mut sum = flip_pass(model, x.clone(), FLIPS[0]);
+            for f in &FLIPS[1..] {
+                pause().await?;
+                sum = sum + flip_pass(model, x.clone(), *f);
+            }
+            sum.div_scalar(4.0)
+        } else {
+            forward_probabilities(model, x, false)
+        };
         let data = probs.into_data_async().await.map_err(|e| Error::ReadBack {
             what: "the probabilities",
             source: Box::new(e),
@@ -123,6 +157,7 @@ pub async fn probabilities_async(
         acc.add(tiles, &to_vec(data)?);
         done += tiles.len();
         progress(done, total);
+        pause().await?;
     }
     Ok(acc.finish())
 }
@@ -259,6 +294,75 @@ mod tests {
             max_abs_diff(&got, &plain) > 1e-4,
             "an untrained network is not flip-symmetric, so the average must differ"
         );
+    }
+
+    /// Polls a future that never waits (flex reads back at once; the pauses here are ready).
+    fn ready<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the future waited"),
+        }
+    }
+
+    /// The async pass with pauses gives exactly the blocking pass's probabilities (flips or not),
+    /// pauses after every forward pass, and stops at the first pause that fails.
+    #[test]
+    fn the_pausable_async_pass_equals_the_blocking_one_and_stops_when_told() {
+        let (device, model) = small_model();
+        let p = prepared(64, 96);
+        for flips in [false, true] {
+            // Two tiles, one per forward pass.
+            let config = TilingConfig::new()
+                .with_tile(64)
+                .with_stride(32)
+                .with_batch(1)
+                .with_flips(flips);
+            let want = probabilities(&model, &device, &p, &config, |_, _| {}).unwrap();
+            let (mut pauses, mut reports) = (0, vec![]);
+            let got = ready(probabilities_async_with(
+                &model,
+                &device,
+                &p,
+                &config,
+                |done, total| reports.push((done, total)),
+                async || {
+                    pauses += 1;
+                    Ok::<(), Error>(())
+                },
+            ))
+            .unwrap();
+            assert_eq!(got, want, "flips {flips}");
+            assert_eq!(reports, vec![(1, 2), (2, 2)]);
+            assert_eq!(pauses, if flips { 2 * 4 } else { 2 }, "flips {flips}");
+
+            // A pause that fails after the first tile: no second tile, the pause's error back.
+            #[derive(Debug)]
+            enum Stop {
+                Failed(#[allow(dead_code)] Error),
+                Asked,
+            }
+            impl From<Error> for Stop {
+                fn from(e: Error) -> Self {
+                    Stop::Failed(e)
+                }
+            }
+            let reports = std::cell::RefCell::new(vec![]);
+            let stopped = ready(probabilities_async_with(
+                &model,
+                &device,
+                &p,
+                &config,
+                |done, total| reports.borrow_mut().push((done, total)),
+                async || match reports.borrow().is_empty() {
+                    true => Ok(()),
+                    false => Err(Stop::Asked),
+                },
+            ));
+            assert!(matches!(stopped, Err(Stop::Asked)), "{stopped:?}");
+            assert_eq!(reports.into_inner(), vec![(1, 2)]);
+        }
     }
 
     #[test]
