@@ -144,27 +144,47 @@ impl SegmentOptions {
     }
 }
 
+/// Why [`segment`] did not finish: the image, the weights or the device failed, or the caller's
+/// `pause` stopped it (a cancelled run), with the error `pause` gave.
+#[derive(Debug)]
+pub enum Halt<E> {
+    Failed(Error),
+    Stopped(E),
+}
+
+impl<E> From<Error> for Halt<E> {
+    fn from(e: Error) -> Self {
+        Halt::Failed(e)
+    }
+}
+
 /// The whole path for one decoded image: preprocess (the task's definition from the weights
 /// file), tiled forward pass with async read-back, back to the input's size, threshold. `now`
 /// is a millisecond clock for the stage times (`performance.now` in the browser).
-pub async fn segment(
+/// `progress(done, total)` is called after each batch of tiles; `pause` is awaited after the
+/// preprocessing and after every forward pass (each tile, each of the four flips): the browser
+/// yields to its event loop there and stops a cancelled run by returning an error.
+pub async fn segment<E>(
     engine: &Engine,
     bundle: &ModelBundle,
     image: &RawImage,
     options: &SegmentOptions,
     progress: impl FnMut(usize, usize),
+    mut pause: impl AsyncFnMut() -> std::result::Result<(), E>,
     now: impl Fn() -> f64,
-) -> Result<Segmentation> {
+) -> std::result::Result<Segmentation, Halt<E>> {
     options.validate()?;
     let t0 = now();
     let prepared = preprocess::prepare(&bundle.preprocess, image, None)?;
     let t1 = now();
-    let probs = predict::probabilities_async(
+    pause().await.map_err(Halt::Stopped)?;
+    let probs = predict::probabilities_async_with(
         &engine.model,
         &engine.device,
         &prepared,
         &options.tiling,
         progress,
+        async || pause().await.map_err(Halt::Stopped),
     )
     .await?;
     let t2 = now();

@@ -428,6 +428,12 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
             obj(&[("onProgress", 3.into())]),
             "ConfigError",
         ),
+        (
+            "signal not an AbortSignal",
+            synthetic_input(),
+            obj(&[("signal", "stop".into())]),
+            "ConfigError: option 'signal' must be an AbortSignal, got string",
+        ),
     ];
     for (what, input, options, expected) in cases {
         let err = seg
@@ -459,6 +465,7 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
         ("stride", (common::STRIDE as u32).into()),
         ("flips", false.into()),
         ("onProgress", js_sys::Function::new_no_args("").into()),
+        ("signal", field(&abort_controller(), "signal")),
     ]);
     let ok = seg
         .segment(synthetic_input(), all)
@@ -564,4 +571,143 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
     }
     let ok = seg.segment(synthetic_input(), synthetic_options()).await;
     assert!(ok.is_ok(), "the Segmenter stopped working");
+}
+
+fn abort_controller() -> JsValue {
+    let class: js_sys::Function = field(&js_sys::global(), "AbortController")
+        .dyn_into()
+        .expect("AbortController exists");
+    Reflect::construct(&class, &js_sys::Array::new()).unwrap()
+}
+
+fn abort(controller: &JsValue) {
+    let abort: js_sys::Function = field(controller, "abort").dyn_into().unwrap();
+    abort.call0(controller).unwrap();
+}
+
+fn now_ms() -> f64 {
+    let performance = field(&js_sys::global(), "performance");
+    let now: js_sys::Function = field(&performance, "now").dyn_into().unwrap();
+    now.call0(&performance).unwrap().as_f64().unwrap()
+}
+
+/// `options` with `key` set.
+fn with(options: JsValue, key: &str, value: &JsValue) -> JsValue {
+    Reflect::set(&options, &key.into(), value).unwrap();
+    options
+}
+
+fn assert_abort_error(err: &JsValue, message: &str) {
+    assert!(err.is_instance_of::<js_sys::Error>(), "not an Error");
+    let text = error_text(err);
+    assert!(
+        text.starts_with("AbortError: ") && text.contains(message),
+        "{text:?} is not an AbortError containing {message:?}"
+    );
+}
+
+/// An abort from the progress callback after the first of four tiles stops the run there, with an
+/// `AbortError`; the next call on the same Segmenter gives the same map as before; a signal already
+/// aborted rejects at once, before any tile.
+#[wasm_bindgen_test]
+async fn an_abort_stops_between_tiles_and_the_segmenter_keeps_working() {
+    let seg = create("cpu").await.map_err(|e| error_text(&e)).unwrap();
+    let before = probabilities(
+        &seg.segment(synthetic_input(), synthetic_options())
+            .await
+            .map_err(|e| error_text(&e))
+            .unwrap(),
+    );
+
+    let controller = abort_controller();
+    let signal = field(&controller, "signal");
+    let calls = js_sys::Array::new();
+    let (log, c) = (calls.clone(), controller.clone());
+    let on_progress = Closure::<dyn Fn(u32, u32)>::new(move |done: u32, total: u32| {
+        log.push(&js_sys::Array::of2(&done.into(), &total.into()));
+        if done == 1 {
+            abort(&c);
+        }
+    });
+    let options = with(
+        with(synthetic_options(), "onProgress", on_progress.as_ref()),
+        "signal",
+        &signal,
+    );
+    let err = seg
+        .segment(synthetic_input(), options.clone())
+        .await
+        .expect_err("an aborted run rejects");
+    assert_abort_error(&err, "after 1 of 4 tiles");
+    assert_eq!(calls.length(), 1, "tiles run: {:?}", calls.to_vec());
+
+    let after = probabilities(
+        &seg.segment(synthetic_input(), synthetic_options())
+            .await
+            .map_err(|e| error_text(&e))
+            .unwrap(),
+    );
+    assert_eq!(after, before, "the run after the abort differs");
+
+    calls.set_length(0);
+    let err = seg
+        .segment(synthetic_input(), options)
+        .await
+        .expect_err("an aborted signal rejects");
+    assert_abort_error(&err, "before it started");
+    assert_eq!(calls.length(), 0, "tiles run: {:?}", calls.to_vec());
+}
+
+/// The CPU pass gives the event loop a turn between forward passes, so an abort from another task
+/// (a timer here; a worker's "cancel" message on the page) stops a long run early.
+#[wasm_bindgen_test]
+async fn an_abort_from_another_task_stops_a_long_cpu_run() {
+    let seg = create("cpu").await.map_err(|e| error_text(&e)).unwrap();
+    // 256x256 in 64-pixel tiles with stride 32 (49 tiles), four flips each: about 200 passes.
+    let side = 256u32;
+    let rgba: Vec<u8> = (0..side * side)
+        .flat_map(|i| {
+            let (x, y) = (i % side, i / side);
+            [(x ^ y) as u8, (x + y) as u8 / 2, 40, 255]
+        })
+        .collect();
+    let input = obj(&[
+        ("width", side.into()),
+        ("height", side.into()),
+        ("data", Uint8ClampedArray::from(&rgba[..]).into()),
+    ]);
+    let controller = abort_controller();
+    let tiles = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let seen = tiles.clone();
+    let on_progress =
+        Closure::<dyn Fn(u32, u32)>::new(move |done: u32, _total: u32| seen.set(done));
+    let options = obj(&[
+        ("tile", 64.into()),
+        ("stride", 32.into()),
+        ("flips", true.into()),
+        ("onProgress", on_progress.as_ref().clone()),
+        ("signal", field(&controller, "signal")),
+    ]);
+    let c = controller.clone();
+    let fire = Closure::once_into_js(move || abort(&c));
+    let set_timeout: js_sys::Function = field(&js_sys::global(), "setTimeout").dyn_into().unwrap();
+    set_timeout.call2(&JsValue::NULL, &fire, &0.into()).unwrap();
+    let started = now_ms();
+    let err = seg
+        .segment(input, options)
+        .await
+        .expect_err("the timer's abort stops the run");
+    let ms = now_ms() - started;
+    web_sys_log(&format!(
+        "abort from a timer: stopped after {} of 49 tiles, {ms:.0} ms",
+        tiles.get()
+    ));
+    assert_abort_error(&err, "segment() was aborted");
+    assert!(tiles.get() < 49, "the whole run went through ({ms:.0} ms)");
+    // And the Segmenter still works.
+    assert!(
+        seg.segment(synthetic_input(), synthetic_options())
+            .await
+            .is_ok()
+    );
 }
