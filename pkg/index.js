@@ -23,8 +23,30 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  */
 /**
  * What an error was caused by, as its `name`: `InputError` (the image), `WeightsError` (the weights
- * or their download), `ConfigError` (an option), `BackendError` (the device).
- * @typedef {'InputError' | 'WeightsError' | 'ConfigError' | 'BackendError'} ErrorName
+ * or their download), `ConfigError` (an option, or a call on a freed Segmenter), `BackendError`
+ * (the device), `AbortError` (the call's `signal` was aborted; a `DOMException` where the platform
+ * has one, as `fetch` gives, its `cause` the signal's `reason`).
+ * @typedef {'InputError' | 'WeightsError' | 'ConfigError' | 'BackendError' | 'AbortError'} ErrorName
+ */
+
+/**
+ * Progress of one file that `Segmenter.create` (or `init`) loads.
+ * @typedef {object} DownloadProgress
+ * @property {'wasm' | 'weights'} file The WebAssembly build (CPU or WebGPU) or the task's weights.
+ * @property {number} loaded Bytes received so far.
+ * @property {number | null} total The file's size in bytes, or `null` while it is not known: the
+ *   server sent no `Content-Length` (or only a compressed body's). The last report of a file
+ *   always has `loaded === total`.
+ * @property {boolean} cached Nothing was downloaded: the weights came from the Cache API, or this
+ *   build was already loaded by an earlier call. Reported once, with `loaded === total`. (In
+ *   Node.js each file is read from the package's folder and reported once, `cached: false`.)
+ */
+
+/**
+ * Called as files load; what it throws is ignored.
+ * @callback DownloadProgressCallback
+ * @param {DownloadProgress} progress
+ * @returns {void}
  */
 
 /**
@@ -32,6 +54,8 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {string | URL} [cpuWasm] Where to fetch the CPU build's .wasm from (default: next to
  *   cpu/r2unet_wasm.js).
  * @property {string | URL} [webgpuWasm] Where to fetch the WebGPU build's .wasm from.
+ * @property {DownloadProgressCallback} [onProgress] Reports the CPU build's download.
+ * @property {AbortSignal} [signal] Aborts the download (rejects with an `AbortError`).
  */
 
 /**
@@ -49,6 +73,11 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {BackendChoice} [backend] Default `'auto'`.
  * @property {Uint8Array | ArrayBuffer} [weights] Your own weights: a burnpack file written by
  *   `r2unet train` or `r2unet export` (f32, f16 or int8).
+ * @property {DownloadProgressCallback} [onProgress] Reports each file as it loads: the wasm
+ *   build, then (without `weights`) the task's weights.
+ * @property {AbortSignal} [signal] Aborting it stops the downloads and rejects with an
+ *   `AbortError` (after a WebGPU start under way, which cannot be stopped); an already-aborted
+ *   signal rejects at once.
  */
 
 /**
@@ -75,6 +104,9 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {number} [stride] Step between tiles (192, or 3/4 of `tile` when only `tile` is given).
  * @property {boolean} [flips] Test-time augmentation: also run the image mirrored three ways and
  *   average the four maps (four times the work). Default false.
+ * @property {AbortSignal} [signal] Aborting it rejects the call with an `AbortError`: at once
+ *   when already aborted or while the call waits for an earlier one, else after the forward pass
+ *   under way (a tile, or one of the four flips). The Segmenter stays usable.
  */
 
 /**
@@ -110,7 +142,7 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
 /**
  * The raw wasm-bindgen module of one build (crates/r2unet-wasm/src/js.rs), as this file uses it.
  * @typedef {object} RawModule
- * @property {(init?: { module_or_path: string | URL | Uint8Array }) => Promise<unknown>} default
+ * @property {(init?: { module_or_path: string | URL | Uint8Array | Response }) => Promise<unknown>} default
  * @property {{ create(options: { task?: Task, backend: Backend, weights: Uint8Array }): Promise<RawSegmenter> }} Segmenter
  * @property {(bytes: Uint8Array) => PreviewImage} decodePreview
  */
@@ -128,7 +160,7 @@ export const TASKS = Object.freeze(/** @type {Task[]} */ (['retina', 'skin', 'lu
 /** The backends `Segmenter.create` takes. @type {readonly BackendChoice[]} */
 export const BACKENDS = Object.freeze(/** @type {BackendChoice[]} */ (['auto', 'webgpu', 'cpu']));
 /** The `name`s of the errors this package throws. @type {readonly ErrorName[]} */
-export const ERROR_NAMES = Object.freeze(/** @type {ErrorName[]} */ (['InputError', 'WeightsError', 'ConfigError', 'BackendError']));
+export const ERROR_NAMES = Object.freeze(/** @type {ErrorName[]} */ (['InputError', 'WeightsError', 'ConfigError', 'BackendError', 'AbortError']));
 
 /** @type {Record<string, ShippedModel>} */
 const MODELS = GENERATED_MODELS;
@@ -154,40 +186,226 @@ async function readLocal(url) {
   const fs = await import(/* @vite-ignore */ NODE_FS);
   return new Uint8Array(await fs.readFile(url));
 }
-/** @type {Record<Backend, Promise<RawModule> | null>} */
+
+/**
+ * `where` as a file: URL (Node reads those from disk), else null.
+ * @param {string | URL} where
+ * @returns {URL | null}
+ */
+function fileUrl(where) {
+  try {
+    const url = new URL(where);
+    return url.protocol === 'file:' ? url : null;
+  } catch {
+    return null;   // relative: fetched
+  }
+}
+
+/**
+ * What a caller of `init` or `create` watches a load with.
+ * @typedef {object} Watch
+ * @property {DownloadProgressCallback} [onProgress]
+ * @property {AbortSignal} [signal]
+ */
+
+/**
+ * Calls a progress callback; what it throws is ignored.
+ * @param {DownloadProgressCallback | undefined} onProgress
+ * @param {DownloadProgress} progress
+ */
+function report(onProgress, progress) {
+  if (!onProgress) return;
+  try { onProgress(progress); } catch { /* ignored, as documented */ }
+}
+
+/**
+ * The error a call stopped by `signal` rejects with: a `DOMException` named `AbortError` (as
+ * `fetch` gives; an `Error` of that name where there is no `DOMException`), its `cause` the
+ * signal's `reason`. The wasm side makes the same one (crates/r2unet-wasm/src/js.rs).
+ * @param {AbortSignal} signal
+ * @param {string} message
+ * @returns {Error}
+ */
+function abortError(signal, message) {
+  /** @type {Error} */
+  let e;
+  if (typeof DOMException === 'function') {
+    e = /** @type {Error} */ (/** @type {unknown} */ (new DOMException(message, 'AbortError')));
+  } else {
+    e = new Error(message);
+    e.name = 'AbortError';
+  }
+  if (signal.reason !== undefined) {
+    try {
+      Object.defineProperty(e, 'cause', { value: signal.reason, configurable: true, writable: true });
+    } catch { /* a frozen error: no cause */ }
+  }
+  return e;
+}
+
+/**
+ * `promise`, or an `AbortError` as soon as `signal` aborts (the work behind `promise` goes on).
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {AbortSignal | undefined} signal
+ * @param {string} message
+ * @returns {Promise<T>}
+ */
+function raceAbort(promise, signal, message) {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortError(signal, message));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal, message));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e); },
+    );
+  });
+}
+
+/**
+ * Throws an `AbortError` when `signal` has been aborted.
+ * @param {AbortSignal | undefined} signal
+ * @param {string} message
+ */
+function throwIfAborted(signal, message) {
+  if (signal?.aborted) throw abortError(signal, message);
+}
+
+/**
+ * The body's size when the response says so truthfully (not for a compressed body, whose
+ * Content-Length counts the compressed bytes).
+ * @param {Response} response
+ * @returns {number | null}
+ */
+function contentLength(response) {
+  const encoding = response.headers.get('Content-Encoding');
+  if (encoding && encoding !== 'identity') return null;
+  const n = Number(response.headers.get('Content-Length'));
+  return Number.isFinite(n) && n > 0 ? n : null;
+}
+
+/**
+ * Counts a body as it streams: a report at the start, one per chunk, and a last one with
+ * `loaded === total`.
+ * @param {ReadableStream<Uint8Array>} body
+ * @param {'wasm' | 'weights'} file
+ * @param {number | null} total
+ * @param {(p: DownloadProgress) => void} emit
+ * @returns {ReadableStream<Uint8Array>}
+ */
+function counted(body, file, total, emit) {
+  let loaded = 0;
+  emit({ file, loaded, total, cached: false });
+  return body.pipeThrough(new TransformStream({
+    transform(chunk, controller) {
+      loaded += chunk.byteLength;
+      // A server that said less than it sent: the size is not known after all.
+      emit({ file, loaded, total: total !== null && loaded > total ? null : total, cached: false });
+      controller.enqueue(chunk);
+    },
+    flush() {
+      if (loaded !== total) emit({ file, loaded, total: loaded, cached: false });
+    },
+  }));
+}
+
+/**
+ * One build's module as it loads, shared by every call that waits for it.
+ * @typedef {object} ModuleLoad
+ * @property {Promise<RawModule>} promise
+ * @property {Set<DownloadProgressCallback>} listeners the waiting callers' onProgress
+ * @property {AbortController} controller aborts the download once every waiter has aborted
+ * @property {number} waiters callers waiting with a signal that has not fired
+ * @property {boolean} pinned a caller without a signal waits too: never aborted
+ * @property {number | null} size the .wasm's bytes, once loaded
+ */
+/** @type {Record<Backend, ModuleLoad | null>} */
 const modules = { cpu: null, webgpu: null };
 
 /**
+ * Loads one build (once; later calls share it), reporting its download to `watch.onProgress`.
  * @param {Backend} kind
+ * @param {Watch} [watch]
  * @returns {Promise<RawModule>}
  */
-function loadModule(kind) {
-  let loading = modules[kind];
-  if (!loading) {
-    loading = (async () => {
-      // Literal specifiers, so that bundlers find both builds.
-      const m = /** @type {RawModule} */ (kind === 'cpu'
-        // @ts-ignore: built by scripts/build-wasm.sh
-        ? await import('./cpu/r2unet_wasm.js')
-        // @ts-ignore: built by scripts/build-wasm.sh
-        : await import('./webgpu/r2unet_wasm.js'));
-      const where = locations[kind];
-      if (where) {
-        await m.default({ module_or_path: where });
-      } else if (IN_NODE) {
-        const wasm = kind === 'cpu'
-          ? new URL('./cpu/r2unet_wasm_bg.wasm', import.meta.url)
-          : new URL('./webgpu/r2unet_wasm_bg.wasm', import.meta.url);
-        await m.default({ module_or_path: await readLocal(wasm) });
-      } else {
-        await m.default();
-      }
-      return m;
-    })();
-    modules[kind] = loading;
-    loading.catch(() => { modules[kind] = null; });   // a later call may retry
+function loadModule(kind, watch = {}) {
+  const { onProgress, signal } = watch;
+  const what = kind === 'cpu' ? 'the CPU build' : 'the WebGPU build';
+  throwIfAborted(signal, `loading ${what} was aborted`);
+  const loaded = modules[kind];
+  if (loaded?.size != null) {
+    report(onProgress, { file: 'wasm', loaded: loaded.size, total: loaded.size, cached: true });
+    return loaded.promise;
   }
-  return loading;
+  const load = loaded ?? startLoad(kind);
+  if (onProgress) load.listeners.add(onProgress);
+  if (signal) {
+    load.waiters += 1;
+    signal.addEventListener('abort', () => {
+      load.waiters -= 1;
+      if (load.waiters === 0 && !load.pinned) load.controller.abort(signal.reason);
+    }, { once: true });
+  } else {
+    load.pinned = true;
+  }
+  const leave = () => { if (onProgress) load.listeners.delete(onProgress); };
+  load.promise.then(leave, leave);
+  return raceAbort(load.promise, signal, `loading ${what} was aborted`);
+}
+
+/**
+ * @param {Backend} kind
+ * @returns {ModuleLoad}
+ */
+function startLoad(kind) {
+  /** @type {ModuleLoad} */
+  const load = {
+    promise: Promise.resolve(/** @type {RawModule} */ (/** @type {unknown} */ (null))),
+    listeners: new Set(),
+    controller: new AbortController(),
+    waiters: 0,
+    pinned: false,
+    size: null,
+  };
+  /** @param {DownloadProgress} p */
+  const emit = (p) => { for (const f of [...load.listeners]) report(f, p); };
+  load.promise = (async () => {
+    // Literal specifiers, so that bundlers find both builds.
+    const m = /** @type {RawModule} */ (kind === 'cpu'
+      // @ts-ignore: built by scripts/build-wasm.sh
+      ? await import('./cpu/r2unet_wasm.js')
+      // @ts-ignore: built by scripts/build-wasm.sh
+      : await import('./webgpu/r2unet_wasm.js'));
+    const url = locations[kind] ?? (kind === 'cpu'
+      ? new URL('./cpu/r2unet_wasm_bg.wasm', import.meta.url)
+      : new URL('./webgpu/r2unet_wasm_bg.wasm', import.meta.url));
+    const file = IN_NODE ? fileUrl(url) : null;
+    if (file) {
+      const bytes = await readLocal(file);
+      emit({ file: 'wasm', loaded: bytes.length, total: bytes.length, cached: false });
+      await m.default({ module_or_path: bytes });
+      load.size = bytes.length;
+      return m;
+    }
+    const response = await fetch(url, { signal: load.controller.signal });
+    if (!response.ok || !response.body) {
+      await m.default({ module_or_path: response });   // its loader names the HTTP status
+      load.size = 0;
+      return m;
+    }
+    let size = 0;
+    const body = counted(response.body, 'wasm', contentLength(response), (p) => { size = p.loaded; emit(p); });
+    // A Response again, with the server's headers, so that the module compiles as it streams.
+    await m.default({ module_or_path: new Response(body, { status: response.status, headers: response.headers }) });
+    load.size = size;
+    return m;
+  })();
+  // A failed or aborted load is forgotten: a later call tries again.
+  load.promise.catch(() => { if (modules[kind] === load) modules[kind] = null; });
+  modules[kind] = load;
+  return load;
 }
 
 /**
@@ -201,7 +419,38 @@ export default async function init(options = {}) {
     if (options.cpuWasm) locations.cpu = options.cpuWasm;
     if (options.webgpuWasm) locations.webgpu = options.webgpuWasm;
   }
-  await loadModule('cpu');
+  await loadModule('cpu', watchOf(options, 'init'));
+}
+
+/**
+ * The `onProgress` and `signal` of an options object, checked.
+ * @param {unknown} options
+ * @param {string} where
+ * @returns {Watch}
+ */
+function watchOf(options, where) {
+  if (options === null || typeof options !== 'object') return {};
+  const { onProgress, signal } = /** @type {{ onProgress?: unknown, signal?: unknown }} */ (options);
+  if (onProgress !== undefined && onProgress !== null && typeof onProgress !== 'function') {
+    throw namedError('ConfigError', `${where}: option 'onProgress' must be a function, got ${typeof onProgress}`);
+  }
+  if (signal !== undefined && signal !== null && !isSignal(signal)) {
+    throw namedError('ConfigError', `${where}: option 'signal' must be an AbortSignal, got ${typeof signal}`);
+  }
+  return {
+    onProgress: /** @type {DownloadProgressCallback | undefined} */ (onProgress ?? undefined),
+    signal: /** @type {AbortSignal | undefined} */ (signal ?? undefined),
+  };
+}
+
+/**
+ * An AbortSignal (the browser's or Node's; anything with `aborted` and `addEventListener`).
+ * @param {unknown} value
+ * @returns {value is AbortSignal}
+ */
+function isSignal(value) {
+  const v = /** @type {{ aborted?: unknown, addEventListener?: unknown } | null} */ (value);
+  return typeof v === 'object' && v !== null && typeof v.aborted === 'boolean' && typeof v.addEventListener === 'function';
 }
 
 /**
@@ -245,25 +494,25 @@ function namedError(name, message, cause) {
   return e;
 }
 
+/** @param {Task} task */
+function noShippedModel(task) {
+  return namedError('WeightsError',
+    `no model ships for task "${task}" in this build of the package; pass your own weights: ` +
+    `Segmenter.create({ task: '${task}', weights: Uint8Array }) (a .bpk file exported by \`r2unet export\`)`);
+}
+
 /**
+ * The task's shipped weights: from the Cache API when there, else downloaded (and cached), or in
+ * Node read from the package's folder; reported to `watch.onProgress`.
  * @param {Task} task
+ * @param {Watch} watch
  * @returns {Promise<Uint8Array>}
  */
-async function shippedWeights(task) {
+async function shippedWeights(task, watch) {
+  const { onProgress, signal } = watch;
   const entry = MODELS[task];
-  if (!entry) {
-    throw namedError('WeightsError',
-      `no model ships for task "${task}" in this build of the package; pass your own weights: ` +
-      `Segmenter.create({ task: '${task}', weights: Uint8Array }) (a .bpk file exported by \`r2unet export\`)`);
-  }
-  // The content hash in the query keys the cache, so new weights under the same name are fetched.
-  const url = entry.sha256 ? `${entry.url.href}?v=${entry.sha256.slice(0, 16)}` : entry.url.href;
-  let cache = null;
-  try {
-    if (globalThis.caches) cache = await globalThis.caches.open(CACHE_NAME);
-  } catch {
-    cache = null;   // no Cache API (insecure context, private mode): plain fetch
-  }
+  if (!entry) throw noShippedModel(task);
+  const aborted = `downloading the ${task} model was aborted`;
   if (IN_NODE && entry.url.protocol === 'file:') {
     /** @type {Uint8Array} */
     let bytes;
@@ -276,29 +525,78 @@ async function shippedWeights(task) {
       throw namedError('WeightsError',
         `the ${task} model (${entry.url.pathname}) is ${bytes.length} bytes, expected ${entry.bytes}`);
     }
+    report(onProgress, { file: 'weights', loaded: bytes.length, total: bytes.length, cached: false });
+    throwIfAborted(signal, aborted);
     return bytes;
   }
-  let response = cache ? await cache.match(url) : undefined;
-  if (!response) {
-    try {
-      response = await fetch(url);
-    } catch (err) {
-      throw namedError('WeightsError', `could not download the ${task} model (${url}): ${messageOf(err)}`, err);
+  // The content hash in the query keys the cache, so new weights under the same name are fetched.
+  const url = entry.sha256 ? `${entry.url.href}?v=${entry.sha256.slice(0, 16)}` : entry.url.href;
+  let cache = null;
+  try {
+    if (globalThis.caches) cache = await globalThis.caches.open(CACHE_NAME);
+  } catch {
+    cache = null;   // no Cache API (insecure context, private mode): plain fetch
+  }
+  const hit = cache ? await cache.match(url) : undefined;
+  throwIfAborted(signal, aborted);
+  if (hit) {
+    const bytes = new Uint8Array(await hit.arrayBuffer());
+    if (!entry.bytes || bytes.length === entry.bytes) {
+      report(onProgress, { file: 'weights', loaded: bytes.length, total: bytes.length, cached: true });
+      return bytes;
     }
+    try { await cache?.delete(url); } catch { /* ignore */ }   // a bad copy: download again
+  }
+  /** @type {Uint8Array} */
+  let bytes;
+  try {
+    const response = await fetch(url, { signal });
     if (!response.ok) {
       throw namedError('WeightsError', `could not download the ${task} model (${url}): HTTP ${response.status}`);
     }
-    if (cache) {
-      try { await cache.put(url, response.clone()); } catch { /* quota: keep going uncached */ }
-    }
+    const total = entry.bytes || contentLength(response);
+    bytes = response.body
+      ? await readAll(counted(response.body, 'weights', total, (p) => report(onProgress, p)))
+      : new Uint8Array(await response.arrayBuffer());
+  } catch (err) {
+    if (signal?.aborted) throw abortError(signal, aborted);
+    if (/** @type {{ name?: string } | null} */ (err)?.name === 'WeightsError') throw err;
+    throw namedError('WeightsError', `could not download the ${task} model (${url}): ${messageOf(err)}`, err);
   }
-  const bytes = new Uint8Array(await response.arrayBuffer());
   if (entry.bytes && bytes.length !== entry.bytes) {
-    if (cache) { try { await cache.delete(url); } catch { /* ignore */ } }
     throw namedError('WeightsError',
       `the ${task} model download is ${bytes.length} bytes, expected ${entry.bytes}; try again`);
   }
+  if (cache) {
+    try {
+      await cache.put(url, new Response(/** @type {Uint8Array<ArrayBuffer>} */ (bytes),
+        { headers: { 'Content-Type': 'application/octet-stream' } }));
+    } catch { /* quota: keep going uncached */ }
+  }
   return bytes;
+}
+
+/**
+ * Every byte of a stream.
+ * @param {ReadableStream<Uint8Array>} stream
+ * @returns {Promise<Uint8Array>}
+ */
+async function readAll(stream) {
+  /** @type {Uint8Array[]} */
+  const chunks = [];
+  let n = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    n += value.byteLength;
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.byteLength; }
+  return out;
 }
 
 /** @returns {Promise<boolean>} */
@@ -319,7 +617,7 @@ async function hasWebGpuAdapter() {
  */
 function isBackendFailure(err) {
   const name = /** @type {{ name?: string } | null} */ (err)?.name;
-  return !(name === 'InputError' || name === 'WeightsError' || name === 'ConfigError');
+  return !(name === 'InputError' || name === 'WeightsError' || name === 'ConfigError' || name === 'AbortError');
 }
 
 /** @param {unknown} err */
@@ -335,8 +633,12 @@ export class Segmenter {
   #weights;
   /** @type {string | undefined} */
   #fallbackReason;
-  /** @type {Promise<unknown>} */
+  /** @type {Promise<unknown>} settles when every call made so far has settled */
   #busy = Promise.resolve();
+  /** calls made and not yet settled */
+  #pending = 0;
+  /** free() was called: new calls are refused; the model goes once the calls made before it settle */
+  #freed = false;
 
   /**
    * Not for direct use: `await Segmenter.create({ task, backend, weights })`.
@@ -355,6 +657,7 @@ export class Segmenter {
 
   /**
    * Loads a model. Without `weights`, the task's shipped model is downloaded (once; cached).
+   * `onProgress` reports the downloads; `signal` aborts them (an `AbortError`).
    * @param {CreateOptions} options
    * @returns {Promise<Segmenter>}
    */
@@ -362,6 +665,10 @@ export class Segmenter {
     if (options === null || typeof options !== 'object') {
       throw namedError('ConfigError', 'Segmenter.create takes an options object: { task, backend, weights }');
     }
+    const watch = watchOf(options, 'Segmenter.create');
+    const { signal } = watch;
+    const aborted = 'Segmenter.create was aborted';
+    throwIfAborted(signal, aborted);
     const backend = options.backend ?? 'auto';
     if (!BACKENDS.includes(backend)) {
       throw namedError('ConfigError', `unknown backend "${backend}"; expected 'auto', 'webgpu' or 'cpu'`);
@@ -370,45 +677,67 @@ export class Segmenter {
     if (task !== undefined && !TASKS.includes(task)) {
       throw namedError('ConfigError', `unknown task "${task}"; expected 'retina', 'skin' or 'lung'`);
     }
-    /** @type {Uint8Array} */
-    let weights;
+    /** @type {Uint8Array | undefined} */
+    let given;
     if (options.weights !== undefined && options.weights !== null) {
-      weights = toBytes(options.weights, 'Segmenter.create: weights');
+      given = toBytes(options.weights, 'Segmenter.create: weights');
     } else if (task === undefined) {
       throw namedError('ConfigError', 'Segmenter.create needs a task (for the shipped weights) or weights');
-    } else {
-      weights = await shippedWeights(task);
+    } else if (!MODELS[task]) {
+      throw noShippedModel(task);     // before downloading a build for nothing
     }
 
-    /** @param {Backend} kind */
-    const start = async (kind) => (await loadModule(kind)).Segmenter.create({ task, backend: kind, weights });
+    // The wasm build first, then the weights: that order in onProgress.
+    /** @type {Backend} */
+    let kind = 'cpu';
+    let fallbackReason;
+    if (backend !== 'cpu') {
+      if (await hasWebGpuAdapter()) {
+        kind = 'webgpu';
+      } else if (backend === 'webgpu') {
+        throw namedError('BackendError', 'WebGPU is not available here (no navigator.gpu or no adapter); use backend \'auto\' or \'cpu\'');
+      } else {
+        fallbackReason = 'no WebGPU adapter';
+      }
+    }
+    throwIfAborted(signal, aborted);
+    /** @type {RawModule | null} */
+    let module = null;
+    try {
+      module = await loadModule(kind, watch);
+    } catch (err) {
+      if (kind === 'cpu' || backend === 'webgpu' || !isBackendFailure(err)) throw err;
+      fallbackReason = `WebGPU failed to start: ${messageOf(err)}`;
+      kind = 'cpu';
+    }
+    const weights = given ?? await shippedWeights(/** @type {Task} */ (task), watch);
+    throwIfAborted(signal, aborted);
+
+    /** @param {RawModule} m @param {Backend} k */
+    const start = (m, k) => m.Segmenter.create({ task, backend: k, weights });
     /** @type {RawSegmenter | null} */
     let raw = null;
-    let fallbackReason;
-    if (backend === 'cpu') {
-      raw = await start('cpu');
-    } else if (!await hasWebGpuAdapter()) {
-      if (backend === 'webgpu') {
-        throw namedError('BackendError', 'WebGPU is not available here (no navigator.gpu or no adapter); use backend \'auto\' or \'cpu\'');
-      }
-      fallbackReason = 'no WebGPU adapter';
-    } else {
+    if (module && kind === 'webgpu') {
       try {
-        raw = await start('webgpu');
+        raw = await start(module, 'webgpu');
       } catch (err) {
         if (backend === 'webgpu' || !isBackendFailure(err)) throw err;
         fallbackReason = `WebGPU failed to start: ${messageOf(err)}`;
+        kind = 'cpu';
       }
     }
-    if (!raw) raw = await start('cpu');
-
+    if (!raw) raw = await start(module && kind === 'cpu' ? module : await loadModule('cpu', watch), 'cpu');
+    if (signal?.aborted) {
+      raw.free();
+      throw abortError(signal, aborted);
+    }
     const keep = backend === 'auto' && raw.backend === 'webgpu' ? weights : null;
     return new Segmenter(CREATE, raw, keep, fallbackReason);
   }
 
   /** @returns {RawSegmenter} */
   #live() {
-    if (!this.#raw) throw namedError('ConfigError', 'this Segmenter was freed');
+    if (this.#freed || !this.#raw) throw namedError('ConfigError', 'this Segmenter was freed (free() was called): create a new one');
     return this.#raw;
   }
 
@@ -425,14 +754,30 @@ export class Segmenter {
   get info() { return this.#live().info; }
 
   /**
-   * Segments one image. Calls on one Segmenter run one after another.
+   * Segments one image. Calls on one Segmenter are queued: each starts when the one before it
+   * has settled. `options.signal` aborts a call (an `AbortError`), queued or running; the
+   * Segmenter stays usable.
    * @param {SegmentInput} input
    * @param {SegmentOptions} [options]
    * @returns {Promise<SegmentResult>}
    */
   segment(input, options = {}) {
-    const run = this.#busy.then(() => this.#segment(input, options));
-    this.#busy = run.catch(() => {});
+    const signal = isSignal(options?.signal) ? options.signal : undefined;
+    if (signal?.aborted) return Promise.reject(abortError(signal, 'segment() was aborted before it started'));
+    try {
+      this.#live();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const before = this.#busy;
+    const run = (async () => {
+      await raceAbort(before, signal, 'segment() was aborted while it waited for an earlier call on this Segmenter');
+      return this.#segment(input, options);
+    })();
+    // The next call waits for this one and for every one before it (an aborted wait settles
+    // this one early).
+    this.#pending += 1;
+    this.#busy = Promise.allSettled([before, run]).then(() => { this.#pending -= 1; });
     return run;
   }
 
@@ -442,13 +787,18 @@ export class Segmenter {
    * @returns {Promise<SegmentResult>}
    */
   async #segment(input, options) {
-    const raw = this.#live();
+    const raw = this.#raw;     // kept until the calls made before free() have settled
+    if (!raw) throw namedError('ConfigError', 'this Segmenter was freed (free() was called): create a new one');
     try {
       return await raw.segment(input, options);
     } catch (err) {
-      if (!this.#weights || raw.backend !== 'webgpu' || !isBackendFailure(err)) throw err;
+      if (!this.#weights || raw.backend !== 'webgpu' || !isBackendFailure(err) || this.#raw !== raw) throw err;
       // 'auto' on WebGPU failed mid-run: continue on the CPU build from now on.
       const cpu = await (await loadModule('cpu')).Segmenter.create({ backend: 'cpu', weights: this.#weights });
+      if (this.#raw !== raw) {            // released meanwhile
+        cpu.free();
+        throw err;
+      }
       this.#fallbackReason = `WebGPU failed during a run: ${messageOf(err)}`;
       this.#weights = null;
       this.#raw = cpu;
@@ -457,11 +807,21 @@ export class Segmenter {
     }
   }
 
-  /** Releases the model's memory. The Segmenter cannot be used afterwards. */
+  /**
+   * Releases the model's memory. The Segmenter cannot be used afterwards: later calls reject
+   * with a `ConfigError`. Calls made before `free()` still run (abort them with their `signal`
+   * to stop them); the memory is released when they have settled.
+   */
   free() {
-    const raw = this.#raw;
-    this.#raw = null;
-    this.#weights = null;
-    if (raw) raw.free();
+    if (this.#freed) return;
+    this.#freed = true;
+    const release = () => {
+      const raw = this.#raw;
+      this.#raw = null;
+      this.#weights = null;
+      try { raw?.free(); } catch { /* already gone with its module */ }
+    };
+    if (this.#pending === 0) release();
+    else this.#busy.then(release);
   }
 }
