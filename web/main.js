@@ -14,6 +14,10 @@ const els = {
   weightsInput: /** @type {HTMLInputElement} */ ($('weights-input')),
   status: $('status'),
   progress: /** @type {HTMLProgressElement} */ ($('progress')),
+  cancel: /** @type {HTMLButtonElement} */ ($('cancel')),
+  downloadRow: $('download-status'),
+  downloadText: $('download-text'),
+  downloadProgress: /** @type {HTMLProgressElement} */ ($('download-progress')),
   error: $('error'),
   note: $('note'),
   threshold: /** @type {HTMLInputElement} */ ($('threshold')),
@@ -48,10 +52,40 @@ const app = {
 
 function setState(state) {
   document.body.dataset.state = state;
+  // Cancel is offered while a file loads, the model loads or runs.
+  const busy = state === 'loading-model' || state === 'running';
+  els.cancel.hidden = !busy;
+  if (!busy) els.cancel.disabled = false;
+  if (!busy) hideDownload();
 }
 
 function setStatus(text) {
   els.status.textContent = text;
+}
+
+/** Megabytes with one decimal. */
+const mb = (bytes) => (bytes / 1e6).toFixed(1);
+
+/** A download report from the package (via the worker): what loads, how far, in MB. */
+function showDownload(msg) {
+  if (msg.cached) return;                  // nothing to download (Cache API, or loaded before)
+  const what = msg.file === 'wasm' ? 'the WebAssembly module' : `the ${app.lastTask} model's weights`;
+  const loaded = Number(msg.loaded);
+  const total = msg.total === null || msg.total === undefined ? null : Number(msg.total);
+  els.downloadText.textContent = total !== null
+    ? `Downloading ${what}: ${mb(loaded)} of ${mb(total)} MB`
+    : `Downloading ${what}: ${mb(loaded)} MB`;
+  if (total !== null && total > 0) {
+    els.downloadProgress.max = total;
+    els.downloadProgress.value = Math.min(loaded, total);
+  } else {
+    els.downloadProgress.removeAttribute('value');   // size unknown: indeterminate
+  }
+  els.downloadRow.hidden = false;
+}
+
+function hideDownload() {
+  els.downloadRow.hidden = true;
 }
 
 function showError(message) {
@@ -122,10 +156,17 @@ function onWorkerMessage(event) {
         setStatus(`Loading the ${app.lastTask} model…`);
         setProgress(null);
       } else if (msg.state === 'running') {
+        hideDownload();                  // the model is ready
         setState('running');
         setStatus('Running the model…');
         setProgress(0, 1);
       }
+      break;
+    case 'download':
+      showDownload(msg);
+      break;
+    case 'cancelled':
+      onCancelled();
       break;
     case 'progress':
       setProgress(msg.done, msg.total);   // the status line (aria-live) is not updated per tile
@@ -144,6 +185,34 @@ function onWorkerMessage(event) {
     default:
       break;
   }
+}
+
+/**
+ * Forgets the request in flight, and tells the worker to stop it (a newer image or setting
+ * replaces it; its answers are ignored from now on).
+ */
+function dropCurrent() {
+  if (app.currentId !== null) app.worker?.postMessage({ type: 'cancel', id: app.currentId });
+  app.currentId = null;
+}
+
+/** The Cancel button: stops the run (or the download) in flight; the page stays usable. */
+function cancelRun() {
+  if (app.currentId !== null && app.worker) {
+    app.worker.postMessage({ type: 'cancel', id: app.currentId });
+    els.cancel.disabled = true;
+    setStatus('Cancelling…');          // the worker answers 'cancelled' (or the result, if first)
+  } else {
+    app.gen++;                         // a file still being read: drop it
+    onCancelled();
+  }
+}
+
+function onCancelled() {
+  app.currentId = null;
+  setProgress(0, 1);
+  setStatus('Cancelled. Drop an image, pick a sample or change a setting to run again.');
+  setState('cancelled');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,7 +269,7 @@ function resetResult() {
 /** Takes a new image (bytes of an encoded file) and runs the model on it. */
 async function loadImage(buffer, name, gen = ++app.gen) {
   if (gen !== app.gen) return;
-  app.currentId = null;                 // ignore answers still coming for the previous image
+  dropCurrent();                        // stop the previous image's run; ignore its answers
   setState('loading-model');            // busy from here on, so tests never see a stale 'done'
   clearError();
   showNote('');
@@ -240,7 +309,7 @@ async function loadImage(buffer, name, gen = ++app.gen) {
 async function loadFile(file) {
   if (!file) return;
   const gen = ++app.gen;
-  app.currentId = null;
+  dropCurrent();
   setState('loading-model');
   setStatus(`Reading ${file.name}…`);
   let buffer;
@@ -258,7 +327,7 @@ async function loadFile(file) {
 async function loadSample(name, task) {
   if (task && [...els.task.options].some((o) => o.value === task)) els.task.value = task;
   const gen = ++app.gen;
-  app.currentId = null;
+  dropCurrent();
   setState('loading-model');
   clearError();
   setStatus(`Loading the sample ${name}…`);
@@ -278,6 +347,7 @@ async function loadSample(name, task) {
 /** Sends the current image to the worker with the current task and backend. */
 function run() {
   if (!app.bytes) return;
+  dropCurrent();
   clearError();
   resetResult();
   const id = app.nextId++;
@@ -520,6 +590,7 @@ function wire() {
   els.opacityValue.textContent = Number(els.opacity.value).toFixed(2);
 
   els.download.addEventListener('click', downloadMask);
+  els.cancel.addEventListener('click', cancelRun);
 }
 
 /** Marks tasks without shipped weights in the task selector (the package knows which ship). */

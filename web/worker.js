@@ -5,11 +5,14 @@
 //         wantPreview?: boolean, weights?: ArrayBuffer, weightsKey?: string}
 //        (optional instead of bytes: image: {width, height, data: ArrayBuffer of RGBA8}, for
 //         formats only the browser can decode, e.g. WebP)
+//        {type:'cancel', id}     aborts that request, queued or running (through its AbortSignal)
 //   out: {type:'status',   id, state: 'loading-model' | 'running'}
+//        {type:'download', id, file: 'wasm' | 'weights', loaded, total, cached}  (bytes; total may be null)
 //        {type:'preview',  id, width, height, data: Uint8ClampedArray}   (RGBA; when wantPreview)
 //        {type:'progress', id, done, total}
 //        {type:'result',   id, width, height, probabilities: Float32Array, mask: Uint8Array,
 //                          backend, timeMs, fallbackReason}            (buffers transferred)
+//        {type:'cancelled', id}                 (after a 'cancel': the request stopped)
 //        {type:'error',    id, name, message}   (name: the package's error name, e.g. 'InputError')
 // Requests are handled one at a time, in order. A request that is still queued when a newer one
 // arrives is answered with an error saying it was superseded, without running the model.
@@ -24,6 +27,8 @@ const segmenters = new Map();
 let queue = Promise.resolve();  // serialises requests: one model runs at a time
 /** @type {unknown} id of the newest segment request received */
 let latestId = null;
+/** @type {Map<unknown, AbortController>} one per request not yet answered, by id */
+const controllers = new Map();
 
 /** @param {unknown} err */
 function messageOf(err) {
@@ -46,15 +51,12 @@ function wrap(prefix, err) {
   return e;
 }
 
+/** The package's JS (each request loads its CPU build through `pkg.default`, with progress). */
 function loadPackage() {
   if (!pkgPromise) {
-    pkgPromise = (async () => {
-      const pkg = await import(PKG_URL);
-      await pkg.default();  // the CPU build; the WebGPU build is fetched only when an adapter exists
-      return pkg;
-    })().catch((err) => {
+    pkgPromise = import(PKG_URL).catch((err) => {
       pkgPromise = null;    // let a later request retry (e.g. after the package is deployed)
-      throw wrap('Could not load the WebAssembly module (build it with scripts/build-wasm.sh): ', err);
+      throw wrap('Could not load the package (build it with scripts/build-wasm.sh): ', err);
     });
   }
   return pkgPromise;
@@ -66,16 +68,22 @@ function loadPackage() {
  * @param {import('./pkg/index.js').Task} task
  * @param {import('./pkg/index.js').BackendChoice} backend
  * @param {{ key: string, bytes: ArrayBuffer } | null} weights
+ * @param {{ onProgress: import('./pkg/index.js').DownloadProgressCallback, signal: AbortSignal }} watch
+ *   download progress and the request's signal
+ *   (a cancelled start is forgotten: the next request starts again)
  */
-function segmenterFor(task, backend, weights) {
+function segmenterFor(task, backend, weights, watch) {
   const key = `${task}|${backend}|${weights ? weights.key : 'shipped'}`;
   let p = segmenters.get(key);
   if (!p) {
     p = (async () => {
       const pkg = await loadPackage();
       try {
-        return await pkg.Segmenter.create({ task, backend, weights: weights ? new Uint8Array(weights.bytes) : undefined });
+        return await pkg.Segmenter.create({
+          task, backend, weights: weights ? new Uint8Array(weights.bytes) : undefined, ...watch,
+        });
       } catch (err) {
+        if (err?.name === 'AbortError') throw err;
         throw wrap(`Could not start the ${task} model on the ${backend} backend: `, err);
       }
     })();
@@ -105,7 +113,11 @@ function owned(arr, Type) {
   return whole && !shared ? arr : arr.slice();
 }
 
-async function handleSegment(msg) {
+/**
+ * @param {any} msg
+ * @param {AbortSignal} signal aborted by a 'cancel' message for this request
+ */
+async function handleSegment(msg, signal) {
   const { id } = msg;
   const post = (m, transfer) => self.postMessage({ ...m, id }, transfer ?? []);
 
@@ -114,6 +126,8 @@ async function handleSegment(msg) {
     return;
   }
   const pkg = await loadPackage();
+  /** @type {import('./pkg/index.js').DownloadProgressCallback} */
+  const onProgress = (p) => post({ type: 'download', file: p.file, loaded: p.loaded, total: p.total, cached: p.cached });
   const task = /** @type {import('./pkg/index.js').Task} */ (String(msg.task));
   const backend = /** @type {import('./pkg/index.js').BackendChoice} */ (String(msg.backend ?? 'auto'));
   if (!pkg.TASKS.includes(task)) throw new Error(`Unknown task "${task}" (expected ${pkg.TASKS.join(', ')}).`);
@@ -134,6 +148,12 @@ async function handleSegment(msg) {
   }
 
   post({ type: 'status', state: 'loading-model' });
+  try {
+    await pkg.default({ onProgress, signal });  // the CPU build (once): decodePreview needs it
+  } catch (err) {
+    if (err?.name === 'AbortError') throw err;
+    throw wrap('Could not load the WebAssembly module (build it with scripts/build-wasm.sh): ', err);
+  }
   if (msg.wantPreview && msg.bytes) {
     // The browser cannot show this format (TIFF, 16-bit): the wasm side decodes it for display.
     try {
@@ -145,7 +165,7 @@ async function handleSegment(msg) {
     }
   }
   const weights = msg.weights ? { key: String(msg.weightsKey), bytes: msg.weights } : null;
-  const seg = await segmenterFor(task, backend, weights);
+  const seg = await segmenterFor(task, backend, weights, { onProgress, signal });
   const key = `${task}|${backend}|${weights ? weights.key : 'shipped'}`;
 
   post({ type: 'status', state: 'running' });
@@ -155,8 +175,10 @@ async function handleSegment(msg) {
       threshold,
       flips: Boolean(msg.flips),
       onProgress: (done, total) => post({ type: 'progress', done: Number(done), total: Number(total) }),
+      signal,
     });
   } catch (err) {
+    if (err?.name === 'AbortError') throw err;
     // A backend failure (e.g. a lost GPU device) may leave this Segmenter unusable: drop it so the
     // next request builds a fresh one. Other errors (bad input) leave it cached and usable.
     if (err?.name === 'BackendError') evict(key, seg);
@@ -182,16 +204,31 @@ async function handleSegment(msg) {
 
 self.addEventListener('message', (event) => {
   const msg = event.data;
+  if (msg?.type === 'cancel') {
+    controllers.get(msg.id)?.abort();   // an answered request has none: nothing to do
+    return;
+  }
   if (!msg || msg.type !== 'segment') {
     self.postMessage({ type: 'error', id: msg?.id ?? null, message: `Unknown request type "${msg?.type}".` });
     return;
   }
   latestId = msg.id;
+  const controller = new AbortController();
+  controllers.set(msg.id, controller);
+  const { signal } = controller;
   queue = queue
-    .then(() => handleSegment(msg))
+    .then(() => {
+      if (signal.aborted) throw new DOMException('cancelled while queued', 'AbortError');
+      return handleSegment(msg, signal);
+    })
     .catch((err) => {
-      self.postMessage({ type: 'error', id: msg.id, name: err?.name ?? 'Error', message: messageOf(err) || 'Unknown error.' });
-    });
+      if (err?.name === 'AbortError' && signal.aborted) {
+        self.postMessage({ type: 'cancelled', id: msg.id });
+      } else {
+        self.postMessage({ type: 'error', id: msg.id, name: err?.name ?? 'Error', message: messageOf(err) || 'Unknown error.' });
+      }
+    })
+    .finally(() => controllers.delete(msg.id));
 });
 
 // An unexpected rejection anywhere must not take the worker down silently.

@@ -165,10 +165,26 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
     assert.equal(result.state, 'error');
     assert.match(result.error, /Could not read this file/);
 
+    // The first image downloads the CPU build and the weights: the page says what loads, in MB,
+    // while it loads (every text the download line shows is recorded), and hides it when ready.
+    await page.evaluate(() => {
+      const row = document.querySelector('[data-testid=download-status]');
+      const seen = [];
+      window.__downloads = seen;
+      new MutationObserver(() => { if (!row.hidden) seen.push(row.textContent.trim()); })
+        .observe(row, { attributes: true, childList: true, subtree: true, characterData: true });
+    });
     await dropFile(page, '01_test.tif', image, 'image/tiff');
     result = await settle(page, CPU_RUN_MS);
     assert.equal(result.state, 'done', `page failed: ${result.error}; ${problems.join(' | ')}`);
     assert.equal(result.backend, 'cpu', result.status);
+    const downloads = await page.evaluate(() => window.__downloads);
+    const last = (re) => downloads.filter((t) => re.test(t)).at(-1);
+    console.log(`# page, first load: ${downloads.length} download texts, the last ones: ` +
+      `"${last(/WebAssembly/)}", "${last(/weights/)}"`);
+    assert.match(last(/WebAssembly/) ?? '', /^Downloading the WebAssembly module: \d+\.\d( of \d+\.\d)? MB$/);
+    assert.match(last(/weights/) ?? '', /^Downloading the retina model's weights: 1\.1 of 1\.1 MB$/);
+    assert.equal(await page.isHidden('[data-testid=download-status]'), true, 'the download line stays after loading');
     const { dice, pred } = await diceAgainst(page, label);
     console.log(`# page, CPU: ${result.status} Dice ${dice.toFixed(4)}`);
     assert.ok(dice >= 0.70, `Dice ${dice}`);
@@ -208,9 +224,30 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
     assert.equal(png.readUInt32BE(16), 565);
     assert.equal(png.readUInt32BE(20), 584);
 
-    // "Refine" re-runs the model with the four flips averaged (at the threshold the slider shows).
+    // Cancel during a four-flip run: the page says so, the button goes, and a new run works and
+    // gives the same mask as before.
     await page.fill('[data-testid=threshold]', '0.5');
     await page.dispatchEvent('[data-testid=threshold]', 'change');
+    await page.check('[data-testid=flips]');
+    await page.waitForFunction(() => document.body.dataset.state === 'running', null, { timeout: CPU_RUN_MS, polling: 50 });
+    assert.equal(await page.isVisible('[data-testid=cancel]'), true, 'no Cancel button while running');
+    const cancelled = Date.now();
+    await page.click('[data-testid=cancel]');
+    await page.waitForFunction(() => ['cancelled', 'done', 'error'].includes(document.body.dataset.state), null,
+      { timeout: CPU_RUN_MS, polling: 50 });
+    result = await page.evaluate(() => ({
+      state: document.body.dataset.state, status: document.querySelector('[data-testid=status]').textContent,
+    }));
+    console.log(`# page, CPU: Cancel during the four-flip run: "${result.status}" after ${Date.now() - cancelled} ms`);
+    assert.equal(result.state, 'cancelled', result.status);
+    assert.match(result.status, /cancelled/i);
+    assert.equal(await page.isHidden('[data-testid=cancel]'), true);
+    await page.uncheck('[data-testid=flips]');
+    result = await settle(page, CPU_RUN_MS);
+    assert.equal(result.state, 'done', `the run after the cancel failed: ${result.error}`);
+    assert.equal((await diceAgainst(page, label)).pred, pred, 'the run after the cancel differs');
+
+    // "Refine" re-runs the model with the four flips averaged (at the threshold the slider shows).
     await page.check('[data-testid=flips]');
     await page.waitForFunction(() => document.body.dataset.state === 'error'
       || document.querySelector('[data-testid=status]').textContent.includes('four flips averaged'),
