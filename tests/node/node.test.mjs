@@ -1,47 +1,124 @@
 // The packed package installed into a plain Node project (no bundler, no browser), as
 // `npm install r2unet-wasm` in a script or a server: the shipped retina model segments a real
-// DRIVE image on the CPU build. scripts/test-browser.sh installs the tarball into a temporary
-// folder, copies this file there and runs it with `node --test`.
+// DRIVE image on the CPU build; load progress, cancellation, the queue of calls and free().
+// scripts/test-browser.sh installs the tarball into a temporary folder, copies this file there
+// and runs it with `node --test`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import init, { Segmenter, decodePreview, shippedTasks } from 'r2unet-wasm';
+import init, { ERROR_NAMES, Segmenter, decodePreview, shippedTasks } from 'r2unet-wasm';
 
 const DATA = process.env.R2UNET_DATA ?? '';
 const IMAGE = join(DATA, 'DRIVE/test/images/01_test.tif');
 const LABEL = join(DATA, 'DRIVE/test/1st_manual/01_manual1.gif');
 const HAVE_DRIVE = existsSync(IMAGE) && existsSync(LABEL);
+const skip = HAVE_DRIVE ? false : `SKIPPED: ${IMAGE} not found (set R2UNET_DATA)`;
 
-test('plain Node: the shipped retina model segments a DRIVE image on the CPU', {
-  skip: HAVE_DRIVE ? false : `SKIPPED: ${IMAGE} not found (set R2UNET_DATA)`,
-  timeout: 300_000,
-}, async () => {
-  await init();
+/** @type {Segmenter | null} the first test's, reused by the second */
+let shared = null;
+
+test('plain Node: the shipped retina model segments a DRIVE image on the CPU', { skip, timeout: 300_000 }, async () => {
+  // Each file is read from the package's folder and reported once: the CPU build by init, the
+  // weights by create (whose build is already loaded: cached).
+  const loads = [];
+  await init({ onProgress: (p) => loads.push(p) });
+  assert.equal(loads.length, 1, JSON.stringify(loads));
+  assert.equal(loads[0].file, 'wasm');
+  assert.ok(loads[0].loaded > 1e6 && loads[0].loaded === loads[0].total && !loads[0].cached, JSON.stringify(loads));
   assert.deepEqual(shippedTasks(), ['retina', 'skin', 'lung']);
-  const seg = await Segmenter.create({ task: 'retina' });
+  loads.length = 0;
+  const seg = await Segmenter.create({ task: 'retina', onProgress: (p) => loads.push(p) });
+  assert.deepEqual(loads.map((p) => [p.file, p.cached]), [['wasm', true], ['weights', false]], JSON.stringify(loads));
+  assert.ok(loads[1].loaded > 1e5 && loads[1].loaded === loads[1].total, JSON.stringify(loads));
+  console.log(`# plain Node, loads reported: ${loads.map((p) => `${p.file} ${p.loaded} B${p.cached ? ' (cached)' : ''}`).join(', ')}`);
   // No WebGPU in Node: 'auto' runs on the CPU build and says why.
   assert.equal(seg.backend, 'cpu');
   assert.match(seg.fallbackReason ?? '', /WebGPU/i);
-  try {
-    const r = await seg.segment(await readFile(IMAGE));
-    assert.deepEqual([r.width, r.height], [565, 584]);
-    const label = await decodePreview(await readFile(LABEL));
-    let tp = 0, pred = 0, truth = 0;
-    for (let i = 0; i < r.mask.length; i++) {
-      const m = r.mask[i] > 127, t = label.data[4 * i] > 127;
-      tp += Number(m && t); pred += Number(m); truth += Number(t);
-    }
-    const dice = (2 * tp) / (pred + truth);
-    console.log(`# plain Node, CPU: DRIVE 01_test Dice ${dice.toFixed(4)} in ${r.timeMs.toFixed(0)} ms`);
-    assert.ok(dice >= 0.7, `Dice ${dice}`);
-    // Bad input is a named error, and the Segmenter keeps working.
-    await assert.rejects(seg.segment(new Uint8Array([1, 2, 3])), (e) => e.name === 'InputError');
-    await assert.rejects(seg.segment(await readFile(IMAGE), { treshold: 0.5 }), (e) => e.name === 'ConfigError');
-    const again = await seg.segment(await readFile(IMAGE), { threshold: 0.9 });
-    assert.ok(again.mask.reduce((a, v) => a + (v > 0 ? 1 : 0), 0) < pred);
-  } finally {
-    seg.free();
+  shared = seg;
+  const r = await seg.segment(await readFile(IMAGE));
+  assert.deepEqual([r.width, r.height], [565, 584]);
+  const label = await decodePreview(await readFile(LABEL));
+  let tp = 0, pred = 0, truth = 0;
+  for (let i = 0; i < r.mask.length; i++) {
+    const m = r.mask[i] > 127, t = label.data[4 * i] > 127;
+    tp += Number(m && t); pred += Number(m); truth += Number(t);
   }
+  const dice = (2 * tp) / (pred + truth);
+  console.log(`# plain Node, CPU: DRIVE 01_test Dice ${dice.toFixed(4)} in ${r.timeMs.toFixed(0)} ms`);
+  assert.ok(dice >= 0.7, `Dice ${dice}`);
+  // Bad input is a named error, and the Segmenter keeps working.
+  await assert.rejects(seg.segment(new Uint8Array([1, 2, 3])), (e) => e.name === 'InputError');
+  await assert.rejects(seg.segment(await readFile(IMAGE), { treshold: 0.5 }), (e) => e.name === 'ConfigError');
+  const again = await seg.segment(await readFile(IMAGE), { threshold: 0.9 });
+  assert.ok(again.mask.reduce((a, v) => a + (v > 0 ? 1 : 0), 0) < pred);
+});
+
+/** @param {unknown} e @param {RegExp} message */
+const isAbort = (e, message) => {
+  const err = /** @type {Error} */ (e);
+  assert.equal(err.name, 'AbortError', String(err));
+  assert.ok(err instanceof Error, 'an AbortError is an Error');
+  assert.match(err.message, message);
+  return true;
+};
+
+test('plain Node: abort, the queue of calls on one Segmenter, and free()', { skip, timeout: 120_000 }, async () => {
+  assert.ok(ERROR_NAMES.includes('AbortError'));
+  const seg = shared ?? await Segmenter.create({ task: 'retina' });
+  const image = await readFile(IMAGE);
+  const tiled = { tile: 256 };   // nine tiles, one forward pass each
+
+  // An abort from the progress callback after the first tile: no second tile, an AbortError.
+  let c = new AbortController();
+  const seen = [];
+  let t0 = performance.now();
+  await assert.rejects(seg.segment(image, {
+    ...tiled, signal: c.signal, onProgress: (done, total) => { seen.push([done, total]); if (done === 1) c.abort(); },
+  }), (e) => isAbort(e, /after 1 of 9 tiles/));
+  assert.deepEqual(seen, [[1, 9]]);
+  console.log(`# plain Node: aborted after the first of 9 tiles in ${(performance.now() - t0).toFixed(0)} ms`);
+  // An already-aborted signal rejects at once; so does create with one.
+  await assert.rejects(seg.segment(image, { signal: c.signal }), (e) => isAbort(e, /before it started/));
+  await assert.rejects(Segmenter.create({ task: 'retina', signal: c.signal }), (e) => isAbort(e, /create was aborted/));
+  await assert.rejects(seg.segment(image, { signal: /** @type {any} */ ('stop') }), (e) => e.name === 'ConfigError');
+
+  // An abort from a timer, another task, reaches a running pass (four flips per tile).
+  c = new AbortController();
+  let tiles = 0;
+  setTimeout(() => c.abort(), 100);
+  t0 = performance.now();
+  await assert.rejects(seg.segment(image, { ...tiled, flips: true, signal: c.signal, onProgress: (done) => { tiles = done; } }),
+    (e) => isAbort(e, /segment\(\) was aborted/));
+  const ms = performance.now() - t0;
+  console.log(`# plain Node: a timer's abort stopped a four-flip run after ${tiles} of 9 tiles, ${ms.toFixed(0)} ms`);
+  assert.ok(tiles < 9, `all ${tiles} tiles ran`);
+
+  // The queue: calls on one Segmenter run one after another, in order; one aborted while it
+  // waits rejects at once, without waiting for the call before it.
+  const crop = await decodePreview(image);    // RGBA of the whole photo; a 128x128 piece of it:
+  const piece = { width: 128, height: 128, data: new Uint8ClampedArray(128 * 128 * 4) };
+  for (let y = 0; y < 128; y++) piece.data.set(crop.data.subarray(((150 + y) * crop.width + 300) * 4, ((150 + y) * crop.width + 428) * 4), y * 128 * 4);
+  const order = [];
+  c = new AbortController();
+  const first = seg.segment(piece, { flips: true }).then((r) => { order.push('first'); return r; });
+  const waiting = seg.segment(piece, { signal: c.signal }).catch((e) => { order.push('aborted'); throw e; });
+  const third = seg.segment(piece).then((r) => { order.push('third'); return r; });
+  c.abort();
+  await assert.rejects(waiting, (e) => isAbort(e, /waited for an earlier call/));
+  const [r1, r3] = await Promise.all([first, third]);
+  assert.deepEqual(order, ['aborted', 'first', 'third']);
+  assert.deepEqual([r1.width, r3.width], [128, 128]);
+
+  // free(): the calls made before it still run (the queued one included), later ones get a
+  // ConfigError, and the model is released after them.
+  const running = seg.segment(piece);
+  const queued = seg.segment(piece);
+  seg.free();
+  await assert.rejects(seg.segment(piece), (e) => e.name === 'ConfigError' && /freed/.test(e.message));
+  assert.throws(() => seg.backend, (e) => e.name === 'ConfigError');
+  assert.deepEqual([(await running).width, (await queued).width], [128, 128]);
+  await assert.rejects(seg.segment(piece), (e) => e.name === 'ConfigError' && /freed/.test(e.message));
+  seg.free();                                    // twice is harmless
 });
