@@ -6,11 +6,80 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use r2unet::Task;
 use r2unet_train::datasets::Dataset;
 
-/// `--dataset`, typed: the names come from the training crate's own list, so `--help` and the
-/// error for a misspelt name list exactly the data sets that exist.
-fn dataset_parser() -> impl TypedValueParser<Value = Dataset> {
-    PossibleValuesParser::new(Dataset::ALL.map(Dataset::name))
-        .map(|name| Dataset::parse(&name).expect("a listed name parses"))
+/// `--dataset` of train and eval: a named data set (read from `--data ROOT`) or `folder` (your
+/// own images and masks, [`FolderArgs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetArg {
+    Named(Dataset),
+    Folder,
+}
+
+/// `--dataset`, typed: the names come from the training crate's own list (and `folder`), so
+/// `--help` and the error for a misspelt name list exactly the data sets that exist.
+fn dataset_parser() -> impl TypedValueParser<Value = DatasetArg> {
+    let folder = r2unet_train::datasets::folder::NAME;
+    PossibleValuesParser::new(Dataset::ALL.map(Dataset::name).into_iter().chain([folder])).map(
+        move |name| match name.as_str() {
+            n if n == folder => DatasetArg::Folder,
+            n => DatasetArg::Named(Dataset::parse(n).expect("a listed name parses")),
+        },
+    )
+}
+
+/// The `--dataset` values that read `--data ROOT` (clap's "required if" conditions; a CLI test
+/// checks them against the training crate's list).
+const NAMED_DATASETS: [(&str, &str); 6] = [
+    ("dataset", "drive"),
+    ("dataset", "stare"),
+    ("dataset", "chase"),
+    ("dataset", "isic2017"),
+    ("dataset", "isic2016"),
+    ("dataset", "lung"),
+];
+
+/// `--dataset folder`: your own images and masks (train and eval).
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Your own data (--dataset folder)")]
+pub struct FolderArgs {
+    /// Folder of images: PNG, JPEG, TIFF (8/16-bit, signed or not), GIF, BMP or PPM/PGM, any
+    /// size; files with other extensions and hidden files are ignored. An image's name without
+    /// its extension (its stem) is its ID.
+    #[arg(long, value_name = "DIR", required_if_eq("dataset", "folder"))]
+    pub images: Option<PathBuf>,
+    /// Folder of masks: 0/255, 0/1, 16-bit, palette or coloured (foreground where a pixel's
+    /// brightest channel is above half of the file's brightest value; any nonzero pixel in
+    /// index masks, whose brightest value is at most 1/16 of full scale). A mask
+    /// pairs with the image whose stem is the mask's stem, or the mask's stem minus one of
+    /// _mask, _masks, _segmentation, _manual1, _lesion, _label, _labels, _gt, _seg, -mask (any
+    /// case); an image stem ending in _training, _train, _test, _validation or _val also pairs
+    /// without it (DRIVE as published: 21_training.tif with 21_manual1.gif). An image needs
+    /// exactly one mask and a mask exactly one image.
+    #[arg(long, value_name = "DIR", required_if_eq("dataset", "folder"))]
+    pub masks: Option<PathBuf>,
+    /// Retina: folder of field-of-view masks, paired like masks with the suffixes _mask, _fov,
+    /// _fovmask, _fov_mask, _roi, _test_mask, _training_mask, -mask, -fov (DRIVE:
+    /// 21_training_mask.gif). Without it the FOV is derived from each photo.
+    #[arg(long, value_name = "DIR")]
+    pub fov: Option<PathBuf>,
+    /// What the images show (picks the preprocessing and, for eval, the shipped model).
+    #[arg(long, value_parser = task_parser(), required_if_eq("dataset", "folder"))]
+    pub task: Option<Task>,
+    /// CSV of stem,split rows, split one of train, val, test or none; a first line naming the
+    /// columns stem and split is a header (other columns are ignored, so a run's files.csv is
+    /// a split file too); # lines are comments. Unlisted pairs are in no split. Default: a
+    /// seeded shuffle of the pairs sorted by stem, cut by --val-fraction and --test-fraction.
+    #[arg(long, value_name = "CSV", conflicts_with_all = ["val_fraction", "test_fraction"])]
+    pub split_file: Option<PathBuf>,
+    /// Share of the pairs in the val split (model selection for skin and lung) [default: 0.1].
+    #[arg(long, value_name = "F")]
+    pub val_fraction: Option<f64>,
+    /// Share of the pairs in the test split [default: 0.1].
+    #[arg(long, value_name = "F")]
+    pub test_fraction: Option<f64>,
+    /// Leave out files that are unpaired, unreadable or of another size than their image, with
+    /// a warning each, instead of refusing the folder.
+    #[arg(long)]
+    pub skip_bad: bool,
 }
 
 /// `--task`, typed, from the core crate's list of tasks.
@@ -87,13 +156,18 @@ pub struct TilingArgs {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// The data set (its reader, split and task).
-    #[arg(long, value_parser = dataset_parser())]
-    pub dataset: Dataset,
-    /// The data set's root folder, e.g. ../shared/data/DRIVE.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Run folder for checkpoints, config.json and log.csv.
+    /// The data set: drive, stare, chase, isic2017, isic2016 and lung are read from --data ROOT
+    /// in their publishers' layouts; folder is your own images and masks (--images, --masks,
+    /// --task; see "Your own data" below). Optional with --resume (the run's config.json
+    /// records it).
+    #[arg(long, value_parser = dataset_parser(), required_unless_present = "resume")]
+    pub dataset: Option<DatasetArg>,
+    /// A named data set's root folder, e.g. ../shared/data/DRIVE (with --resume: default the
+    /// one the run recorded).
+    #[arg(long, value_name = "ROOT", required_if_eq_any = NAMED_DATASETS,
+          conflicts_with_all = ["images", "masks", "fov"])]
+    pub data: Option<PathBuf>,
+    /// Run folder for checkpoints, config.json and log.csv (and files.csv for folder data).
     #[arg(long)]
     pub out: PathBuf,
     /// The architecture (Fig. 1 of the paper; `r2unet info` lists them).
@@ -126,6 +200,7 @@ pub struct TrainArgs {
     /// Retina: resample so the FOV is this wide (0 = native resolution).
     #[arg(long, default_value_t = 0)]
     pub fov_width: usize,
+    /// Seed of the patches and the example order, and for folder data of its split.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Turn off flips and rotations.
@@ -135,7 +210,8 @@ pub struct TrainArgs {
     /// 1 = off), so that more lesions fill the frame.
     #[arg(long, default_value_t = 1.0)]
     pub zoom: f64,
-    /// Continue from the run folder's last completed epoch (its config.json wins, except --epochs).
+    /// Continue from the run folder's last completed epoch (its config.json wins, except --epochs
+    /// and --data; folder data must still match the run's files.csv).
     #[arg(long)]
     pub resume: bool,
     /// Start from these weights instead of random ones (same architecture and widths), e.g. to
@@ -144,16 +220,27 @@ pub struct TrainArgs {
     pub init: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
+    // Last: its help heading would otherwise also cover the flags after it.
+    #[command(flatten)]
+    pub folder: FolderArgs,
 }
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// The data set (its reader, split and task).
+    /// The data set: drive, stare, chase, isic2017, isic2016 and lung are read from --data ROOT
+    /// in their publishers' layouts; folder is your own images and masks (--images, --masks,
+    /// --task; see "Your own data" below).
     #[arg(long, value_parser = dataset_parser())]
-    pub dataset: Dataset,
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Split to score (default: test; validation for isic2017).
+    pub dataset: DatasetArg,
+    /// A named data set's root folder, e.g. ../shared/data/DRIVE.
+    #[arg(long, value_name = "ROOT", required_if_eq_any = NAMED_DATASETS,
+          conflicts_with_all = ["images", "masks", "fov"])]
+    pub data: Option<PathBuf>,
+    /// Folder data with fractions: the seed of the split, as given to train (its --seed).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Split to score (default: test; validation for isic2017); folder data: train, val, test
+    /// or all.
     #[arg(long)]
     pub split: Option<String>,
     /// Weights file (default: the shipped model for the data set's task).
@@ -171,6 +258,9 @@ pub struct EvalArgs {
     pub tiling: TilingArgs,
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
+    // Last: its help heading would otherwise also cover the flags after it.
+    #[command(flatten)]
+    pub folder: FolderArgs,
 }
 
 #[derive(Args)]

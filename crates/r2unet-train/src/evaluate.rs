@@ -1,6 +1,5 @@
 //! Scoring a model on a data set split: whole images by tiled inference, metrics at a
 //! threshold over FOV pixels, per image and pooled over the split (the paper's protocol).
-use std::path::Path;
 use std::time::Instant;
 
 use r2unet::R2UNet;
@@ -11,7 +10,7 @@ use r2unet::metrics::{Confusion, Metrics, Scores, roc_curve};
 use r2unet::weights::ModelBundle;
 use serde::Serialize;
 
-use crate::datasets::Dataset;
+use crate::datasets::{Dataset, Source};
 use crate::error::{Result, TrainError};
 
 #[derive(Clone, Debug, Serialize)]
@@ -95,11 +94,10 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// Scores `model` on `split` of `dataset` under `root`. `progress(done, total)` per image.
+/// Scores `model` on `split` of `source`. `progress(done, total)` per image.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
-    dataset: Dataset,
-    root: &Path,
+    source: &Source,
     split: &str,
     model: &R2UNet,
     bundle: &ModelBundle,
@@ -108,15 +106,15 @@ pub fn evaluate(
     threshold: f32,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Report> {
-    if bundle.preprocess.task != dataset.task() {
+    if bundle.preprocess.task != source.task() {
         return Err(TrainError::TaskMismatch {
             weights: bundle.preprocess.task.name(),
-            dataset: dataset.name(),
-            wanted: dataset.task().name(),
+            dataset: source.name(),
+            wanted: source.task().name(),
         });
     }
     let started = Instant::now();
-    let samples = dataset.list(root, split)?;
+    let samples = source.list(split)?;
     let mut pooled = Scores::default();
     let mut images = Vec::with_capacity(samples.len());
     let mut counts = Vec::with_capacity(samples.len());
@@ -149,7 +147,7 @@ pub fn evaluate(
         roc.push(*curve.last().expect("curve has (0,0) at least"));
     }
     Ok(Report {
-        dataset: dataset.name().into(),
+        dataset: source.name().into(),
         split: split.into(),
         architecture: bundle.model.architecture().to_string(),
         parameters: bundle.model.trainable_params(),

@@ -8,5 +8,5 @@ pub mod evaluate;
 pub mod samples;
 pub mod trainer;
 
-pub use datasets::{Dataset, Sample};
+pub use datasets::{Dataset, Sample, Source};
 pub use error::{Result, TrainError};

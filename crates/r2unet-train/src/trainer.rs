@@ -15,7 +15,8 @@ use r2unet::{ModelConfig, PreprocessConfig, R2UNet, Task};
 
 use crate::bce::bce_with_logits;
 use crate::checkpoint::{RunDir, State};
-use crate::datasets::{Dataset, Loaded};
+use crate::datasets::folder::FolderSpec;
+use crate::datasets::{Loaded, Source};
 use crate::error::TrainError;
 use crate::samples::{self, Examples};
 
@@ -24,8 +25,17 @@ use crate::samples::{self, Examples};
 pub struct TrainConfig {
     pub model: ModelConfig,
     pub preprocess: PreprocessConfig,
-    /// Data set name (`drive`, `stare`, `chase`, `isic2017`, `lung`).
+    /// Data set name (`drive`, `stare`, `chase`, `isic2017`, `isic2016`, `lung`, or `folder`).
     pub dataset: String,
+    /// A named data set's root folder (absolute), so that `--resume` needs no `--data`. `None`
+    /// for folder data, and in run folders from before it was recorded (their resume takes
+    /// `--data`).
+    #[config(default = "None")]
+    pub data: Option<String>,
+    /// `--dataset folder`: the folders (absolute), the task and how the pairs are split, so
+    /// that `--resume` finds the same data (checked against the run's `files.csv`).
+    #[config(default = "None")]
+    pub folder: Option<FolderSpec>,
     #[config(default = 1e-3)]
     pub lr: f64,
     /// Adam's epsilon (PyTorch's default; burn's is 1e-5).
@@ -110,13 +120,12 @@ pub trait Observer {
 
 /// Loads and preprocesses every sample of a split.
 pub fn load_split(
-    dataset: Dataset,
-    root: &Path,
+    source: &Source,
     split: &str,
     preprocess: &PreprocessConfig,
     observer: &mut dyn Observer,
 ) -> crate::Result<Vec<Loaded>> {
-    let samples = dataset.list(root, split)?;
+    let samples = source.list(split)?;
     let mut out = Vec::with_capacity(samples.len());
     for (i, s) in samples.iter().enumerate() {
         out.push(s.load(preprocess)?);
@@ -184,10 +193,12 @@ fn bundle(config: &TrainConfig, state: &State) -> ModelBundle {
     }
 }
 
-/// Trains into `run` (a folder). With `resume`, continues from `run/state.json`.
+/// Trains into `run` (a folder) on `source`, which must be the data `config` names. With
+/// `resume`, continues from `run/state.json`. Folder data: the run's `files.csv` lists every
+/// pair with its split and digests; a resume checks the folder against it.
 pub fn train(
     config: &TrainConfig,
-    data_root: &Path,
+    source: &Source,
     run: &Path,
     device: &Device,
     resume: bool,
@@ -202,11 +213,21 @@ pub fn train(
             images: config.preprocess.task.channels(),
         });
     }
-    let dataset = Dataset::parse(&config.dataset)?;
+    if source.name() != config.dataset || source.task() != config.preprocess.task {
+        return Err(TrainError::Dataset(format!(
+            "the run trains a {} model on {}; the data given is {} ({})",
+            config.preprocess.task.name(),
+            config.dataset,
+            source.name(),
+            source.task().name()
+        )));
+    }
     let dir = RunDir::new(run)?;
     let train_device = device.clone().autodiff();
     let eval_device = device.clone().without_autodiff();
 
+    // The random initial weights follow the run's seed, so that one seed gives one run.
+    train_device.seed(config.seed);
     let mut model = config.model.init(&train_device);
     let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(config.epsilon).init();
     let mut state = State {
@@ -257,13 +278,33 @@ pub fn train(
                 })?;
         optim = optim.load_record(record);
     }
+    if let Source::Folder(set) = source {
+        let path = dir.path("files.csv");
+        if resume && path.is_file() {
+            let stored = String::from_utf8_lossy(&crate::error::read(&path)?).into_owned();
+            set.check_unchanged(&stored, &path)?;
+        } else {
+            dir.write("files.csv", set.files_csv().as_bytes())?;
+        }
+    }
     dir.write("config.json", config.to_string().as_bytes())?;
 
-    let train_images = load_split(dataset, data_root, "train", &config.preprocess, observer)?;
+    let train_images = load_split(source, "train", &config.preprocess, observer)?;
     let retina = config.preprocess.task == Task::Retina;
-    let val = match dataset.selection_split() {
+    if retina
+        && !train_images.iter().any(|im| {
+            let p = &im.prepared;
+            p.width >= config.patch && p.height >= config.patch && p.fov.iter().any(|&v| v)
+        })
+    {
+        return Err(TrainError::Dataset(format!(
+            "no training image is at least {0}x{0} pixels with a field of view, so no              {0}x{0} patch can be drawn; lower --patch",
+            config.patch
+        )));
+    }
+    let val = match source.selection_split() {
         Some(split) if !retina => {
-            let images = load_split(dataset, data_root, split, &config.preprocess, observer)?;
+            let images = load_split(source, split, &config.preprocess, observer)?;
             samples::whole_images(&images, 0, false)
         }
         // Retina: a fixed set of held-out patches, as the paper (10 % for validation).

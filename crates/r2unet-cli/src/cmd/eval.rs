@@ -1,25 +1,28 @@
 //! `r2unet eval`.
 use anyhow::{Context, Result};
-use r2unet_train::Dataset;
+use r2unet::Task;
 use r2unet_train::evaluate::{self, Report};
+use r2unet_train::{Dataset, Source};
 
-use crate::args::EvalArgs;
+use crate::args::{DatasetArg, EvalArgs};
+use crate::cmd::train::{folder_spec, open_folder, refuse_folder_flags};
 use crate::{backend, models, progress};
 
 fn cell(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.4}"))
 }
 
-pub fn markdown(report: &Report, dataset: Dataset, weights: &str) -> String {
+/// The report as markdown; `dataset`: the named data set, whose paper figures get a row (none
+/// for folder data).
+pub fn markdown(report: &Report, dataset: Option<Dataset>, task: Task, weights: &str) -> String {
     let p = &report.pooled;
-    let paper = evaluate::paper_r2unet(dataset);
     let mut s = format!(
         "{} / {} ({} images, threshold {}, pooled over {}), weights {} ({}, {} parameters)\n\n",
         report.dataset,
         report.split,
         report.images.len(),
         report.threshold,
-        if dataset.task() == r2unet::Task::Retina {
+        if task == Task::Retina {
             "FOV pixels"
         } else {
             "all pixels"
@@ -33,20 +36,20 @@ pub fn markdown(report: &Report, dataset: Dataset, weights: &str) -> String {
         "| ours | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
         p.acc, p.se, p.sp, p.f1, p.jaccard, p.auc, p.pr_auc
     );
-    s += &format!(
-        "| paper R2U-Net | {} | {} | {} | {} | n/a | {} | n/a |\n\n",
-        cell(paper[0]),
-        cell(paper[1]),
-        cell(paper[2]),
-        cell(paper[3]),
-        cell(paper[4])
-    );
-    if dataset.task() != r2unet::Task::Retina {
-        let what = if dataset.task() == r2unet::Task::Lung {
-            "lung"
-        } else {
-            "lesion"
-        };
+    if let Some(dataset) = dataset {
+        let paper = evaluate::paper_r2unet(dataset);
+        s += &format!(
+            "| paper R2U-Net | {} | {} | {} | {} | n/a | {} | n/a |\n",
+            cell(paper[0]),
+            cell(paper[1]),
+            cell(paper[2]),
+            cell(paper[3]),
+            cell(paper[4])
+        );
+    }
+    s += "\n";
+    if task != Task::Retina {
+        let what = if task == Task::Lung { "lung" } else { "lesion" };
         s += &format!("By the {what}'s share of the image (the ground truth's):\n\n");
         s += &format!(
             "| {what} share | images | share of all {what} pixels | Dice (pooled) | SE (pooled) | mean image Dice |\n|---|---|---|---|---|---|\n"
@@ -125,21 +128,47 @@ fn write_roc(report: &Report, path: &std::path::Path) -> Result<()> {
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let dataset = a.dataset;
+    let (task, spec) = match a.dataset {
+        DatasetArg::Named(d) => {
+            refuse_folder_flags(&a.folder, d)?;
+            (d.task(), None)
+        }
+        DatasetArg::Folder => {
+            let spec = folder_spec(&a.folder, a.seed)?;
+            (spec.task, Some(spec))
+        }
+    };
+    let chosen = backend::choose(a.backend)?;
+    let (model, mut bundle, path) = models::load(a.weights.as_ref(), task, &chosen.device)?;
+    a.tiling.apply_fov_width(&mut bundle)?;
+    let tiling = a.tiling.config()?;
+    let source = match (a.dataset, &spec) {
+        (DatasetArg::Named(dataset), _) => Source::Named {
+            dataset,
+            root: a.data.clone().context("--data ROOT is needed")?,
+        },
+        // Checked with the model's own preprocessing, which is what scoring runs.
+        (DatasetArg::Folder, Some(spec)) => {
+            if bundle.preprocess.task != spec.task {
+                anyhow::bail!(
+                    "{path}: a {} model; --task {} needs a {} model",
+                    bundle.preprocess.task.name(),
+                    spec.task.name(),
+                    spec.task.name()
+                );
+            }
+            open_folder(spec, &bundle.preprocess)?
+        }
+        (DatasetArg::Folder, None) => unreachable!("a folder spec is made above"),
+    };
     let split = a
         .split
         .clone()
-        .unwrap_or_else(|| dataset.default_eval_split().to_string());
-    let chosen = backend::choose(a.backend)?;
-    let (model, mut bundle, path) =
-        models::load(a.weights.as_ref(), dataset.task(), &chosen.device)?;
-    a.tiling.apply_fov_width(&mut bundle)?;
-    let tiling = a.tiling.config()?;
-    let n = dataset.list(&a.data, &split)?.len();
+        .unwrap_or_else(|| source.default_eval_split().to_string());
+    let n = source.list(&split)?.len();
     let bar = progress::bar(n, "eval");
     let report = evaluate::evaluate(
-        dataset,
-        &a.data,
+        &source,
         &split,
         &model,
         &bundle,
@@ -149,7 +178,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         |d, _| bar.set_position(d as u64),
     )?;
     bar.finish_and_clear();
-    print!("{}", markdown(&report, dataset, &path));
+    print!("{}", markdown(&report, source.dataset(), task, &path));
     println!("\n{:.1} s on {}", report.seconds, chosen.name);
     if let Some(json) = &a.json {
         std::fs::write(json, serde_json::to_string_pretty(&report)?)

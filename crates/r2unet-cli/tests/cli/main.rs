@@ -5,6 +5,7 @@ mod util;
 
 mod eval;
 mod export;
+mod folder;
 mod info;
 mod predict;
 mod train;

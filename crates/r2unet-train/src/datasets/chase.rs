@@ -3,7 +3,7 @@
 //! the last 8 (children 11–14) test, so both eyes of a child stay together.
 use std::path::Path;
 
-use super::{Sample, files_ending, must_exist, stem};
+use super::{MaskRule, Sample, files_ending, must_exist, stem};
 use crate::error::Result;
 
 pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
@@ -23,6 +23,7 @@ pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
                 image,
                 label,
                 fov: None,
+                mask_rule: MaskRule::HalfScale,
             });
         }
     }

@@ -1,7 +1,7 @@
 //! DRIVE: `training/{images,1st_manual,mask}` (21–40) and `test/{images,1st_manual,mask}` (01–20).
 use std::path::Path;
 
-use super::{Sample, files_ending, must_exist};
+use super::{MaskRule, Sample, files_ending, must_exist};
 use crate::error::Result;
 
 pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
@@ -32,6 +32,7 @@ pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
                 image,
                 label,
                 fov: Some(fov),
+                mask_rule: MaskRule::HalfScale,
             });
         }
     }

@@ -10,7 +10,7 @@
 //! comparable one-to-one with published ISIC 2016 numbers (subset, 2017 masks, resized images).
 use std::path::Path;
 
-use super::{Sample, files_ending, must_exist, seeded_shuffle, stem};
+use super::{MaskRule, Sample, files_ending, must_exist, seeded_shuffle, stem};
 use crate::error::{Result, TrainError, read};
 
 /// Fixed so the hold-outs never change between runs or machines.
@@ -30,6 +30,7 @@ fn official(root: &Path, part: &str) -> Result<Vec<Sample>> {
                 image,
                 label,
                 fov: None,
+                mask_rule: MaskRule::HalfScale,
             })
         })
         .collect()
@@ -93,6 +94,7 @@ fn overlap(root: &Path, which: &str) -> Result<Vec<Sample>> {
                 image,
                 label,
                 fov: None,
+                mask_rule: MaskRule::HalfScale,
             });
         }
     }

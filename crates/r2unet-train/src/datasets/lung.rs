@@ -3,7 +3,7 @@
 //! `2d_masks/` (lung = 255). Split 80/10/10 after a shuffle with a fixed seed.
 use std::path::Path;
 
-use super::{Sample, files_ending, must_exist, seeded_shuffle, stem};
+use super::{MaskRule, Sample, files_ending, must_exist, seeded_shuffle, stem};
 use crate::error::Result;
 
 const SPLIT_SEED: u64 = 42;
@@ -19,6 +19,7 @@ pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
                 image,
                 label,
                 fov: None,
+                mask_rule: MaskRule::HalfScale,
             })
         })
         .collect::<Result<_>>()?;

@@ -3,9 +3,10 @@
 //! (first 10 / 20 sorted IDs train, the rest test); ISIC 2017 official train/validation with a
 //! seeded 10 % hold-out of training for model selection; the ISIC 2016 overlap subset of the same
 //! folder (its training rows minus a seeded 10 % hold-out, its test rows); lung 80/10/10 by a
-//! fixed seed.
+//! fixed seed. And `folder`: your own folders of images and masks ([`folder`]).
 mod chase;
 mod drive;
+pub mod folder;
 mod isic;
 mod lung;
 mod stare;
@@ -130,6 +131,72 @@ impl Dataset {
     }
 }
 
+/// Where a run's or an evaluation's images come from: a named data set under its root folder,
+/// or the user's own folders (`--dataset folder`), already paired, checked and split.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Named { dataset: Dataset, root: PathBuf },
+    Folder(Box<folder::FolderSet>),
+}
+
+impl Source {
+    /// The name recorded in `config.json` and in reports: the data set's, or `folder`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Named { dataset, .. } => dataset.name(),
+            Source::Folder(_) => folder::NAME,
+        }
+    }
+
+    /// The named data set, if it is one (the paper's figures exist only for those).
+    pub fn dataset(&self) -> Option<Dataset> {
+        match self {
+            Source::Named { dataset, .. } => Some(*dataset),
+            Source::Folder(_) => None,
+        }
+    }
+
+    pub fn task(&self) -> Task {
+        match self {
+            Source::Named { dataset, .. } => dataset.task(),
+            Source::Folder(set) => set.spec.task,
+        }
+    }
+
+    /// Split names this source accepts.
+    pub fn splits(&self) -> &'static [&'static str] {
+        match self {
+            Source::Named { dataset, .. } => dataset.splits(),
+            Source::Folder(_) => &folder::SPLITS,
+        }
+    }
+
+    /// The split that `eval` scores by default.
+    pub fn default_eval_split(&self) -> &'static str {
+        match self {
+            Source::Named { dataset, .. } => dataset.default_eval_split(),
+            Source::Folder(_) => "test",
+        }
+    }
+
+    /// The split of images model selection runs on during training, if any (retina selects on
+    /// held-out patches of the training images instead, for named and folder data alike).
+    pub fn selection_split(&self) -> Option<&'static str> {
+        match self {
+            Source::Named { dataset, .. } => dataset.selection_split(),
+            Source::Folder(set) => (set.spec.task != Task::Retina).then_some("val"),
+        }
+    }
+
+    /// Lists the samples of a split, in a stable order (by ID); an empty split is an error.
+    pub fn list(&self, split: &str) -> Result<Vec<Sample>> {
+        match self {
+            Source::Named { dataset, root } => dataset.list(root, split),
+            Source::Folder(set) => set.list(split),
+        }
+    }
+}
+
 /// One image with its label (and FOV mask where the publisher ships one).
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -137,6 +204,48 @@ pub struct Sample {
     pub image: PathBuf,
     pub label: PathBuf,
     pub fov: Option<PathBuf>,
+    /// How the label and FOV files are read as binary.
+    pub mask_rule: MaskRule,
+}
+
+/// How a label or FOV mask file becomes a binary plane.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MaskRule {
+    /// Luma above half of full scale ([`RawImage::to_binary`]): the named data sets' 0/255
+    /// GIFs, TIFFs and 1-bit PNGs.
+    #[default]
+    HalfScale,
+    /// Any kind of mask file (a folder of the user's own, `--dataset folder`), by each pixel's
+    /// brightest channel: where the file's brightest value is at most 1/16 of full scale (index
+    /// masks: 0/1, or 0/1/2 for several classes), every nonzero pixel is foreground; otherwise
+    /// a pixel is foreground where it exceeds half of the file's brightest value. So 0/255,
+    /// 0/1, 0/65535, palette and coloured (e.g. red on black) masks all read right, an all-zero
+    /// file is all background, and the ringing of a JPEG mask around its edges is cut off.
+    HalfOfMax,
+}
+
+impl MaskRule {
+    /// The binary plane of a decoded mask file.
+    pub fn apply(self, img: &RawImage) -> Vec<bool> {
+        match self {
+            MaskRule::HalfScale => img.to_binary(),
+            MaskRule::HalfOfMax => {
+                let c = img.channels.max(1);
+                let brightest: Vec<f32> = img
+                    .data
+                    .chunks_exact(c)
+                    .map(|p| p.iter().copied().fold(f32::NEG_INFINITY, f32::max))
+                    .collect();
+                let max = brightest.iter().copied().fold(0.0f32, f32::max);
+                let cut = if max <= img.kind.full_scale() / 16.0 {
+                    0.0
+                } else {
+                    max / 2.0
+                };
+                brightest.into_iter().map(|v| v > cut).collect()
+            }
+        }
+    }
 }
 
 /// A sample decoded and preprocessed.
@@ -157,7 +266,12 @@ fn decode_at(path: &Path) -> Result<RawImage> {
 }
 
 /// Reads a label or mask file and checks it against the image size.
-fn binary_at(path: &Path, image: &RawImage, what: &'static str) -> Result<Vec<bool>> {
+fn binary_at(
+    path: &Path,
+    image: &RawImage,
+    what: &'static str,
+    rule: MaskRule,
+) -> Result<Vec<bool>> {
     let bytes = read(path)?;
     let img = image_io::decode(&bytes).map_err(|error| TrainError::Image {
         path: path.to_owned(),
@@ -175,16 +289,16 @@ fn binary_at(path: &Path, image: &RawImage, what: &'static str) -> Result<Vec<bo
             },
         });
     }
-    Ok(img.to_binary())
+    Ok(rule.apply(&img))
 }
 
 impl Sample {
     /// Decodes and preprocesses the sample.
     pub fn load(&self, config: &PreprocessConfig) -> Result<Loaded> {
         let image = decode_at(&self.image)?;
-        let label = binary_at(&self.label, &image, "label")?;
+        let label = binary_at(&self.label, &image, "label", self.mask_rule)?;
         let fov = match &self.fov {
-            Some(p) => Some(binary_at(p, &image, "FOV mask")?),
+            Some(p) => Some(binary_at(p, &image, "FOV mask", self.mask_rule)?),
             None => None,
         };
         let prepared = preprocess::prepare(config, &image, fov.as_deref()).map_err(|error| {

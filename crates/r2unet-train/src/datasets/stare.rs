@@ -3,7 +3,7 @@
 //! Declared split: the first 10 sorted IDs train, the last 10 test.
 use std::path::Path;
 
-use super::{Sample, files_ending, must_exist, stem};
+use super::{MaskRule, Sample, files_ending, must_exist, stem};
 use crate::error::Result;
 
 pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
@@ -24,6 +24,7 @@ pub(super) fn list(root: &Path, split: &str) -> Result<Vec<Sample>> {
                 image,
                 label,
                 fov: None,
+                mask_rule: MaskRule::HalfScale,
             });
         }
     }
