@@ -654,7 +654,9 @@ impl Segmenter {
                 );
             }
         };
-        let mut turn = now_ms();
+        // The first pause (after the preprocessing) always gives the event loop a turn, so an
+        // abort made while the image was decoded gets through before the first forward pass.
+        let mut turn = f64::NEG_INFINITY;
         let cpu = self.engine.kind == BackendKind::Cpu;
         let pause = async || {
             if cpu && now_ms() - turn >= YIELD_EVERY_MS {
