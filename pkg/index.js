@@ -323,6 +323,12 @@ function counted(body, file, total, emit) {
  */
 /** @type {Record<Backend, ModuleLoad | null>} */
 const modules = { cpu: null, webgpu: null };
+/**
+ * A load every waiter abandoned (aborted), until it settles: the next load of that build waits
+ * for it (the module's own init refuses to start twice at once) and keeps it if it got through.
+ * @type {Record<Backend, Promise<{ module: RawModule, size: number } | null>>}
+ */
+const abandoned = { cpu: Promise.resolve(null), webgpu: Promise.resolve(null) };
 
 /**
  * Loads one build (once; later calls share it), reporting its download to `watch.onProgress`.
@@ -345,7 +351,11 @@ function loadModule(kind, watch = {}) {
     load.waiters += 1;
     signal.addEventListener('abort', () => {
       load.waiters -= 1;
-      if (load.waiters === 0 && !load.pinned) load.controller.abort(signal.reason);
+      if (load.waiters > 0 || load.pinned || load.size !== null) return;
+      // Nobody waits any more: stop the download, and let the next call start afresh.
+      load.controller.abort(signal.reason);
+      if (modules[kind] === load) modules[kind] = null;
+      abandoned[kind] = load.promise.then((module) => ({ module, size: load.size ?? 0 }), () => null);
     }, { once: true });
   } else {
     load.pinned = true;
@@ -372,6 +382,13 @@ function startLoad(kind) {
   /** @param {DownloadProgress} p */
   const emit = (p) => { for (const f of [...load.listeners]) report(f, p); };
   load.promise = (async () => {
+    const earlier = await abandoned[kind];
+    abandoned[kind] = Promise.resolve(null);
+    if (earlier) {                       // an abandoned load got through after all
+      emit({ file: 'wasm', loaded: earlier.size, total: earlier.size, cached: true });
+      load.size = earlier.size;
+      return earlier.module;
+    }
     // Literal specifiers, so that bundlers find both builds.
     const m = /** @type {RawModule} */ (kind === 'cpu'
       // @ts-ignore: built by scripts/build-wasm.sh

@@ -185,6 +185,25 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
     assert.match(last(/WebAssembly/) ?? '', /^Downloading the WebAssembly module: \d+\.\d( of \d+\.\d)? MB$/);
     assert.match(last(/weights/) ?? '', /^Downloading the retina model's weights: 1\.1 of 1\.1 MB$/);
     assert.equal(await page.isHidden('[data-testid=download-status]'), true, 'the download line stays after loading');
+    // The package in the page itself: a .wasm download aborted from onProgress rejects with an
+    // AbortError, the next create downloads it again, and the weights now come from the Cache API.
+    const own = await page.evaluate(async () => {
+      const pkg = await import('./pkg/index.js');
+      const c = new AbortController();
+      let aborted = null;
+      await pkg.Segmenter.create({
+        task: 'retina', backend: 'cpu', signal: c.signal,
+        onProgress: (p) => { if (p.file === 'wasm' && p.loaded > 0) c.abort(); },
+      }).then(() => {}, (e) => { aborted = `${e.name}: ${e.message}`; });
+      const seen = [];
+      const seg = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', onProgress: (p) => seen.push(p) });
+      seg.free();
+      return { aborted, seen };
+    });
+    assert.match(own.aborted ?? 'not aborted', /^AbortError: /);
+    const wasmLast = own.seen.filter((p) => p.file === 'wasm').at(-1);
+    assert.ok(wasmLast && !wasmLast.cached && wasmLast.loaded > 1e6 && wasmLast.loaded === wasmLast.total, JSON.stringify(wasmLast));
+    assert.deepEqual(own.seen.filter((p) => p.file === 'weights').map((p) => [p.cached, p.loaded === p.total]), [[true, true]]);
     const { dice, pred } = await diceAgainst(page, label);
     console.log(`# page, CPU: ${result.status} Dice ${dice.toFixed(4)}`);
     assert.ok(dice >= 0.70, `Dice ${dice}`);
