@@ -3,8 +3,9 @@
 //! One path for every image, shared by training, evaluation, the CLI and the browser:
 //! bytes → [`image_io::decode`] → [`preprocess::prepare`] → [`inference::tiling`] → [`model`]
 //! (on burn-flex through this crate's CPU kernels, [`ops`]) → stitched probabilities
-//! ([`inference::predict`]) → mask. Nothing in this crate touches files, threads or a terminal,
-//! so it builds for `wasm32-unknown-unknown` as it is.
+//! ([`inference::predict`]) → mask → [`measure`] (vessel, lesion and lung measurements).
+//! Nothing in this crate touches files, threads or a terminal, so it builds for
+//! `wasm32-unknown-unknown` as it is.
 //!
 //! Features: `flex` (burn-flex CPU backend, default), `wgpu` (native GPU), `webgpu` (browser GPU),
 //! `autodiff` (training), `native` (SIMD and rayon threads in burn-flex; not for wasm),
@@ -13,6 +14,7 @@
 pub mod error;
 pub mod image_io;
 pub mod inference;
+pub mod measure;
 pub mod metrics;
 pub mod model;
 pub mod ops;
