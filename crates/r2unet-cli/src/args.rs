@@ -271,15 +271,35 @@ pub struct PredictArgs {
     /// Weights file (default: the shipped model for the task).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Images to segment.
+    /// Images to segment, and folders: walked recursively for image files (other files are
+    /// skipped and listed); outputs keep the path below the folder.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// In folders, segment the files whose path below the folder matches this pattern
+    /// (e.g. '*_test.tif', 'images/*.png') instead of every image file.
+    #[arg(long)]
+    pub glob: Option<String>,
     /// Output folder (created if missing).
     #[arg(long)]
     pub out: PathBuf,
     /// Also write STEM.overlay.png.
     #[arg(long)]
     pub overlay: bool,
+    /// Also measure each mask (README, "Measurements") into measurements.csv (one row per
+    /// image) and measurements.json in --out.
+    #[arg(long)]
+    pub measure: bool,
+    /// With --measure: one pixel's size in micrometres (retina, skin), for lengths in um.
+    #[arg(long, requires = "measure")]
+    pub pixel_size_um: Option<f64>,
+    /// With --measure, retina: the camera's field-of-view angle in degrees (45 for DRIVE and
+    /// STARE, 30 for CHASE_DB1); the scale follows from the FOV's width in pixels.
+    #[arg(long, requires = "measure")]
+    pub fov_angle: Option<f64>,
+    /// With --measure, lung: the pixel spacing in millimetres (DICOM PixelSpacing), for areas
+    /// in mm^2.
+    #[arg(long, requires = "measure")]
+    pub pixel_spacing_mm: Option<f64>,
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
     #[command(flatten)]

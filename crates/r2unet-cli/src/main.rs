@@ -8,6 +8,7 @@ errors to exit code 2.
 mod args;
 mod backend;
 mod cmd;
+mod inputs;
 mod models;
 mod progress;
 

@@ -8,4 +8,5 @@ mod export;
 mod folder;
 mod info;
 mod predict;
+mod predict_folder;
 mod train;
