@@ -40,6 +40,8 @@ fn to_js(e: Error) -> JsValue {
         | Error::Unsuitable { .. } => "InputError",
         Error::Weights(_)
         | Error::WeightsMismatch(_)
+        | Error::DigestMismatch
+        | Error::NoDigest
         | Error::NotBurnpack(_)
         | Error::WeightsTensor { .. } => "WeightsError",
         Error::Config(_) => "ConfigError",

@@ -520,6 +520,19 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
             "WeightsError: invalid weights",
         ),
         (
+            "weights with one byte changed",
+            obj(&[
+                ("backend", "cpu".into()),
+                ("weights", {
+                    let mut bytes = retina().to_vec();
+                    let middle = bytes.len() / 2;
+                    bytes[middle] ^= 0x10;
+                    Uint8Array::from(&bytes[..]).into()
+                }),
+            ]),
+            "WeightsError: invalid weights: the file's bytes do not match its SHA-256 digest",
+        ),
+        (
             "empty weights",
             obj(&[
                 ("backend", "cpu".into()),
