@@ -7,6 +7,7 @@ mod eval;
 mod export;
 mod folder;
 mod info;
+mod odd_inputs;
 mod predict;
 mod predict_folder;
 mod train;
