@@ -84,6 +84,10 @@ stage "lint: licences and sources of every crate (scripts/check-licenses.mjs)"
 cargo metadata --format-version 1 --locked --quiet 2>>"$log" | node scripts/check-licenses.mjs | tail -1 | tee -a "$log" ||
   fail "licence/source check"
 
+stage "lint: banned crates in the build, duplicates counted (scripts/check-bans.mjs)"
+cargo tree --workspace --target all -e normal,build --prefix none --locked 2>>"$log" |
+  node scripts/check-bans.mjs | tee -a "$log" || fail "bans check"
+
 stage "lint: cargo doc --workspace --no-deps, RUSTDOCFLAGS=-D warnings (broken intra-doc links)"
 # Its own check-mode build of the dependencies (rustdoc cannot use the release build's); about
 # 4.5 minutes once per machine, seconds after that.
