@@ -53,10 +53,11 @@ fn flip(t: Tensor<4>, left_right: bool, up_down: bool) -> Tensor<4> {
 }
 
 /// The four mirrorings of test-time augmentation (left-right, up-down), in the order they are summed.
-const FLIPS: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+pub(crate) const FLIPS: [(bool, bool); 4] =
+    [(false, false), (true, false), (false, true), (true, true)];
 
 /// Sigmoid probabilities of `x` mirrored by `(left_right, up_down)`, mirrored back.
-fn flip_pass(model: &R2UNet, x: Tensor<4>, (lr, ud): (bool, bool)) -> Tensor<4> {
+pub(crate) fn flip_pass(model: &R2UNet, x: Tensor<4>, (lr, ud): (bool, bool)) -> Tensor<4> {
     flip(sigmoid(model.forward(flip(x, lr, ud))), lr, ud)
 }
 
