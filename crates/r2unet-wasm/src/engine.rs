@@ -4,7 +4,8 @@ use r2unet::burn::tensor::{Device, Tensor};
 use r2unet::image_io::RawImage;
 use r2unet::inference::predict;
 use r2unet::inference::tiling::TilingConfig;
-use r2unet::{Error, ModelBundle, R2UNet, Result, preprocess, weights};
+use r2unet::measure::{MeasureOptions, Measurements};
+use r2unet::{Error, ModelBundle, R2UNet, Result, Task, preprocess, weights};
 
 /// Which compute backend an [`Engine`] runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +115,9 @@ pub struct Segmentation {
     pub preprocess_ms: f64,
     pub model_ms: f64,
     pub finish_ms: f64,
+    /// The field of view at the input's size (the retina task's dark border excluded; all true
+    /// for skin and lung): what [`measure`] counts in.
+    pub fov: Vec<bool>,
 }
 
 /// Options of one segmentation.
@@ -213,6 +217,131 @@ pub fn segment_blocking(
     Ok(finish(image, &prepared, &probs, options.threshold))
 }
 
+/// One image's forward passes as pieces for several workers (the package's pool of CPU modules,
+/// each with its own [`Engine`]): made by [`split`], each piece run by [`forward_piece`] on any
+/// engine with the same weights, its output handed back with [`Pieces::set`], then
+/// [`Pieces::finish`] puts them together and restores the input's size, as [`segment`] does.
+pub struct Pieces {
+    image: RawImage,
+    prepared: preprocess::Prepared,
+    split: r2unet::inference::split::Split,
+    outputs: Vec<Option<Vec<f32>>>,
+    threshold: f32,
+    /// Milliseconds of the preprocessing, by the clock [`split`] was given.
+    pub preprocess_ms: f64,
+}
+
+/// Preprocesses `image` and cuts its forward passes into pieces for `parts` workers
+/// (`r2unet::inference::split`: bands of a one-pass image, else the plan's tiles).
+pub fn split(
+    engine: &Engine,
+    bundle: &ModelBundle,
+    image: RawImage,
+    options: &SegmentOptions,
+    parts: usize,
+    now: impl Fn() -> f64,
+) -> Result<Pieces> {
+    options.validate()?;
+    let t0 = now();
+    let prepared = preprocess::prepare(&bundle.preprocess, &image, None)?;
+    let split = r2unet::inference::split::Split::for_model(
+        &engine.model,
+        &prepared,
+        &options.tiling,
+        parts.max(1),
+    )?;
+    Ok(Pieces {
+        outputs: vec![None; split.len()],
+        image,
+        prepared,
+        split,
+        threshold: options.threshold,
+        preprocess_ms: now() - t0,
+    })
+}
+
+impl Pieces {
+    /// Pieces in all.
+    pub fn len(&self) -> usize {
+        self.split.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.split.is_empty()
+    }
+
+    /// Bands (a one-pass image cut in rows) or tiles.
+    pub fn regions(&self) -> usize {
+        self.split.regions()
+    }
+
+    pub fn is_bands(&self) -> bool {
+        self.split.is_bands()
+    }
+
+    /// Piece `i`'s shape and mirroring, and its input.
+    pub fn piece(&self, i: usize) -> Result<(r2unet::inference::split::Piece, Vec<f32>)> {
+        self.check(i)?;
+        Ok((
+            self.split.piece(i),
+            self.split.input(&self.prepared.data, i),
+        ))
+    }
+
+    fn check(&self, i: usize) -> Result<()> {
+        if i >= self.len() {
+            return Err(Error::Config(format!(
+                "piece {i} of {}: no such piece",
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Piece `i`'s output (what [`forward_piece`] gave).
+    pub fn set(&mut self, i: usize, output: Vec<f32>) -> Result<()> {
+        self.check(i)?;
+        let [n, _, h, w] = self.split.piece(i).shape;
+        if output.len() != n * h * w {
+            return Err(Error::Config(format!(
+                "piece {i}'s output has {} values, expected {}",
+                output.len(),
+                n * h * w
+            )));
+        }
+        self.outputs[i] = Some(output);
+        Ok(())
+    }
+
+    /// Every piece's output put together, at the input's size, thresholded; `model_ms` is what
+    /// the caller measured for the pieces.
+    pub fn finish(self, model_ms: f64, now: impl Fn() -> f64) -> Result<Segmentation> {
+        let t0 = now();
+        let missing = self.outputs.iter().filter(|o| o.is_none()).count();
+        if missing > 0 {
+            return Err(Error::Config(format!(
+                "{missing} of {} pieces have no output",
+                self.len()
+            )));
+        }
+        let outputs: Vec<Vec<f32>> = self.outputs.into_iter().flatten().collect();
+        let probs = self.split.assemble(&outputs)?;
+        let mut seg = finish(&self.image, &self.prepared, &probs, self.threshold);
+        (seg.preprocess_ms, seg.model_ms) = (self.preprocess_ms, model_ms);
+        seg.finish_ms = now() - t0;
+        Ok(seg)
+    }
+}
+
+/// One piece through `engine`'s model: sigmoid probabilities `[1, 1, rows, width]`.
+pub async fn forward_piece(
+    engine: &Engine,
+    input: Vec<f32>,
+    piece: r2unet::inference::split::Piece,
+) -> Result<Vec<f32>> {
+    r2unet::inference::split::forward_piece(&engine.model, &engine.device, input, piece).await
+}
+
 fn finish(
     image: &RawImage,
     prepared: &preprocess::Prepared,
@@ -229,7 +358,38 @@ fn finish(
         preprocess_ms: 0.0,
         model_ms: 0.0,
         finish_ms: 0.0,
+        fov: prepared.source_fov.clone(),
     }
+}
+
+/// The measurements of a segmentation's mask for `task`, as `r2unet predict --measure` makes
+/// them: the core's [`r2unet::measure::measure`], counting inside the field of view for the
+/// retina task and over the whole image for the others.
+pub fn measure(task: Task, seg: &Segmentation, options: &MeasureOptions) -> Result<Measurements> {
+    measure_mask(
+        task,
+        &seg.mask,
+        seg.width as usize,
+        seg.height as usize,
+        Some(&seg.fov),
+        options,
+    )
+}
+
+/// The same for any mask (row-major, non-zero = in the mask) and, for the retina task, its field
+/// of view (`None`: the whole image). A field of view given for another task is dropped, as the
+/// CLI never passes one there.
+pub fn measure_mask(
+    task: Task,
+    mask: &[u8],
+    width: usize,
+    height: usize,
+    fov: Option<&[bool]>,
+    options: &MeasureOptions,
+) -> Result<Measurements> {
+    let binary: Vec<bool> = mask.iter().map(|&m| m > 0).collect();
+    let fov = fov.filter(|_| task == Task::Retina);
+    r2unet::measure::measure(task, &binary, width, height, fov, options)
 }
 
 /// Input as 8-bit RGBA for display, so the page can show formats the browser cannot decode (TIFF,
@@ -287,6 +447,38 @@ mod tests {
             ..Default::default()
         };
         assert!(o.validate().unwrap_err().to_string().contains("threshold"));
+    }
+
+    /// The retina task counts inside the field of view, the others over the whole image (a field
+    /// of view is not even passed to them, so their notes do not say one was ignored).
+    #[test]
+    fn measure_counts_the_retina_task_inside_the_field_of_view() {
+        let (w, h) = (40usize, 30usize);
+        let mask: Vec<u8> = (0..w * h)
+            .map(|i| if (10..14).contains(&(i % w)) { 255 } else { 0 })
+            .collect();
+        let fov: Vec<bool> = (0..w * h).map(|i| i / w < 20).collect();
+        let seg = Segmentation {
+            width: w as u32,
+            height: h as u32,
+            probabilities: vec![0.0; w * h],
+            mask,
+            preprocess_ms: 0.0,
+            model_ms: 0.0,
+            finish_ms: 0.0,
+            fov,
+        };
+        let opts = MeasureOptions::default();
+        let json = |m: Measurements| m.to_json();
+        let retina = json(measure(Task::Retina, &seg, &opts).unwrap());
+        assert!(retina.contains("\"fovPixels\": 800"), "{retina}");
+        assert!(retina.contains("\"vesselPixels\": 80,"), "{retina}");
+        assert!(retina.contains("\"vesselAreaFraction\": 0.1,"), "{retina}");
+        let skin = json(measure(Task::Skin, &seg, &opts).unwrap());
+        assert!(skin.contains("\"areaPx\": 120,"), "{skin}");
+        assert!(!skin.contains("field of view"), "{skin}");
+        let lung = json(measure(Task::Lung, &seg, &opts).unwrap());
+        assert!(lung.contains("\"areaPx\": 120,"), "{lung}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use js_sys::{
 };
 use r2unet::image_io::{self, RawImage};
 use r2unet::inference::tiling::TilingConfig;
+use r2unet::measure::{MeasureOptions, Measurements};
 use r2unet::{Error, ModelBundle, Task};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -97,6 +98,11 @@ struct SegmentJsOptions {
     on_progress: JsValue,
     #[serde(with = "serde_wasm_bindgen::preserve", default)]
     signal: JsValue,
+    measure: Option<bool>,
+    /// Checked on its own (`MeasureScale`): serde-wasm-bindgen does not refuse a nested
+    /// object's unknown keys either.
+    #[serde(with = "serde_wasm_bindgen::preserve", default)]
+    scale: JsValue,
 }
 
 impl JsOptions for SegmentJsOptions {
@@ -107,7 +113,68 @@ impl JsOptions for SegmentJsOptions {
         "flips",
         "onProgress",
         "signal",
+        "measure",
+        "scale",
     ];
+}
+
+/// The `scale` of `segment`'s and `measure`'s options (`MeasureScale` in `pkg/index.js`): the
+/// core's options as they are, camelCase.
+impl JsOptions for MeasureOptions {
+    const KEYS: &'static [&'static str] = &["pixelSizeUm", "fovAngleDeg", "pixelSpacingMm"];
+}
+
+/// A `scale` object, checked: known keys, numbers, each a finite number above 0 (and within the
+/// core's bounds), an error naming the key otherwise. Checked before any work, so a bad scale
+/// does not cost a forward pass.
+fn measure_scale(v: JsValue, what: &str) -> Result<MeasureOptions, JsValue> {
+    let scale: MeasureOptions = parse_options(v, what)?;
+    let each = [
+        (
+            "pixelSizeUm",
+            MeasureOptions {
+                pixel_size_um: scale.pixel_size_um,
+                ..Default::default()
+            },
+        ),
+        (
+            "fovAngleDeg",
+            MeasureOptions {
+                fov_angle_deg: scale.fov_angle_deg,
+                ..Default::default()
+            },
+        ),
+        (
+            "pixelSpacingMm",
+            MeasureOptions {
+                pixel_spacing_mm: scale.pixel_spacing_mm,
+                ..Default::default()
+            },
+        ),
+    ];
+    for (key, one) in each {
+        match one.validate() {
+            Ok(()) => {}
+            Err(Error::Config(e)) => {
+                return Err(config_error(format!("option 'scale.{key}': {e}")));
+            }
+            Err(e) => return Err(to_js(e)),
+        }
+    }
+    Ok(scale)
+}
+
+/// Measurements as JS reads them: the very object `r2unet predict --measure` writes in
+/// `measurements.json` (camelCase fields, `null` for an undefined value, `notes`), parsed from
+/// the core's JSON.
+fn measurements_js(m: &Measurements) -> Result<JsValue, JsValue> {
+    js_sys::JSON::parse(&m.to_json())
+}
+
+/// A field of view (or mask) as JS bytes: 255 inside, 0 outside.
+fn bytes_255(on: &[bool]) -> Uint8Array {
+    let bytes: Vec<u8> = on.iter().map(|&b| if b { 255 } else { 0 }).collect();
+    Uint8Array::from(&bytes[..])
 }
 
 /// An options object of the JS API.
@@ -479,6 +546,67 @@ pub fn decode_preview(bytes: &[u8]) -> Result<JsValue, JsValue> {
     Ok(out.into())
 }
 
+/// Measures a mask without a model: `measure(task, { width, height, mask, fov? }, scale?)`, with
+/// `mask` (and the retina task's `fov`) `Uint8Array`s of `width * height`, non-zero inside; a
+/// `segment` result made with `measure: true` fits as it is. Gives what `segment`'s `measure`
+/// gives for the same mask, so a page can measure again at another threshold or scale without
+/// running the model. Without `fov`, the retina task counts the whole image.
+#[wasm_bindgen(js_name = measure)]
+pub fn measure_mask(task: JsValue, image: JsValue, scale: JsValue) -> Result<JsValue, JsValue> {
+    const EXPECTED: &str = "measure() takes { width, height, mask: Uint8Array, fov?: Uint8Array } \
+                            (a segment() result fits)";
+    let task = match task.as_string() {
+        Some(name) => Task::parse(&name).map_err(to_js)?,
+        None => {
+            return Err(config_error(format!(
+                "measure() takes a task ('retina', 'skin' or 'lung') first, got {}",
+                type_name(&task)
+            )));
+        }
+    };
+    let scale = measure_scale(scale, "measure 'scale'")?;
+    let input = |what: String| js_error("InputError", &format!("{EXPECTED}; {what}"));
+    if !image.is_object() {
+        return Err(input(format!("got {}", type_name(&image))));
+    }
+    let field = |k: &str| Reflect::get(&image, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    let dim = |k: &str| {
+        field(k)
+            .as_f64()
+            .filter(|x| *x >= 1.0 && x.fract() == 0.0 && *x <= u32::MAX as f64)
+            .map(|x| x as usize)
+            .ok_or_else(|| input(format!("'{k}' must be a positive integer")))
+    };
+    let (width, height) = (dim("width")?, dim("height")?);
+    let pixels = width.saturating_mul(height);
+    let plane = |k: &str, v: JsValue| -> Result<Vec<u8>, JsValue> {
+        let bytes = v
+            .dyn_ref::<Uint8Array>()
+            .map(Uint8Array::to_vec)
+            .ok_or_else(|| input(format!("'{k}' must be a Uint8Array, got {}", type_name(&v))))?;
+        if bytes.len() != pixels {
+            return Err(input(format!(
+                "'{k}' has {} values, but {width}x{height} = {pixels}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    };
+    let mask = plane("mask", field("mask"))?;
+    let fov = match field("fov") {
+        v if v.is_undefined() || v.is_null() => None,
+        v => Some(
+            plane("fov", v)?
+                .iter()
+                .map(|&b| b > 0)
+                .collect::<Vec<bool>>(),
+        ),
+    };
+    let m =
+        engine::measure_mask(task, &mask, width, height, fov.as_deref(), &scale).map_err(to_js)?;
+    measurements_js(&m)
+}
+
 /// A loaded model on one backend. Create with `await Segmenter.create({weights, backend})`.
 /// The backend is explicit: choosing one (`'auto'`) and falling back from WebGPU to the CPU is
 /// `pkg/index.js`'s job, in one place.
@@ -549,10 +677,14 @@ impl Segmenter {
     /// Segments one image. `input`: an `ImageData`, `{width, height, data}` with RGBA bytes,
     /// or the bytes of a PNG, JPEG, TIFF, BMP, GIF or PPM file. `options`: `{ threshold?: number
     /// (0.5), onProgress?: (done, total) => void, tile?: number, stride?: number, flips?: boolean,
-    /// signal?: AbortSignal }`; without `tile` and `stride`, the CPU runs images up to
+    /// signal?: AbortSignal, measure?: boolean, scale?: { pixelSizeUm?, fovAngleDeg?,
+    /// pixelSpacingMm? } }`; without `tile` and `stride`, the CPU runs images up to
     /// [`CPU_WHOLE_IMAGE_PIXELS`] in one pass. Resolves to `{ width, height, probabilities:
     /// Float32Array, mask: Uint8Array, timeMs, timings: { decodeMs, preprocessMs, modelMs,
-    /// finishMs }, backend }`. An aborted `signal` rejects with an `AbortError` at once, or
+    /// finishMs, measureMs }, backend }`, and with `measure: true` also `measurements` (the core's
+    /// [`Measurements`] of the mask, as `r2unet predict --measure` writes them) and for the
+    /// retina task `fov` (the field of view they count in, 255 inside, for [`measure_mask`]).
+    /// An aborted `signal` rejects with an `AbortError` at once, or
     /// after the forward pass running when it fires (on the CPU the run gives the event loop a
     /// turn at least every [`YIELD_EVERY_MS`], so an abort from another task gets through).
     pub async fn segment(&self, input: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
@@ -567,6 +699,17 @@ impl Segmenter {
         let decode_ms = now_ms() - started;
         let seg = self.run(&image, &run).await?;
         let backend = self.engine.kind.name();
+        let task = self.bundle.preprocess.task;
+        let measure_started = now_ms();
+        let measured = match &run.measure {
+            Some(scale) => Some(engine::measure(task, &seg, scale).map_err(to_js)?),
+            None => None,
+        };
+        let measure_ms = if measured.is_some() {
+            now_ms() - measure_started
+        } else {
+            0.0
+        };
 
         let out = Object::new();
         set(&out, "width", seg.width);
@@ -579,12 +722,19 @@ impl Segmenter {
         set(&out, "mask", Uint8Array::from(&seg.mask[..]));
         set(&out, "threshold", run.options.threshold);
         set(&out, "backend", backend);
+        if let Some(m) = &measured {
+            set(&out, "measurements", measurements_js(m)?);
+            if task == Task::Retina {
+                set(&out, "fov", bytes_255(&seg.fov));
+            }
+        }
         set(&out, "timeMs", now_ms() - started);
         let timings = Object::new();
         set(&timings, "decodeMs", decode_ms);
         set(&timings, "preprocessMs", seg.preprocess_ms);
         set(&timings, "modelMs", seg.model_ms);
         set(&timings, "finishMs", seg.finish_ms);
+        set(&timings, "measureMs", measure_ms);
         set(&out, "timings", timings);
         Ok(out.into())
     }
@@ -595,6 +745,8 @@ struct RunOptions {
     options: SegmentOptions,
     progress: Option<Function>,
     signal: Option<Signal>,
+    /// With `measure: true`: the scale to measure the mask at.
+    measure: Option<MeasureOptions>,
 }
 
 impl Segmenter {
@@ -631,10 +783,22 @@ impl Segmenter {
             opts.tiling = opts.tiling.with_whole_up_to(CPU_WHOLE_IMAGE_PIXELS);
         }
         opts.validate().map_err(to_js)?;
+        let given_scale = !(options.scale.is_undefined() || options.scale.is_null());
+        let measure = match options.measure {
+            Some(true) => Some(measure_scale(options.scale, "segment 'scale'")?),
+            _ if given_scale => {
+                return Err(config_error(
+                    "option 'scale' is the scale of the measurements: give it with measure: true"
+                        .into(),
+                ));
+            }
+            _ => None,
+        };
         Ok(RunOptions {
             options: opts,
             progress: function(options.on_progress, "onProgress")?,
             signal: Signal::parse(options.signal)?,
+            measure,
         })
     }
 

@@ -223,6 +223,7 @@ async fn drive_test_image_matches_its_label() {
     let options = obj(&[
         ("threshold", 0.5.into()),
         ("onProgress", on_progress.as_ref().clone()),
+        ("measure", true.into()),
     ]);
     let r = seg
         .segment(Uint8Array::from(IMAGE).into(), options)
@@ -245,22 +246,29 @@ async fn drive_test_image_matches_its_label() {
     // The stage times account for the call: each measured, the model the largest, none over the whole.
     let total = field(&r, "timeMs").as_f64().unwrap();
     let timings = field(&r, "timings");
-    let stages: Vec<f64> = ["decodeMs", "preprocessMs", "modelMs", "finishMs"]
-        .iter()
-        .map(|k| {
-            field(&timings, k)
-                .as_f64()
-                .unwrap_or_else(|| panic!("timings.{k} missing"))
-        })
-        .collect();
+    let stages: Vec<f64> = [
+        "decodeMs",
+        "preprocessMs",
+        "modelMs",
+        "finishMs",
+        "measureMs",
+    ]
+    .iter()
+    .map(|k| {
+        field(&timings, k)
+            .as_f64()
+            .unwrap_or_else(|| panic!("timings.{k} missing"))
+    })
+    .collect();
     assert!(
         stages.iter().all(|&t| t >= 0.0) && stages.iter().sum::<f64>() <= total + 1.0,
         "{stages:?} of {total}"
     );
     assert!(
-        stages[2] > stages[0].max(stages[1]).max(stages[3]),
+        stages[2] > stages[0].max(stages[1]).max(stages[3]).max(stages[4]),
         "{stages:?}"
     );
+    drive_measurements_are_the_cores(&r);
     // On the CPU the image fits the whole-image budget: one pass, reported once, as done.
     assert_eq!(
         progress.length(),
@@ -308,6 +316,100 @@ async fn drive_test_image_matches_its_label() {
         agreement >= 0.97,
         "the whole-image and tiled masks differ: Dice {agreement:.4}"
     );
+}
+
+/// `measure: true` on the DRIVE image: the measurements are the core's for this mask inside the
+/// field of view the preprocessing finds (the CLI's rule), computed here again by the core
+/// (compiled into this test) and compared as JSON, every field; the figures are DRIVE-like; the
+/// `fov` given back is that field of view; the `measure` export gives the same, and applies a
+/// scale.
+#[cfg(drive_data)]
+fn drive_measurements_are_the_cores(r: &JsValue) {
+    use r2unet::measure::{self, MeasureOptions};
+    const IMAGE: &[u8] = include_bytes!(env!("R2UNET_DRIVE_IMAGE"));
+    let m = field(r, "measurements");
+    let num = |k: &str| {
+        field(&m, k)
+            .as_f64()
+            .unwrap_or_else(|| panic!("measurements.{k} is not a number"))
+    };
+    assert_eq!(field(&m, "task").as_string().as_deref(), Some("retina"));
+    let (fov_px, vessel_px, fraction) = (
+        num("fovPixels"),
+        num("vesselPixels"),
+        num("vesselAreaFraction"),
+    );
+    web_sys_log(&format!(
+        "DRIVE 01_test measured in the browser: vessels {:.2} % of the field of view ({vessel_px} \
+         of {fov_px} px), {} segments, fractal dimension {:.3}, {:.1} ms",
+        100.0 * fraction,
+        num("segments"),
+        num("fractalDimension"),
+        field(&field(r, "timings"), "measureMs").as_f64().unwrap()
+    ));
+    assert!((0.06..=0.2).contains(&fraction), "vessel area {fraction}");
+    assert_eq!(fraction, vessel_px / fov_px);
+    assert!(field(&m, "umPerPixel").is_null(), "a scale without one");
+
+    // The same mask through the core, with the field of view that `prepare` finds.
+    let bundle = r2unet::weights::read_bundle(retina()).unwrap();
+    let image = r2unet::image_io::decode(IMAGE).unwrap();
+    let prepared = r2unet::preprocess::prepare(&bundle.preprocess, &image, None).unwrap();
+    let fov = &prepared.source_fov;
+    let mask: Vec<bool> = field(r, "mask")
+        .dyn_into::<Uint8Array>()
+        .unwrap()
+        .to_vec()
+        .iter()
+        .map(|&v| v == 255)
+        .collect();
+    let inside = fov.iter().filter(|&&f| f).count();
+    assert!(
+        inside < mask.len() * 9 / 10,
+        "FOV {inside} of {}",
+        mask.len()
+    );
+    assert_eq!(fov_px, inside as f64, "the field of view counted");
+    let native = measure::measure(
+        r2unet::Task::Retina,
+        &mask,
+        565,
+        584,
+        Some(fov),
+        &MeasureOptions::default(),
+    )
+    .unwrap();
+    let json = |v: &JsValue| String::from(js_sys::JSON::stringify(v).unwrap());
+    let native_js = js_sys::JSON::parse(&native.to_json()).unwrap();
+    assert_eq!(json(&m), json(&native_js));
+    let given: Vec<bool> = field(r, "fov")
+        .dyn_into::<Uint8Array>()
+        .unwrap()
+        .to_vec()
+        .iter()
+        .map(|&v| v == 255)
+        .collect();
+    assert!(&given == fov, "the result's fov is not the preprocessing's");
+
+    // The export measures a result again: the same without a scale; with the camera's angle,
+    // micrometres (45 x 288 µm over the field of view's width, about 540 px: ~24 µm a pixel).
+    let again = r2unet_wasm::measure_mask("retina".into(), r.clone(), JsValue::UNDEFINED).unwrap();
+    assert_eq!(json(&again), json(&m));
+    let scaled = r2unet_wasm::measure_mask(
+        "retina".into(),
+        r.clone(),
+        obj(&[("fovAngleDeg", 45.into())]),
+    )
+    .map_err(|e| error_text(&e))
+    .unwrap();
+    let um = field(&scaled, "umPerPixel").as_f64().unwrap();
+    assert!((20.0..30.0).contains(&um), "{um} µm per pixel");
+    assert_eq!(
+        field(&scaled, "scaleSource").as_string().as_deref(),
+        Some("fovAngle")
+    );
+    let length_um = field(&scaled, "skeletonLengthUm").as_f64().unwrap();
+    assert!((length_um - num("skeletonLengthPx") * um).abs() < 1e-6 * length_um);
 }
 
 fn web_sys_log(s: &str) {
@@ -434,6 +536,55 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
             obj(&[("signal", "stop".into())]),
             "ConfigError: option 'signal' must be an AbortSignal, got string",
         ),
+        (
+            "measure not a boolean",
+            synthetic_input(),
+            obj(&[("measure", "yes".into())]),
+            "ConfigError: segment options: 'measure': invalid type",
+        ),
+        (
+            "a scale of 0",
+            synthetic_input(),
+            obj(&[
+                ("measure", true.into()),
+                ("scale", obj(&[("pixelSizeUm", 0.into())])),
+            ]),
+            "ConfigError: option 'scale.pixelSizeUm': the pixel size (µm) must be a number above 0",
+        ),
+        (
+            "a negative angle",
+            synthetic_input(),
+            obj(&[
+                ("measure", true.into()),
+                ("scale", obj(&[("fovAngleDeg", (-45).into())])),
+            ]),
+            "ConfigError: option 'scale.fovAngleDeg'",
+        ),
+        (
+            "a scale as a string",
+            synthetic_input(),
+            obj(&[
+                ("measure", true.into()),
+                ("scale", obj(&[("pixelSpacingMm", "0.7".into())])),
+            ]),
+            "ConfigError: segment 'scale' options: 'pixelSpacingMm': invalid type",
+        ),
+        (
+            "a misspelt scale",
+            synthetic_input(),
+            obj(&[
+                ("measure", true.into()),
+                ("scale", obj(&[("pixelSize", 10.into())])),
+            ]),
+            "ConfigError: segment 'scale' options: unknown option 'pixelSize'; expected one of \
+             pixelSizeUm, fovAngleDeg, pixelSpacingMm",
+        ),
+        (
+            "a scale without measure",
+            synthetic_input(),
+            obj(&[("scale", obj(&[("pixelSizeUm", 10.into())]))]),
+            "ConfigError: option 'scale' is the scale of the measurements",
+        ),
     ];
     for (what, input, options, expected) in cases {
         let err = seg
@@ -466,12 +617,93 @@ async fn bad_input_gives_js_errors_and_the_module_keeps_working() {
         ("flips", false.into()),
         ("onProgress", js_sys::Function::new_no_args("").into()),
         ("signal", field(&abort_controller(), "signal")),
+        ("measure", true.into()),
+        (
+            "scale",
+            obj(&[
+                ("pixelSizeUm", 10.into()),
+                ("fovAngleDeg", 45.into()),
+                ("pixelSpacingMm", 0.7.into()),
+            ]),
+        ),
     ]);
     let ok = seg
         .segment(synthetic_input(), all)
         .await
         .map_err(|e| error_text(&e));
-    assert!(ok.is_ok(), "every option at once: {ok:?}");
+    let ok = ok.unwrap_or_else(|e| panic!("every option at once: {e}"));
+    // The retina measurements, at the pixel size given (which wins over the angle); the lung's
+    // spacing is noted as ignored. Without `measure`, no measurements and no work.
+    let m = field(&ok, "measurements");
+    assert_eq!(field(&m, "umPerPixel").as_f64(), Some(10.0));
+    assert_eq!(
+        field(&m, "scaleSource").as_string().as_deref(),
+        Some("pixelSize")
+    );
+    let notes = js_sys::JSON::stringify(&field(&m, "notes")).unwrap();
+    assert!(
+        String::from(notes.clone()).contains("pixelSpacingMm"),
+        "{notes:?}"
+    );
+    let plain = seg
+        .segment(synthetic_input(), synthetic_options())
+        .await
+        .unwrap();
+    for key in ["measurements", "fov"] {
+        assert!(field(&plain, key).is_undefined(), "{key} without measure");
+    }
+    assert_eq!(
+        field(&field(&plain, "timings"), "measureMs").as_f64(),
+        Some(0.0)
+    );
+
+    // The measure export: a named error for a bad task, mask or scale.
+    let mask = |n: u32| {
+        obj(&[
+            ("width", 4.into()),
+            ("height", 4.into()),
+            ("mask", Uint8Array::new_with_length(n).into()),
+        ])
+    };
+    for (what, task, image, scale, expected) in [
+        (
+            "unknown task",
+            "brain",
+            mask(16),
+            JsValue::UNDEFINED,
+            "ConfigError: invalid configuration: unknown task 'brain'",
+        ),
+        (
+            "short mask",
+            "skin",
+            mask(15),
+            JsValue::UNDEFINED,
+            "InputError: measure() takes",
+        ),
+        (
+            "no mask",
+            "lung",
+            obj(&[("width", 4.into()), ("height", 4.into())]),
+            JsValue::UNDEFINED,
+            "'mask' must be a Uint8Array, got undefined",
+        ),
+        (
+            "bad scale",
+            "lung",
+            mask(16),
+            obj(&[("pixelSpacingMm", f64::NAN.into())]),
+            "ConfigError: option 'scale.pixelSpacingMm'",
+        ),
+    ] {
+        let err = r2unet_wasm::measure_mask(task.into(), image, scale)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: no error"));
+        let text = error_text(&err);
+        assert!(text.contains(expected), "{what}: {text:?}");
+    }
+    let empty = r2unet_wasm::measure_mask("lung".into(), mask(16), JsValue::UNDEFINED).unwrap();
+    assert_eq!(field(&empty, "areaPx").as_f64(), Some(0.0));
+    assert!(field(&empty, "patientLeftAreaPx").is_null());
 
     // Grey, RGBA and 16-bit images are segmented, at their own size.
     let grey: Vec<u8> = (0..64 * 64).map(|i| (i % 251) as u8).collect();

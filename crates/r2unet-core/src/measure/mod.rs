@@ -53,7 +53,10 @@ pub struct MeasureOptions {
 }
 
 impl MeasureOptions {
-    fn validate(&self) -> Result<()> {
+    /// Checks every scale given: a finite number above 0 (and below a bound no real image
+    /// reaches). [`measure`] calls it; a caller may call it first, to refuse a bad scale before
+    /// the work that makes the mask.
+    pub fn validate(&self) -> Result<()> {
         let positive = |value: Option<f64>, what: &str, max: f64| match value {
             Some(v) if !(v.is_finite() && v > 0.0 && v <= max) => Err(Error::Config(format!(
                 "{what} must be a number above 0 and at most {max}, not {v}"
