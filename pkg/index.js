@@ -107,6 +107,105 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {AbortSignal} [signal] Aborting it rejects the call with an `AbortError`: at once
  *   when already aborted or while the call waits for an earlier one, else after the forward pass
  *   under way (a tile, or one of the four flips). The Segmenter stays usable.
+ * @property {boolean} [measure] Also measure the mask, as `r2unet predict --measure` does
+ *   (`measurements` in the result): the vessel tree inside the field of view (retina), the
+ *   lesion's size and shape (skin), each lung's area (lung). Default false: nothing is measured.
+ * @property {MeasureScale} [scale] The image's scale, for the measurements in micrometres or mm²
+ *   as well as pixels. Only with `measure: true` (a `ConfigError` otherwise).
+ */
+
+/**
+ * The scale of an image, for measurements in physical units. Each value is a number above 0; a
+ * value for another task is ignored (the measurements' `notes` say so).
+ * @typedef {object} MeasureScale
+ * @property {number} [pixelSizeUm] Retina and skin: micrometres per pixel.
+ * @property {number} [fovAngleDeg] Retina: the camera's field-of-view angle in degrees (45 for
+ *   DRIVE and STARE, 30 for CHASE_DB1); a pixel is then angle x 288 µm over the field of view's
+ *   width in pixels. `pixelSizeUm` wins when both are given.
+ * @property {number} [pixelSpacingMm] Lung: millimetres per pixel (DICOM PixelSpacing).
+ */
+
+/**
+ * Measurements of a retinal vessel mask inside the field of view (`null`: undefined for this
+ * mask; `notes` say why). Lengths in pixels, and in µm when a scale was given.
+ * @typedef {object} RetinaMeasurements
+ * @property {'retina'} task
+ * @property {number} fovPixels Pixels of the field of view (the whole image without one).
+ * @property {number} vesselPixels Vessel pixels inside the field of view.
+ * @property {number | null} vesselAreaFraction `vesselPixels / fovPixels`.
+ * @property {number} skeletonLengthPx Length of the vessels' centre lines (steps of 1 and √2).
+ * @property {number | null} calibreMeanPx Vessel width along the centre lines: mean,
+ * @property {number | null} calibreMedianPx median,
+ * @property {number | null} calibreP10Px 10th percentile (thin capillaries)
+ * @property {number | null} calibreP90Px and 90th percentile (main vessels).
+ * @property {number | null} tortuosityMean Mean arc / chord over the centre-line segments whose
+ *   ends are at least 10 px apart: 1 for straight vessels.
+ * @property {number} tortuositySegments The segments that `tortuosityMean` averages.
+ * @property {number} segments Centre-line segments between branch and end points.
+ * @property {number} branchPoints Junctions (clusters of pixels with three or more neighbours).
+ * @property {number} endPoints Centre-line pixels with one neighbour.
+ * @property {number | null} fractalDimension Box-counting dimension of the vessels.
+ * @property {number | null} umPerPixel The scale, when one was given.
+ * @property {'pixelSize' | 'fovAngle' | null} scaleSource Where the scale came from.
+ * @property {number | null} skeletonLengthUm
+ * @property {number | null} calibreMeanUm
+ * @property {number | null} calibreMedianUm
+ * @property {number | null} calibreP10Um
+ * @property {number | null} calibreP90Um
+ * @property {string[]} notes Why a value is null, and anything else a reader should know.
+ */
+
+/**
+ * Measurements of a skin-lesion mask (the whole mask, all its pieces).
+ * @typedef {object} SkinMeasurements
+ * @property {'skin'} task
+ * @property {number} areaPx Lesion pixels.
+ * @property {number} perimeterPx The outline's length (holes' edges included).
+ * @property {number | null} maxDiameterPx The largest distance across (maximum Feret diameter).
+ * @property {number | null} asymmetryMajorAxis Area of the lesion XOR its mirror image across the
+ *   major principal axis, over the area: 0 for a symmetric lesion, up to 2.
+ * @property {number | null} asymmetryMinorAxis The same across the minor axis.
+ * @property {number | null} compactness perimeter² / (4π area): 1 for a disc, more when irregular.
+ * @property {number} components 8-connected pieces of the mask.
+ * @property {number} largestComponentPx Pixels of the largest piece.
+ * @property {number | null} umPerPixel The scale given (`pixelSizeUm`).
+ * @property {number | null} areaUm2
+ * @property {number | null} perimeterUm
+ * @property {number | null} maxDiameterUm
+ * @property {string[]} notes
+ */
+
+/**
+ * Measurements of a lung mask on a CT slice. The two largest pieces (each at least 0.5 % of the
+ * image) are the lungs, in radiological convention: the patient's right lung is the image's left.
+ * @typedef {object} LungMeasurements
+ * @property {'lung'} task
+ * @property {number} areaPx Lung pixels, all pieces.
+ * @property {number | null} patientRightAreaPx The patient's right lung (the image's left one);
+ *   `null` unless two lungs are found.
+ * @property {number | null} patientLeftAreaPx The patient's left lung (the image's right one).
+ * @property {number} components 8-connected pieces of the mask.
+ * @property {number | null} mmPerPixel The scale given (`pixelSpacingMm`).
+ * @property {number | null} areaMm2
+ * @property {number | null} patientRightAreaMm2
+ * @property {number | null} patientLeftAreaMm2
+ * @property {string[]} notes
+ */
+
+/**
+ * One mask's measurements, the object `r2unet predict --measure` writes per image in
+ * `measurements.json`; `task` tells the three apart.
+ * @typedef {RetinaMeasurements | SkinMeasurements | LungMeasurements} Measurements
+ */
+
+/**
+ * A mask to measure with `measure()`: a `segment` result fits as it is.
+ * @typedef {object} MaskImage
+ * @property {number} width
+ * @property {number} height
+ * @property {Uint8Array} mask Row-major, `width * height`, non-zero inside.
+ * @property {Uint8Array} [fov] Retina: the field of view, non-zero inside (a `segment` result's
+ *   `fov`); without it the whole image counts.
  */
 
 /**
@@ -116,6 +215,7 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {number} preprocessMs The task's preprocessing.
  * @property {number} modelMs The model: every tile, blending included.
  * @property {number} finishMs Restoring the input's size and thresholding.
+ * @property {number} measureMs Measuring the mask (0 without `measure`).
  */
 
 /**
@@ -128,6 +228,9 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {Backend} backend The backend that ran this image.
  * @property {number} timeMs Wall time of the call in milliseconds.
  * @property {SegmentTimings} timings
+ * @property {Measurements} [measurements] With `measure: true`: the mask's measurements.
+ * @property {Uint8Array} [fov] With `measure: true`, retina task: the field of view the
+ *   measurements count in (row-major, 255 inside), for `measure()` at another threshold.
  */
 
 /**
@@ -145,6 +248,7 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {(init?: { module_or_path: string | URL | Uint8Array | Response }) => Promise<unknown>} default
  * @property {{ create(options: { task?: Task, backend: Backend, weights: Uint8Array }): Promise<RawSegmenter> }} Segmenter
  * @property {(bytes: Uint8Array) => PreviewImage} decodePreview
+ * @property {(task: Task, image: MaskImage, scale?: MeasureScale) => Measurements} measure
  */
 /**
  * @typedef {object} RawSegmenter
@@ -486,6 +590,23 @@ export function shippedTasks() {
 export async function decodePreview(bytes) {
   const m = await loadModule('cpu');
   return m.decodePreview(toBytes(bytes, 'decodePreview'));
+}
+
+/**
+ * Measures a mask without a model, exactly as `segment(input, { measure: true, scale })` does:
+ * to measure a result again at another threshold (a mask made from its `probabilities`) or
+ * another scale. `image` is `{ width, height, mask, fov? }`; a `segment` result fits as it is
+ * (for the retina task its `fov`, given with `measure: true`, keeps the count inside the field
+ * of view). Errors: `ConfigError` (an unknown task, a bad scale), `InputError` (a mask that is
+ * not a `Uint8Array` of `width * height`).
+ * @param {Task} task
+ * @param {MaskImage} image
+ * @param {MeasureScale} [scale]
+ * @returns {Promise<Measurements>}
+ */
+export async function measure(task, image, scale) {
+  const m = await loadModule('cpu');
+  return m.measure(task, image, scale);
 }
 
 /**

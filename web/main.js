@@ -1,6 +1,7 @@
 // UI for the r2unet page. All model work happens in ./worker.js; this file reads files, draws
 // previews and results, and re-renders mask and overlay from the stored probabilities when the
-// sliders move (the model is not run again).
+// sliders move (the model is not run again). The worker also measures the mask (the package's
+// `measure`), again when the threshold or the scale changes.
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -29,6 +30,14 @@ const els = {
   canvasProbability: /** @type {HTMLCanvasElement} */ ($('canvas-probability')),
   canvasMask: /** @type {HTMLCanvasElement} */ ($('canvas-mask')),
   canvasOverlay: /** @type {HTMLCanvasElement} */ ($('canvas-overlay')),
+  measurements: /** @type {HTMLElement} */ (document.querySelector('[data-testid=measurements]')),
+  measurementsTable: /** @type {HTMLTableElement} */ ($('measurements-table')),
+  measurementsCaption: $('measurements-caption'),
+  measurementsBody: $('measurements-body'),
+  measurementNotes: $('measurement-notes'),
+  scaleError: $('scale-error'),
+  scaleInputs: /** @type {HTMLInputElement[]} */ ([...document.querySelectorAll('input[data-scale]')]),
+  downloadMeasurements: /** @type {HTMLButtonElement} */ ($('download-measurements')),
 };
 
 const app = {
@@ -45,6 +54,12 @@ const app = {
   lastTask: 'retina',  // task of the request in flight, for status text
   gen: 0,              // bumped by every new file or sample, so a slow older load cannot win
   weights: null,       // {key, bytes: ArrayBuffer, name} of user weights, or null for the shipped ones
+  runThreshold: 0.5,   // the threshold the request in flight was sent with
+  runScale: '',        // and its scale, as JSON
+  fov: null,           // the result's field of view (retina), for measuring again
+  measured: null,      // {task, threshold, measurements} shown in the table, or null
+  measureId: null,     // id of the 'measure' request whose answer we still want
+  pendingThreshold: 0.5, // the threshold of that request's mask
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -148,6 +163,12 @@ function getWorker() {
 
 function onWorkerMessage(event) {
   const msg = event.data;
+  if (msg && msg.id !== null && msg.id === app.measureId) {   // measured again (threshold, scale)
+    app.measureId = null;
+    if (msg.type === 'measurements') showMeasurements(msg.measurements, app.pendingThreshold);
+    else measurementsFailed(msg.message || 'Something went wrong.');
+    return;
+  }
   if (!msg || msg.id !== app.currentId) return;        // an answer to a superseded request
   switch (msg.type) {
     case 'status':
@@ -261,6 +282,9 @@ function clearCanvas(canvas) {
 function resetResult() {
   app.result = null;
   app.basePixels = null;
+  app.fov = null;
+  app.measureId = null;
+  clearMeasurements();
   els.download.disabled = true;
   document.body.dataset.backend = '';
   for (const c of [els.canvasProbability, els.canvasMask, els.canvasOverlay]) clearCanvas(c);
@@ -355,7 +379,11 @@ function run() {
   const backend = els.backend.value;
   const threshold = Number(els.threshold.value);
   const flips = els.flips.checked;
-  const msg = { type: 'segment', id, task, backend, threshold, flips, wantPreview: !app.bitmap };
+  showScaleFields();                    // a sample may have changed the task
+  const scale = readScale();
+  const msg = { type: 'segment', id, task, backend, threshold, flips, wantPreview: !app.bitmap, scale };
+  app.runThreshold = threshold;
+  app.runScale = JSON.stringify(scale ?? {});
   if (app.weights) {
     msg.weights = app.weights.bytes.slice(0);   // a copy: kept here for later runs
     msg.weightsKey = app.weights.key;
@@ -412,8 +440,9 @@ function onResult(msg) {
   const { width, height, probabilities, mask, backend, timeMs } = msg;
   app.result = {
     width, height, probabilities, mask, backend, timeMs,
-    threshold: Number(els.threshold.value),
+    threshold: app.runThreshold,      // the mask's: the slider may have moved since
   };
+  app.fov = msg.fov ?? null;
   app.basePixels = basePixels(width, height);
   const bm = app.bitmap;
   if (bm && (bm.width !== width || bm.height !== height)) {
@@ -426,11 +455,20 @@ function onResult(msg) {
   setProgress(1, 1);
   const ms = Number.isFinite(timeMs) ? Math.round(timeMs) : '?';
   const refined = msg.flips ? ', four flips averaged' : '';
-  setStatus(`Done: backend ${backend}${refined}, inference ${ms} ms, ${width}×${height} pixels.`);
+  // The CPU's thread count beside the backend (the package's pool of workers).
+  const threads = backend === 'cpu' && Number(msg.threads) > 0 ? ` (${msg.threads} thread${msg.threads === 1 ? '' : 's'})` : '';
+  setStatus(`Done: backend ${backend}${threads}${refined}, inference ${ms} ms, ${width}×${height} pixels.`);
   if (msg.fallbackReason && els.backend.value === 'auto') {
     showNote(`Running on the CPU: ${msg.fallbackReason}.`);
   }
+  if (msg.threadsNote) showNote(`${els.note.hidden ? '' : `${els.note.textContent} `}Fewer threads: ${msg.threadsNote}.`);
+  if (msg.measurements) showMeasurements(msg.measurements, app.runThreshold);
+  // The slider or the scale moved while the model ran: measure the mask shown.
+  if (Number(els.threshold.value) !== app.runThreshold || JSON.stringify(readScale() ?? {}) !== app.runScale) {
+    remeasure();
+  }
   document.body.dataset.backend = backend;   // set before 'done' so waiters see both
+  document.body.dataset.threads = String(msg.threads ?? 1);
   setState('done');
 }
 
@@ -518,15 +556,203 @@ function downloadMask() {
       showError('Could not encode the mask as PNG.');
       return;
     }
-    const url = URL.createObjectURL(blob);
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = `${app.name.replace(/\.[^.]*$/, '') || 'image'}_mask.png`;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    save(blob, `${app.name.replace(/\.[^.]*$/, '') || 'image'}_mask.png`);
   }, 'image/png');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+/**
+ * The scale the user gave (`MeasureScale`), or undefined for none. A field that is not a number
+ * within its bounds (min exclusive, max inclusive) is marked and left out.
+ * @returns {import('./pkg/index.js').MeasureScale | undefined}
+ */
+function readScale() {
+  /** @type {Record<string, number>} */
+  const scale = {};
+  const bad = [];
+  for (const input of els.scaleInputs) {
+    const text = input.value.trim();
+    const v = Number(text);
+    const shown = !(/** @type {HTMLElement | null} */ (input.closest('[data-tasks]'))?.hidden);  // not another task's
+    const ok = !shown || text === '' || (Number.isFinite(v) && v > Number(input.min) && v <= Number(input.max));
+    input.setAttribute('aria-invalid', String(!ok));
+    if (!ok) bad.push(`${input.labels?.[0]?.textContent ?? input.id}: must be a number above 0 and at most ${input.max}`);
+    if (ok && shown && text !== '') scale[input.dataset.scale] = v;
+  }
+  els.scaleError.textContent = bad.join('\n');
+  els.scaleError.hidden = bad.length === 0;
+  return Object.keys(scale).length ? scale : undefined;
+}
+
+/** Shows the scale fields of the chosen task only. */
+function showScaleFields() {
+  for (const field of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-tasks]'))) {
+    field.hidden = !field.dataset.tasks.split(' ').includes(els.task.value);
+  }
+}
+
+/** Measures the mask shown again (a new threshold or scale), in the worker: no model run. */
+function remeasure() {
+  const r = app.result;
+  if (!r) return;
+  const threshold = Number(els.threshold.value);
+  const id = app.nextId++;
+  app.measureId = id;
+  app.pendingThreshold = threshold;
+  els.measurements.dataset.state = 'pending';
+  const mask = maskAt(threshold);
+  try {
+    getWorker().postMessage({
+      type: 'measure', id, task: app.lastTask, width: r.width, height: r.height, mask, fov: app.fov, scale: readScale(),
+    });
+  } catch (err) {
+    app.measureId = null;
+    measurementsFailed(`Could not measure: ${messageOf(err)}`);
+  }
+}
+
+function clearMeasurements() {
+  app.measured = null;
+  els.measurements.dataset.state = 'none';
+  els.measurementsTable.hidden = true;
+  els.measurementsBody.replaceChildren();
+  els.measurementNotes.replaceChildren();
+  els.measurementNotes.hidden = true;
+  els.downloadMeasurements.disabled = true;
+}
+
+function measurementsFailed(message) {
+  els.measurements.dataset.state = 'error';
+  els.scaleError.textContent = message;
+  els.scaleError.hidden = false;
+}
+
+/** A number for the table: grouped thousands, `digits` decimals; '–' for null (undefined here). */
+function num(x, digits = 0) {
+  if (x === null || x === undefined) return '–';
+  return Number(x).toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** A length: micrometres (millimetres from 1000 µm on) with the pixels, or pixels alone. */
+function length(px, um, digits = 1) {
+  if (px === null || px === undefined) return '–';
+  if (um === null || um === undefined) return `${num(px, digits)} px`;
+  const physical = um >= 1000 ? `${num(um / 1000, 2)} mm` : `${num(um, 1)} µm`;
+  return `${physical} (${num(px, digits)} px)`;
+}
+
+/** An area: mm² with the pixels, or pixels alone. */
+function area(px, mm2) {
+  if (px === null || px === undefined) return '–';
+  return mm2 === null || mm2 === undefined ? `${num(px)} px` : `${num(mm2, 2)} mm² (${num(px)} px)`;
+}
+
+/**
+ * The table's rows for one task's measurements: [JSON field, measure, value with its unit].
+ * @param {import('./pkg/index.js').Measurements} m
+ * @returns {[string, string, string][]}
+ */
+function measurementRows(m) {
+  switch (m.task) {
+    case 'retina': {
+      const scale = m.umPerPixel === null ? 'none given (pixels)'
+        : `${num(m.umPerPixel, 2)} µm per pixel (${m.scaleSource === 'fovAngle' ? 'from the field-of-view angle' : 'the pixel size given'})`;
+      return [
+        ['vesselAreaFraction', 'Vessel area', m.vesselAreaFraction === null ? '–'
+          : `${(100 * m.vesselAreaFraction).toFixed(2)} % of the field of view`],
+        ['vesselPixels', 'Vessel pixels', `${num(m.vesselPixels)} of ${num(m.fovPixels)} px`],
+        ['skeletonLengthPx', 'Vessel length (centre lines)', length(m.skeletonLengthPx, m.skeletonLengthUm, 0)],
+        ['calibreMeanPx', 'Vessel width, mean', length(m.calibreMeanPx, m.calibreMeanUm, 2)],
+        ['calibreMedianPx', 'Vessel width, median', length(m.calibreMedianPx, m.calibreMedianUm, 2)],
+        ['calibreP10Px', 'Vessel width, 10th percentile', length(m.calibreP10Px, m.calibreP10Um, 2)],
+        ['calibreP90Px', 'Vessel width, 90th percentile', length(m.calibreP90Px, m.calibreP90Um, 2)],
+        ['tortuosityMean', 'Tortuosity (arc / chord, 1 = straight)',
+          m.tortuosityMean === null ? '–' : `${num(m.tortuosityMean, 3)} over ${num(m.tortuositySegments)} segments`],
+        ['segments', 'Segments, branch points, end points', `${num(m.segments)}, ${num(m.branchPoints)}, ${num(m.endPoints)}`],
+        ['fractalDimension', 'Fractal dimension (box counting)', num(m.fractalDimension, 3)],
+        ['umPerPixel', 'Scale', scale],
+      ];
+    }
+    case 'skin': {
+      const areaUm2 = m.areaUm2 === null ? null : m.areaUm2 / 1e6;
+      return [
+        ['areaPx', 'Lesion area', area(m.areaPx, areaUm2)],
+        ['perimeterPx', 'Perimeter', length(m.perimeterPx, m.perimeterUm)],
+        ['maxDiameterPx', 'Largest diameter', length(m.maxDiameterPx, m.maxDiameterUm)],
+        ['asymmetryMajorAxis', 'Asymmetry across the major, minor axis (0 = symmetric, up to 2)',
+          `${num(m.asymmetryMajorAxis, 3)}, ${num(m.asymmetryMinorAxis, 3)}`],
+        ['compactness', 'Compactness (1 = disc)', num(m.compactness, 3)],
+        ['components', 'Pieces', `${num(m.components)} (the largest ${num(m.largestComponentPx)} px)`],
+        ['umPerPixel', 'Scale', m.umPerPixel === null ? 'none given (pixels)' : `${num(m.umPerPixel, 2)} µm per pixel`],
+      ];
+    }
+    case 'lung':
+      return [
+        ['areaPx', 'Lung area (all pieces)', area(m.areaPx, m.areaMm2)],
+        ['patientRightAreaPx', "Patient's right lung (the image's left)", area(m.patientRightAreaPx, m.patientRightAreaMm2)],
+        ['patientLeftAreaPx', "Patient's left lung (the image's right)", area(m.patientLeftAreaPx, m.patientLeftAreaMm2)],
+        ['components', 'Pieces', num(m.components)],
+        ['mmPerPixel', 'Scale', m.mmPerPixel === null ? 'none given (pixels)' : `${num(m.mmPerPixel, 3)} mm per pixel`],
+      ];
+    default:
+      return [];
+  }
+}
+
+/**
+ * Shows a mask's measurements in the table.
+ * @param {import('./pkg/index.js').Measurements} m
+ * @param {number} threshold the mask's
+ */
+function showMeasurements(m, threshold) {
+  if (!app.result || !m) return;
+  app.measured = { threshold, measurements: m };
+  const rows = measurementRows(m).map(([key, label, value]) => {
+    const tr = document.createElement('tr');
+    tr.dataset.key = key;
+    const th = document.createElement('th');
+    th.scope = 'row';
+    th.textContent = label;
+    const td = document.createElement('td');
+    td.textContent = value;
+    tr.append(th, td);
+    return tr;
+  });
+  els.measurementsBody.replaceChildren(...rows);
+  els.measurementsCaption.textContent = `${m.task[0].toUpperCase()}${m.task.slice(1)} mask at threshold ${threshold.toFixed(2)}`;
+  els.measurementNotes.replaceChildren(...m.notes.map((n) => {
+    const li = document.createElement('li');
+    li.textContent = n;
+    return li;
+  }));
+  els.measurementNotes.hidden = m.notes.length === 0;
+  els.measurementsTable.hidden = false;
+  els.downloadMeasurements.disabled = false;
+  els.measurements.dataset.threshold = threshold.toFixed(2);
+  els.measurements.dataset.state = 'done';
+}
+
+/** Saves a file the page made. */
+function save(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** The measurements as JSON: the image's name and the threshold, then the package's object. */
+function downloadMeasurements() {
+  if (!app.measured) return;
+  const { threshold, measurements } = app.measured;
+  const text = `${JSON.stringify({ image: app.name, threshold, ...measurements }, null, 2)}\n`;
+  save(new Blob([text], { type: 'application/json' }),
+    `${app.name.replace(/\.[^.]*$/, '') || 'image'}_measurements.json`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -584,8 +810,14 @@ function wire() {
     slider.addEventListener('change', () => {
       output.textContent = Number(slider.value).toFixed(2);
       renderMaskAndOverlay();
+      if (slider === els.threshold) remeasure();
     });
   }
+  // A new scale measures the mask again (the model is not run again).
+  for (const input of els.scaleInputs) input.addEventListener('change', remeasure);
+  els.task.addEventListener('change', showScaleFields);
+  showScaleFields();
+  els.downloadMeasurements.addEventListener('click', downloadMeasurements);
   els.thresholdValue.textContent = Number(els.threshold.value).toFixed(2);
   els.opacityValue.textContent = Number(els.opacity.value).toFixed(2);
 

@@ -2,21 +2,30 @@
 //
 // Protocol (see README.md):
 //   in:  {type:'segment', id, task, backend, bytes: ArrayBuffer, threshold,
-//         wantPreview?: boolean, weights?: ArrayBuffer, weightsKey?: string}
+//         wantPreview?: boolean, weights?: ArrayBuffer, weightsKey?: string, scale?: MeasureScale}
 //        (optional instead of bytes: image: {width, height, data: ArrayBuffer of RGBA8}, for
 //         formats only the browser can decode, e.g. WebP)
 //        {type:'cancel', id}     aborts that request, queued or running (through its AbortSignal)
+//        {type:'measure', id, task, width, height, mask: Uint8Array, fov?: Uint8Array,
+//         scale?: MeasureScale}  measures a mask again (another threshold or scale), no model
 //   out: {type:'status',   id, state: 'loading-model' | 'running'}
 //        {type:'download', id, file: 'wasm' | 'weights', loaded, total, cached}  (bytes; total may be null)
 //        {type:'preview',  id, width, height, data: Uint8ClampedArray}   (RGBA; when wantPreview)
 //        {type:'progress', id, done, total}
 //        {type:'result',   id, width, height, probabilities: Float32Array, mask: Uint8Array,
-//                          backend, timeMs, fallbackReason}            (buffers transferred)
+//                          backend, timeMs, fallbackReason, measurements,
+//                          fov: Uint8Array | null}                     (buffers transferred)
+//        {type:'measurements', id, measurements}  (the answer to 'measure'; or 'error' with its id)
 //        {type:'cancelled', id}                 (after a 'cancel': the request stopped)
 //        {type:'error',    id, name, message}   (name: the package's error name, e.g. 'InputError')
+// Every segment request measures its mask (segment's `measure: true`, at the request's scale).
+// 'measure' requests are answered at once, outside the queue of segment requests.
 // Requests are handled one at a time, in order. A request that is still queued when a newer one
 // arrives is answered with an error saying it was superseded, without running the model.
 // Any exception becomes an 'error' message; the worker stays alive for the next request.
+// On the CPU the package runs each image on its pool of workers (nested in this one: the default
+// thread count, the cores up to 4); a result says how many ran it (`threads`) and, when fewer
+// workers than asked could start, why (`threadsNote`).
 
 const PKG_URL = './pkg/index.js';
 
@@ -176,6 +185,8 @@ async function handleSegment(msg, signal) {
       flips: Boolean(msg.flips),
       onProgress: (done, total) => post({ type: 'progress', done: Number(done), total: Number(total) }),
       signal,
+      measure: true,
+      scale: msg.scale ?? undefined,
     });
   } catch (err) {
     if (err?.name === 'AbortError') throw err;
@@ -192,20 +203,40 @@ async function handleSegment(msg, signal) {
   const timeMs = Number(r.timeMs);
   const usedBackend = String(r.backend ?? seg.backend ?? backend);
   const fallbackReason = seg.fallbackReason ?? null;
+  const threads = Number(r.threads ?? 1);
+  const threadsNote = seg.threadsNote ?? null;
   const n = width * height;
   if (!(n > 0) || probabilities.length !== n || mask.length !== n) {
     throw new Error(`Segmentation failed: the result is malformed (${width}x${height}, ` +
       `${probabilities.length} probabilities, ${mask.length} mask values).`);
   }
-  post({ type: 'result', width, height, probabilities, mask, backend: usedBackend, timeMs, fallbackReason,
-    flips: Boolean(msg.flips) },
-    [probabilities.buffer, mask.buffer]);
+  const fov = r.fov ? owned(r.fov, Uint8Array) : null;
+  post({ type: 'result', width, height, probabilities, mask, backend: usedBackend, timeMs, fallbackReason, threads, threadsNote,
+    flips: Boolean(msg.flips), measurements: r.measurements ?? null, fov },
+    fov ? [probabilities.buffer, mask.buffer, fov.buffer] : [probabilities.buffer, mask.buffer]);
+}
+
+/**
+ * Measures a mask again (the page's threshold or scale changed): no model, some tens of milliseconds.
+ * @param {any} msg
+ */
+async function handleMeasure(msg) {
+  const pkg = await loadPackage();
+  const { width, height, mask, fov } = msg;
+  const measurements = await pkg.measure(msg.task, { width, height, mask, fov: fov ?? undefined }, msg.scale ?? undefined);
+  self.postMessage({ type: 'measurements', id: msg.id, measurements });
 }
 
 self.addEventListener('message', (event) => {
   const msg = event.data;
   if (msg?.type === 'cancel') {
     controllers.get(msg.id)?.abort();   // an answered request has none: nothing to do
+    return;
+  }
+  if (msg?.type === 'measure') {
+    handleMeasure(msg).catch((err) => {
+      self.postMessage({ type: 'error', id: msg.id, name: err?.name ?? 'Error', message: messageOf(err) || 'Unknown error.' });
+    });
     return;
   }
   if (!msg || msg.type !== 'segment') {

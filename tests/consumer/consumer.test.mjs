@@ -48,6 +48,11 @@ test('the Vite app built against the packed package segments a DRIVE image', { s
     const dice = (2 * tp) / (pred + gt);
     console.log(`# consumer app: ${r.backend}, ${Math.round(r.timeMs)} ms, Dice ${dice.toFixed(4)}`);
     assert.ok(dice >= 0.70, `Dice ${dice}`);
+    // measure: true gives the retina measurements with exactly the fields the types declare.
+    console.log(`# consumer app: vessel area ${(100 * (r.vesselAreaFraction ?? NaN)).toFixed(2)} %, scale from ${r.scaleSource}`);
+    assert.deepEqual([...r.fields].sort(), [...r.declared].sort());
+    assert.ok(r.vesselAreaFraction > 0.06 && r.vesselAreaFraction < 0.2, String(r.vesselAreaFraction));
+    assert.equal(r.scaleSource, 'fovAngle');
     // The wasm and the weights came from the app's own build output.
     assert.ok(server.requests.some((u) => /\.wasm$/.test(u)), server.requests.join(' '));
     assert.ok(server.requests.some((u) => /retina.*\.bpk/.test(u)), server.requests.join(' '));

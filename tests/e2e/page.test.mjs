@@ -52,12 +52,29 @@ test('the lung sample: a 16-bit CT slice, previewed through the lung window and 
     });
     assert.deepEqual([spread.w, spread.h], [256, 256]);
     assert.ok(spread.levels > 100, `the preview has ${spread.levels} grey levels`);
+    // Both lungs measured beside the mask, each of them in pixels.
+    const lungs = await measuredRows(page);
+    console.log(`# page, lung measurements: right ${lungs.patientRightAreaPx}, left ${lungs.patientLeftAreaPx}`);
+    assert.match(lungs.patientRightAreaPx, /^[\d,]+ px$/);
+    assert.match(lungs.patientLeftAreaPx, /^[\d,]+ px$/);
     assert.deepEqual(offsite, [], 'requests left the origin');
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
   }
 });
+
+/** The measurements table, once measured: its values by JSON field (`data-key`). */
+async function measuredRows(page) {
+  await page.waitForFunction(() => ['done', 'error'].includes(
+    document.querySelector('[data-testid=measurements]').dataset.state), null, { timeout: 30_000 });
+  return page.evaluate(() => {
+    const panel = document.querySelector('[data-testid=measurements]');
+    if (panel.dataset.state !== 'done') throw new Error(`measurements: ${document.querySelector('[data-testid=scale-error]').textContent}`);
+    return Object.fromEntries([...panel.querySelectorAll('tr[data-key]')]
+      .map((tr) => [tr.dataset.key, tr.querySelector('td').textContent]));
+  });
+}
 
 test('the page loads, labels its controls and sets a CSP that blocks other origins', { timeout: 120_000 }, async () => {
   const browser = await launch({ webgpu: true });
@@ -143,6 +160,9 @@ test(WEBGPU_FULL
       console.log(`# page, WebGPU: ${result.status} mask vs the CPU build's: Dice ${agreement.toFixed(4)} (${a} vs ${b} pixels)`);
       assert.ok(b > 100, `the CPU mask of the piece is nearly empty (${b} pixels)`);
       assert.ok(agreement >= 0.99, `WebGPU and CPU masks differ: Dice ${agreement}`);
+      // Measured on WebGPU's mask as on the CPU's: every mask pixel counted.
+      const gpuRows = await measuredRows(page);
+      assert.equal(gpuRows.vesselPixels.split(' ')[0], a.toLocaleString('en'), JSON.stringify(gpuRows));
     }
     assert.deepEqual(offsite, [], 'requests left the origin');
     assert.deepEqual(problems, []);
@@ -209,6 +229,25 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
     assert.ok(dice >= 0.70, `Dice ${dice}`);
     assert.ok((await page.textContent('[data-testid=status]')).includes('backend cpu'));
 
+    // The measurements beside the mask: the vessel area in % of the field of view; the JSON
+    // download holds the same numbers, and counts every pixel of the mask (none lies outside the
+    // field of view, where the probabilities are 0).
+    const shown = await measuredRows(page);
+    const [jsonDownload] = await Promise.all([
+      page.waitForEvent('download', { timeout: 30_000 }),
+      page.click('[data-testid=download-measurements]'),
+    ]);
+    assert.equal(jsonDownload.suggestedFilename(), '01_test_measurements.json');
+    const measured = JSON.parse(await readFile(await jsonDownload.path(), 'utf8'));
+    console.log(`# page, CPU: measurements: ${shown.vesselAreaFraction}, ${shown.vesselPixels}, fractal dimension ${shown.fractalDimension}`);
+    assert.deepEqual([measured.image, measured.threshold, measured.task], ['01_test.tif', 0.5, 'retina']);
+    assert.ok(measured.vesselAreaFraction > 0.06 && measured.vesselAreaFraction < 0.2, String(measured.vesselAreaFraction));
+    assert.equal(shown.vesselAreaFraction, `${(100 * measured.vesselAreaFraction).toFixed(2)} % of the field of view`);
+    assert.equal(shown.vesselPixels, `${measured.vesselPixels.toLocaleString('en')} of ${measured.fovPixels.toLocaleString('en')} px`);
+    assert.equal(shown.fractalDimension, measured.fractalDimension.toFixed(3));
+    assert.equal(measured.vesselPixels, pred);
+    assert.equal(measured.umPerPixel, null);
+
     // The threshold slider re-renders the mask from the stored probabilities: fewer pixels at
     // 0.9, and no new run (the state stays 'done', the worker gets no request).
     const before = server.requests.length;
@@ -218,6 +257,21 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
     assert.ok(higher.pred < pred, `mask pixels at 0.9: ${higher.pred}, at 0.5: ${pred}`);
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'done');
     assert.equal(server.requests.length, before);
+    // The measurements follow the threshold, and a scale (the camera's 45 degrees) adds
+    // micrometres, measured again without a run.
+    await page.waitForFunction(() => document.querySelector('[data-testid=measurements]').dataset.threshold === '0.90');
+    assert.equal((await measuredRows(page)).vesselPixels.split(' ')[0], higher.pred.toLocaleString('en'));
+    await page.fill('[data-testid=scale-fov-angle]', '45');
+    await page.dispatchEvent('[data-testid=scale-fov-angle]', 'change');
+    await page.waitForFunction(() => /µm per pixel/.test(document.querySelector('[data-testid=measurements-table]').textContent));
+    const scaled = await measuredRows(page);
+    console.log(`# page, CPU: at 45 degrees: ${scaled.umPerPixel}; median width ${scaled.calibreMedianPx}`);
+    assert.match(scaled.umPerPixel, /^2\d\.\d\d µm per pixel \(from the field-of-view angle\)$/);
+    assert.match(scaled.calibreMedianPx, /^\d+\.\d µm \(\d+\.\d\d px\)$/);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'done');
+    assert.equal(server.requests.length, before);
+    await page.fill('[data-testid=scale-fov-angle]', '');
+    await page.dispatchEvent('[data-testid=scale-fov-angle]', 'change');
     // The overlay follows the opacity slider.
     const overlayAt = async (a) => {
       await page.fill('[data-testid=opacity]', String(a));

@@ -1,6 +1,7 @@
 // The packed package installed into a plain Node project (no bundler, no browser), as
 // `npm install r2unet-wasm` in a script or a server: the shipped retina model segments a real
-// DRIVE image on the CPU build; load progress, cancellation, the queue of calls and free().
+// DRIVE image on the CPU build; load progress, cancellation, the queue of calls and free(); the
+// lung model's measurements of a CT slice.
 // scripts/test-browser.sh installs the tarball into a temporary folder, copies this file there
 // and runs it with `node --test`.
 import { test } from 'node:test';
@@ -8,13 +9,14 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import init, { ERROR_NAMES, Segmenter, decodePreview, shippedTasks } from 'r2unet-wasm';
+import init, { ERROR_NAMES, Segmenter, decodePreview, measure, shippedTasks } from 'r2unet-wasm';
 
 const DATA = process.env.R2UNET_DATA ?? '';
 const IMAGE = join(DATA, 'DRIVE/test/images/01_test.tif');
 const LABEL = join(DATA, 'DRIVE/test/1st_manual/01_manual1.gif');
 const HAVE_DRIVE = existsSync(IMAGE) && existsSync(LABEL);
 const skip = HAVE_DRIVE ? false : `SKIPPED: ${IMAGE} not found (set R2UNET_DATA)`;
+const LUNG = join(DATA, 'LUNG/2d_images/ID_0151_Z_0140.tif');
 
 /** @type {Segmenter | null} the first test's, reused by the second */
 let shared = null;
@@ -121,4 +123,31 @@ test('plain Node: abort, the queue of calls on one Segmenter, and free()', { ski
   assert.deepEqual([(await running).width, (await queued).width], [128, 128]);
   await assert.rejects(seg.segment(piece), (e) => e.name === 'ConfigError' && /freed/.test(e.message));
   seg.free();                                    // twice is harmless
+});
+
+test('plain Node: measure: true on a CT slice gives both lungs', { skip: existsSync(LUNG) ? false : `SKIPPED: ${LUNG} not found (set R2UNET_DATA)`, timeout: 120_000 }, async () => {
+  const seg = await Segmenter.create({ task: 'lung' });
+  const slice = await readFile(LUNG);
+  const r = await seg.segment(slice, { measure: true, scale: { pixelSpacingMm: 0.7 } });
+  const m = r.measurements;
+  assert.equal(m?.task, 'lung', JSON.stringify(m));
+  if (m?.task !== 'lung') return;
+  console.log(`# plain Node, lung ID_0151: ${m.components} pieces, right ${m.patientRightAreaPx} px, left ${m.patientLeftAreaPx} px, ` +
+    `${m.areaMm2?.toFixed(0)} mm², measured in ${r.timings.measureMs.toFixed(1)} ms`);
+  const inMask = r.mask.reduce((n, v) => n + (v > 0 ? 1 : 0), 0);
+  assert.equal(m.areaPx, inMask);
+  assert.ok(m.patientRightAreaPx !== null && m.patientLeftAreaPx !== null, 'two lungs');
+  assert.ok(m.patientRightAreaPx > 0.1 * inMask && m.patientLeftAreaPx > 0.1 * inMask, JSON.stringify(m));
+  assert.ok(m.patientRightAreaPx + m.patientLeftAreaPx <= m.areaPx);
+  assert.ok(Math.abs((m.areaMm2 ?? 0) - 0.49 * m.areaPx) < 1e-6 * m.areaPx);
+  assert.equal(r.fov, undefined, 'a field of view is the retina task\'s');
+  // The export measures the same mask to the same object; without `measure`, nothing.
+  assert.deepEqual(await measure('lung', r, { pixelSpacingMm: 0.7 }), m);
+  const plain = await seg.segment(slice);
+  assert.equal(plain.measurements, undefined);
+  assert.equal(plain.timings.measureMs, 0);
+  // A bad scale is refused by name, before the model runs.
+  await assert.rejects(seg.segment(slice, { measure: true, scale: { pixelSpacingMm: 0 } }),
+    (e) => e.name === 'ConfigError' && /scale\.pixelSpacingMm/.test(e.message));
+  seg.free();
 });
