@@ -217,6 +217,131 @@ pub fn segment_blocking(
     Ok(finish(image, &prepared, &probs, options.threshold))
 }
 
+/// One image's forward passes as pieces for several workers (the package's pool of CPU modules,
+/// each with its own [`Engine`]): made by [`split`], each piece run by [`forward_piece`] on any
+/// engine with the same weights, its output handed back with [`Pieces::set`], then
+/// [`Pieces::finish`] puts them together and restores the input's size, as [`segment`] does.
+pub struct Pieces {
+    image: RawImage,
+    prepared: preprocess::Prepared,
+    split: r2unet::inference::split::Split,
+    outputs: Vec<Option<Vec<f32>>>,
+    threshold: f32,
+    /// Milliseconds of the preprocessing, by the clock [`split`] was given.
+    pub preprocess_ms: f64,
+}
+
+/// Preprocesses `image` and cuts its forward passes into pieces for `parts` workers
+/// (`r2unet::inference::split`: bands of a one-pass image, else the plan's tiles).
+pub fn split(
+    engine: &Engine,
+    bundle: &ModelBundle,
+    image: RawImage,
+    options: &SegmentOptions,
+    parts: usize,
+    now: impl Fn() -> f64,
+) -> Result<Pieces> {
+    options.validate()?;
+    let t0 = now();
+    let prepared = preprocess::prepare(&bundle.preprocess, &image, None)?;
+    let split = r2unet::inference::split::Split::for_model(
+        &engine.model,
+        &prepared,
+        &options.tiling,
+        parts.max(1),
+    )?;
+    Ok(Pieces {
+        outputs: vec![None; split.len()],
+        image,
+        prepared,
+        split,
+        threshold: options.threshold,
+        preprocess_ms: now() - t0,
+    })
+}
+
+impl Pieces {
+    /// Pieces in all.
+    pub fn len(&self) -> usize {
+        self.split.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.split.is_empty()
+    }
+
+    /// Bands (a one-pass image cut in rows) or tiles.
+    pub fn regions(&self) -> usize {
+        self.split.regions()
+    }
+
+    pub fn is_bands(&self) -> bool {
+        self.split.is_bands()
+    }
+
+    /// Piece `i`'s shape and mirroring, and its input.
+    pub fn piece(&self, i: usize) -> Result<(r2unet::inference::split::Piece, Vec<f32>)> {
+        self.check(i)?;
+        Ok((
+            self.split.piece(i),
+            self.split.input(&self.prepared.data, i),
+        ))
+    }
+
+    fn check(&self, i: usize) -> Result<()> {
+        if i >= self.len() {
+            return Err(Error::Config(format!(
+                "piece {i} of {}: no such piece",
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Piece `i`'s output (what [`forward_piece`] gave).
+    pub fn set(&mut self, i: usize, output: Vec<f32>) -> Result<()> {
+        self.check(i)?;
+        let [n, _, h, w] = self.split.piece(i).shape;
+        if output.len() != n * h * w {
+            return Err(Error::Config(format!(
+                "piece {i}'s output has {} values, expected {}",
+                output.len(),
+                n * h * w
+            )));
+        }
+        self.outputs[i] = Some(output);
+        Ok(())
+    }
+
+    /// Every piece's output put together, at the input's size, thresholded; `model_ms` is what
+    /// the caller measured for the pieces.
+    pub fn finish(self, model_ms: f64, now: impl Fn() -> f64) -> Result<Segmentation> {
+        let t0 = now();
+        let missing = self.outputs.iter().filter(|o| o.is_none()).count();
+        if missing > 0 {
+            return Err(Error::Config(format!(
+                "{missing} of {} pieces have no output",
+                self.len()
+            )));
+        }
+        let outputs: Vec<Vec<f32>> = self.outputs.into_iter().flatten().collect();
+        let probs = self.split.assemble(&outputs)?;
+        let mut seg = finish(&self.image, &self.prepared, &probs, self.threshold);
+        (seg.preprocess_ms, seg.model_ms) = (self.preprocess_ms, model_ms);
+        seg.finish_ms = now() - t0;
+        Ok(seg)
+    }
+}
+
+/// One piece through `engine`'s model: sigmoid probabilities `[1, 1, rows, width]`.
+pub async fn forward_piece(
+    engine: &Engine,
+    input: Vec<f32>,
+    piece: r2unet::inference::split::Piece,
+) -> Result<Vec<f32>> {
+    r2unet::inference::split::forward_piece(&engine.model, &engine.device, input, piece).await
+}
+
 fn finish(
     image: &RawImage,
     prepared: &preprocess::Prepared,

@@ -698,11 +698,32 @@ impl Segmenter {
         let image = read_input(&input)?;
         let decode_ms = now_ms() - started;
         let seg = self.run(&image, &run).await?;
+        self.result(
+            &seg,
+            run.options.threshold,
+            run.measure.as_ref(),
+            started,
+            decode_ms,
+        )
+    }
+}
+
+impl Segmenter {
+    /// What `segment` resolves to, for a segmentation made by this Segmenter (in one call, or in
+    /// pieces): measured when `measure` gives a scale; `started` is when the call began.
+    fn result(
+        &self,
+        seg: &engine::Segmentation,
+        threshold: f32,
+        measure: Option<&MeasureOptions>,
+        started: f64,
+        decode_ms: f64,
+    ) -> Result<JsValue, JsValue> {
         let backend = self.engine.kind.name();
         let task = self.bundle.preprocess.task;
         let measure_started = now_ms();
-        let measured = match &run.measure {
-            Some(scale) => Some(engine::measure(task, &seg, scale).map_err(to_js)?),
+        let measured = match measure {
+            Some(scale) => Some(engine::measure(task, seg, scale).map_err(to_js)?),
             None => None,
         };
         let measure_ms = if measured.is_some() {
@@ -720,7 +741,7 @@ impl Segmenter {
             Float32Array::from(&seg.probabilities[..]),
         );
         set(&out, "mask", Uint8Array::from(&seg.mask[..]));
-        set(&out, "threshold", run.options.threshold);
+        set(&out, "threshold", threshold);
         set(&out, "backend", backend);
         if let Some(m) = &measured {
             set(&out, "measurements", measurements_js(m)?);
@@ -853,3 +874,7 @@ impl Segmenter {
         })
     }
 }
+
+/// The pieces of an image for the package's pool of workers (its threads on the CPU).
+mod pieces;
+pub use pieces::*;
