@@ -78,6 +78,14 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {AbortSignal} [signal] Aborting it stops the downloads and rejects with an
  *   `AbortError` (after a WebGPU start under way, which cannot be stopped); an already-aborted
  *   signal rejects at once.
+ * @property {number} [threads] On the CPU: the threads an image runs on, the calling one and
+ *   `threads - 1` pool workers (each with its own instance of the CPU build and its own copy of
+ *   the model, about 1 MB plus up to about 90 MB of working memory for a DRIVE image, against
+ *   150 MB on one thread). An integer from 1 to 16; default: the platform's cores
+ *   (`navigator.hardwareConcurrency`, `os.availableParallelism()`), at most 4. `1` runs
+ *   everything on the calling thread. Workers that cannot start (no `Worker`, a CSP that
+ *   forbids them) leave fewer threads, with a note (`threadsNote`), never an error. Ignored on
+ *   WebGPU.
  */
 
 /**
@@ -222,6 +230,8 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @typedef {object} SegmentResult
  * @property {number} width The input's width.
  * @property {number} height The input's height.
+ * @property {number} threads The threads that ran this image (1 on WebGPU, or when the image
+ *   is too small to cut).
  * @property {Float32Array} probabilities Row-major, `width * height`, in 0..1.
  * @property {Uint8Array} mask Row-major, `width * height`: 255 where probability >= threshold.
  * @property {number} threshold
@@ -257,6 +267,30 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {Record<string, string>} info
  * @property {(input: SegmentInput, options: SegmentOptions) => Promise<SegmentResult>} segment
  * @property {() => void} free
+ * @property {(input: SegmentInput, options: SegmentOptions, parts: number) => RawPieces} split
+ * @property {(input: Float32Array, shape: number[], flip: number) => Promise<Float32Array>} forwardPiece
+ * @property {(pieces: RawPieces) => SegmentResult} finishPieces
+ */
+/**
+ * One image cut into pieces for the pool (crates/r2unet-wasm/src/js/pieces.rs).
+ * @typedef {object} RawPieces
+ * @property {number} count pieces in all
+ * @property {number} regions bands or tiles
+ * @property {boolean} bands cut into bands (else tiles)
+ * @property {(i: number) => Piece} piece
+ * @property {(i: number, output: Float32Array) => void} set
+ * @property {() => void} free
+ */
+/**
+ * @typedef {object} Piece
+ * @property {Float32Array} input
+ * @property {number[]} shape
+ * @property {number} flip
+ */
+/**
+ * The CPU build's exports for the pool: its compiled module (posted to the pool workers, which
+ * instantiate it) and the size of its memory.
+ * @typedef {RawModule & { compiledModule(): WebAssembly.Module, memoryBytes(): number }} CpuModule
  */
 
 /** The tasks, in the paper's order. @type {readonly Task[]} */
@@ -763,6 +797,418 @@ function messageOf(err) {
   return /** @type {{ message?: string } | null} */ (err)?.message ?? String(err);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Threads on the CPU: a pool of workers (pool-worker.js), each with its own instance of the CPU
+// build (the same compiled module: no second download or compile) and its own copy of the model.
+// One image is cut into pieces by the Rust side (bands of an image that runs as one pass, else
+// its tiles; `split`), the calling thread and the workers each run pieces as they fall free, and
+// the Rust side puts the outputs together (`finishPieces`). This code only moves Float32Arrays.
+// No cross-origin isolation, no SharedArrayBuffer, no second build.
+
+/** The most threads `create` starts by default: each holds a module, the model and its memory. */
+const DEFAULT_MAX_THREADS = 4;
+/** The most threads `create` takes. */
+const MAX_THREADS = 16;
+/** How long a pool worker may take to start (load the glue, instantiate, read the weights). */
+const WORKER_START_MS = 60_000;
+const NODE_WORKER_THREADS = ['node:worker', 'threads'].join('_');
+const NODE_OS = ['node', 'os'].join(':');
+
+/**
+ * The default thread count: the platform's cores, at most DEFAULT_MAX_THREADS.
+ * @returns {Promise<number>}
+ */
+async function defaultThreads() {
+  let n = 1;
+  try {
+    if (IN_NODE) {
+      const os = await import(/* @vite-ignore */ NODE_OS);
+      n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    } else {
+      n = Number(globalThis.navigator?.hardwareConcurrency) || 1;
+    }
+  } catch {
+    n = 1;
+  }
+  return Math.max(1, Math.min(DEFAULT_MAX_THREADS, Math.floor(n) || 1));
+}
+
+/**
+ * `create`'s `threads`, checked (null: the default).
+ * @param {unknown} threads
+ * @returns {number | null}
+ */
+function threadsOption(threads) {
+  if (threads === undefined || threads === null) return null;
+  if (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    throw namedError('ConfigError', `Segmenter.create: option 'threads' must be an integer from 1 to ${MAX_THREADS}, got ${String(threads)}`);
+  }
+  return threads;
+}
+
+/**
+ * Resolves after the tasks already queued have run: a message round trip (a worker's answer, a
+ * 'cancel' message, as the wasm side's own pauses do), then a timer (a timeout that is due: the
+ * browser may run messages before timers). About 1-4 ms, once per piece.
+ * @returns {Promise<void>}
+ */
+async function nextTurn() {
+  if (typeof MessageChannel === 'function') {
+    await new Promise((resolve) => {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = () => { channel.port1.close(); resolve(undefined); };
+      channel.port2.postMessage(null);
+    });
+  }
+  await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * A worker of the pool, the browser's or Node's behind one interface.
+ * @typedef {object} WorkerHandle
+ * @property {(message: unknown, transfer?: Transferable[]) => void} post
+ * @property {() => void} terminate
+ * @property {(busy: boolean) => void} hold Node.js: a busy worker keeps the process alive, an idle one does not.
+ */
+
+/**
+ * Starts a pool worker's script: a module Worker in browsers (nested in the page's own worker
+ * where the package runs in one), a worker_threads Worker in Node.js.
+ * @param {(message: any) => void} onMessage
+ * @param {(error: Error) => void} onFailure the worker could not load, or died
+ * @returns {Promise<WorkerHandle>}
+ */
+async function spawnWorker(onMessage, onFailure) {
+  if (IN_NODE) {
+    const { Worker: NodeWorker } = await import(/* @vite-ignore */ NODE_WORKER_THREADS);
+    // Built at run time, so that a bundler for the browser does not copy the file as an asset.
+    const w = new NodeWorker(new URL(['.', 'pool-worker.js'].join('/'), import.meta.url));
+    w.on('message', onMessage);
+    w.on('error', (/** @type {unknown} */ e) => onFailure(new Error(messageOf(e))));
+    w.on('exit', (/** @type {number} */ code) => onFailure(new Error(`the worker exited (code ${code})`)));
+    w.unref();
+    return {
+      post: (m, t) => w.postMessage(m, t ?? []),
+      terminate: () => { w.terminate(); },
+      hold: (busy) => { if (busy) w.ref(); else w.unref(); },
+    };
+  }
+  if (typeof Worker !== 'function') throw new Error('this platform has no Worker');
+  // This exact form, so that bundlers (Vite) bundle the worker's script and its imports.
+  const w = new Worker(new URL('./pool-worker.js', import.meta.url), { type: 'module' });
+  w.addEventListener('message', (e) => onMessage(e.data));
+  w.addEventListener('error', (e) => onFailure(new Error(e.message || 'the worker script could not load (a Content-Security-Policy without worker-src \'self\'?)')));
+  w.addEventListener('messageerror', () => onFailure(new Error('a message to the worker could not be read')));
+  return { post: (m, t) => w.postMessage(m, t ?? []), terminate: () => w.terminate(), hold: () => {} };
+}
+
+/** One worker of a pool, running one piece at a time. */
+class PoolWorker {
+  /** @type {WorkerHandle | null} */
+  #handle = null;
+  /** @type {{ id: number, resolve: (v: Float32Array) => void, reject: (e: unknown) => void } | null} */
+  #pending = null;
+  #seq = 0;
+  /** @type {((e: unknown) => void) | null} until ready */
+  #starting = null;
+  dead = false;
+  /** Bytes of the worker's wasm memory, as it last said. */
+  memoryBytes = 0;
+
+  /**
+   * Starts a worker and its model; rejects when it cannot (the caller runs with fewer threads).
+   * @param {WebAssembly.Module} module
+   * @param {Uint8Array} weights
+   * @returns {Promise<PoolWorker>}
+   */
+  static async start(module, weights) {
+    const w = new PoolWorker();
+    /** @type {Promise<void>} */
+    const ready = new Promise((resolve, reject) => {
+      w.#starting = reject;
+      w.#ready = resolve;
+    });
+    try {
+      w.#handle = await spawnWorker((m) => w.#onMessage(m), (e) => w.#onFailure(e));
+      w.#handle.hold(true);
+      w.#handle.post({ type: 'start', module, weights });
+      /** @type {ReturnType<typeof setTimeout> | undefined} */
+      let timer;
+      const late = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`it did not start within ${WORKER_START_MS / 1000} s`)), WORKER_START_MS);
+      });
+      try {
+        await Promise.race([ready, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+      w.#handle.hold(false);
+      return w;
+    } catch (err) {
+      w.terminate();
+      throw err;
+    }
+  }
+
+  /** @type {(() => void) | null} */
+  #ready = null;
+
+  /** @param {any} msg */
+  #onMessage(msg) {
+    if (typeof msg?.memoryBytes === 'number') this.memoryBytes = msg.memoryBytes;
+    if (msg?.type === 'ready') {
+      this.#starting = null;
+      this.#ready?.();
+      return;
+    }
+    if (msg?.type === 'error' && msg.id === null) {
+      this.#onFailure(namedError(msg.name === 'WeightsError' ? 'WeightsError' : 'BackendError', msg.message));
+      return;
+    }
+    const pending = this.#pending;
+    if (!pending || msg?.id !== pending.id) return;
+    this.#pending = null;
+    this.#handle?.hold(false);
+    if (msg.type === 'done') pending.resolve(msg.output);
+    else pending.reject(namedError(msg.name, msg.message));
+  }
+
+  /** @param {Error} err */
+  #onFailure(err) {
+    if (this.dead) return;
+    this.terminate();
+    this.#starting?.(err);
+    this.#starting = null;
+    const pending = this.#pending;
+    this.#pending = null;
+    pending?.reject(err);
+  }
+
+  /**
+   * Runs one piece; its input buffer is transferred. An abort terminates the worker (the piece
+   * stops at once) and rejects with an `AbortError`.
+   * @param {Piece} piece
+   * @param {AbortSignal | undefined} signal
+   * @param {() => string} aborted the AbortError's message
+   * @returns {Promise<Float32Array>}
+   */
+  run(piece, signal, aborted) {
+    return new Promise((resolve, reject) => {
+      if (this.dead || !this.#handle) {
+        reject(new Error('the worker is gone'));
+        return;
+      }
+      if (signal?.aborted) {
+        reject(abortError(signal, aborted()));
+        return;
+      }
+      const onAbort = () => {
+        this.terminate();
+        this.#pending = null;
+        reject(abortError(/** @type {AbortSignal} */ (signal), aborted()));
+      };
+      const done = () => signal?.removeEventListener('abort', onAbort);
+      if (signal) signal.addEventListener('abort', onAbort, { once: true });
+      const id = ++this.#seq;
+      this.#pending = {
+        id,
+        resolve: (v) => { done(); resolve(v); },
+        reject: (e) => { done(); reject(e); },
+      };
+      this.#handle.hold(true);
+      this.#handle.post({ type: 'piece', id, input: piece.input, shape: piece.shape, flip: piece.flip }, [piece.input.buffer]);
+    });
+  }
+
+  terminate() {
+    this.dead = true;
+    try { this.#handle?.terminate(); } catch { /* already gone */ }
+    this.#handle = null;
+  }
+}
+
+/** A Segmenter's pool: `size` workers wanted, restarted after an abort terminates them. */
+class Pool {
+  /** @type {PoolWorker[]} */
+  workers = [];
+  /** @type {string | undefined} why there are fewer threads than asked */
+  note;
+  /** @type {Promise<void>} settles when the workers being started have */
+  #filling = Promise.resolve();
+  /** workers being started */
+  #starting = 0;
+
+  /**
+   * @param {WebAssembly.Module} module
+   * @param {Uint8Array} weights
+   * @param {number} size
+   */
+  constructor(module, weights, size) {
+    this.module = module;
+    this.weights = weights;
+    this.size = size;
+  }
+
+  /**
+   * Starts workers until `size` are alive; those that fail lower `size`, with a note.
+   * @returns {Promise<void>}
+   */
+  fill() {
+    const missing = this.size - this.workers.filter((w) => !w.dead).length - this.#starting;
+    if (missing <= 0) return this.#filling;
+    const before = this.#filling;
+    this.#starting += missing;
+    const started = Array.from({ length: missing }, () => PoolWorker.start(this.module, this.weights));
+    this.#filling = (async () => {
+      await before;
+      const results = await Promise.allSettled(started);
+      this.#starting -= missing;
+      const failed = results.filter((r) => r.status === 'rejected');
+      for (const r of results) if (r.status === 'fulfilled') this.workers.push(r.value);
+      if (failed.length) {
+        this.size -= failed.length;
+        const reason = messageOf(/** @type {PromiseRejectedResult} */ (failed[0]).reason);
+        this.note = `${failed.length} pool worker(s) could not start (${reason}): running on ${this.size + 1} thread(s)`;
+      }
+    })();
+    return this.#filling;
+  }
+
+  /** The live workers, once the ones being started have settled. */
+  async ready() {
+    this.workers = this.workers.filter((w) => !w.dead);
+    await this.fill();
+    this.workers = this.workers.filter((w) => !w.dead);
+    return this.workers.slice();
+  }
+
+  terminate() {
+    this.size = 0;
+    for (const w of this.workers) w.terminate();
+    this.workers = [];
+  }
+}
+
+/**
+ * Runs one image on the calling thread's Segmenter and the pool's workers: `raw.split` cuts it
+ * into pieces, each free thread takes the next piece, `raw.finishPieces` puts them together.
+ * `onProgress(done, total)` after each piece; an abort stops the pool's pieces at once (their
+ * workers are terminated and restarted) and the calling thread's after the piece under way.
+ * @param {RawSegmenter} raw
+ * @param {Pool} pool
+ * @param {SegmentInput} input
+ * @param {SegmentOptions} options
+ * @returns {Promise<SegmentResult>}
+ */
+async function runOnPool(raw, pool, input, options) {
+  const signal = isSignal(options?.signal) ? options.signal : undefined;
+  const onProgress = typeof options?.onProgress === 'function' ? options.onProgress : undefined;
+  const workers = await pool.ready();
+  const pieces = raw.split(input, options, workers.length + 1);
+  let finished = false;
+  try {
+    const count = pieces.count;
+    /** @type {number[]} pieces that a failed worker gave back */
+    const returned = [];
+    let next = 0, done = 0;
+    /** @type {unknown} */
+    let failure = null;
+    const ran = new Set();
+    // As the one-thread path says it: tiles (here bands too), or passes with the four flips.
+    const unit = options?.flips ? 'passes' : pieces.bands ? 'bands' : 'tiles';
+    const aborted = () => `segment() was aborted after ${done} of ${count} ${unit}`;
+    const take = () => (failure !== null ? -1 : returned.length ? /** @type {number} */ (returned.pop()) : next < count ? next++ : -1);
+    /** @param {number} i @param {Float32Array} output @param {unknown} who */
+    const finish = (i, output, who) => {
+      // Nothing is counted (or reported) after an abort.
+      if (signal?.aborted) throw abortError(signal, aborted());
+      pieces.set(i, output);
+      done += 1;
+      ran.add(who);
+      if (onProgress) {
+        try { onProgress(done, count); } catch { /* ignored, as documented */ }
+      }
+    };
+    const local = async () => {
+      for (let i = take(); i >= 0; i = take()) {
+        await nextTurn();        // the workers' answers and an abort get through
+        if (signal?.aborted) throw abortError(signal, aborted());
+        const p = pieces.piece(i);
+        finish(i, await raw.forwardPiece(p.input, p.shape, p.flip), raw);
+      }
+    };
+    /** @param {PoolWorker} w */
+    const remote = async (w) => {
+      for (let i = take(); i >= 0; i = take()) {
+        let output;
+        try {
+          output = await w.run(pieces.piece(i), signal, aborted);
+        } catch (err) {
+          if (signal?.aborted) throw err;
+          // The worker failed (it died, or its module trapped): its piece goes back, it leaves
+          // the pool, and the other threads carry on.
+          returned.push(i);
+          w.terminate();
+          pool.size -= 1;
+          pool.note = `a pool worker failed (${messageOf(err)}): running on ${pool.size + 1} thread(s)`;
+          return;
+        }
+        finish(i, output, w);
+      }
+    };
+    /** @param {Promise<void>} p */
+    const noting = (p) => p.catch((err) => { if (failure === null) failure = err; });
+    // The workers' first pieces are posted before the calling thread starts on its own.
+    const runs = workers.map((w) => noting(remote(w)));
+    runs.push(noting(local()));
+    await Promise.all(runs);
+    // Pieces that a failed worker gave back after the calling thread ran out of work.
+    if (failure === null && done < count) await noting(local());
+    if (signal?.aborted && failure === null) failure = abortError(signal, aborted());
+    if (failure !== null) throw failure;
+    const r = raw.finishPieces(pieces);
+    finished = true;
+    r.threads = ran.size;
+    return r;
+  } finally {
+    if (!finished) {
+      try { pieces.free(); } catch { /* already consumed */ }
+    }
+    // Workers terminated by an abort are replaced for the next call.
+    if (pool.workers.some((w) => w.dead)) {
+      pool.workers = pool.workers.filter((w) => !w.dead);
+      pool.fill().catch(() => {});
+    }
+  }
+}
+
+/**
+ * A pool of `size` workers running the CPU build `module` with `weights` (fewer, with a note,
+ * when some cannot start).
+ * @param {RawModule} module
+ * @param {Uint8Array} weights
+ * @param {number} size
+ * @returns {Promise<Pool>}
+ */
+async function startPool(module, weights, size) {
+  /** @type {WebAssembly.Module | null} */
+  let compiled = null;
+  let why = '';
+  try {
+    compiled = /** @type {CpuModule} */ (module).compiledModule();
+  } catch (err) {
+    why = messageOf(err);
+  }
+  if (!(compiled instanceof WebAssembly.Module)) {
+    const pool = new Pool(/** @type {WebAssembly.Module} */ (/** @type {unknown} */ (null)), weights, 0);
+    pool.note = `no pool: the CPU build did not give its compiled module (${why || 'not a WebAssembly.Module'}): running on 1 thread`;
+    return pool;
+  }
+  const pool = new Pool(compiled, weights, size);
+  await pool.fill();
+  return pool;
+}
+
 /** A model loaded on one backend. */
 export class Segmenter {
   /** @type {RawSegmenter | null} */
@@ -777,6 +1223,10 @@ export class Segmenter {
   #pending = 0;
   /** free() was called: new calls are refused; the model goes once the calls made before it settle */
   #freed = false;
+  /** @type {Pool | null} the CPU's pool workers (threads - 1 of them) */
+  #pool = null;
+  /** threads asked for (or the default) */
+  #threads = 1;
 
   /**
    * Not for direct use: `await Segmenter.create({ task, backend, weights })`.
@@ -785,12 +1235,16 @@ export class Segmenter {
    * @param {RawSegmenter} raw
    * @param {Uint8Array | null} weights
    * @param {string | undefined} fallbackReason
+   * @param {Pool | null} [pool]
+   * @param {number} [threads]
    */
-  constructor(token, raw, weights, fallbackReason) {
+  constructor(token, raw, weights, fallbackReason, pool = null, threads = 1) {
     if (token !== CREATE) throw new TypeError('use `await Segmenter.create({ task, backend, weights })`');
     this.#raw = raw;
     this.#weights = weights;
     this.#fallbackReason = fallbackReason;
+    this.#pool = pool;
+    this.#threads = threads;
   }
 
   /**
@@ -824,6 +1278,7 @@ export class Segmenter {
     } else if (!MODELS[task]) {
       throw noShippedModel(task);     // before downloading a build for nothing
     }
+    const threads = threadsOption(options.threads) ?? await defaultThreads();
 
     // The wasm build first, then the weights: that order in onProgress.
     /** @type {Backend} */
@@ -865,12 +1320,15 @@ export class Segmenter {
       }
     }
     if (!raw) raw = await start(module && kind === 'cpu' ? module : await loadModule('cpu', watch), 'cpu');
+    const pool = raw.backend === 'cpu' && threads > 1 && !signal?.aborted
+      ? await startPool(await loadModule('cpu'), weights, threads - 1) : null;
     if (signal?.aborted) {
+      pool?.terminate();
       raw.free();
       throw abortError(signal, aborted);
     }
     const keep = backend === 'auto' && raw.backend === 'webgpu' ? weights : null;
-    return new Segmenter(CREATE, raw, keep, fallbackReason);
+    return new Segmenter(CREATE, raw, keep, fallbackReason, pool, threads);
   }
 
   /** @returns {RawSegmenter} */
@@ -890,6 +1348,27 @@ export class Segmenter {
 
   /** Provenance of the weights (dataset, epochs, metrics, architecture). @returns {Record<string, string>} */
   get info() { return this.#live().info; }
+
+  /**
+   * The threads an image runs on: on the CPU the calling one and the pool's workers that
+   * started (`threads` of `create`, fewer when some could not start: `threadsNote` says why);
+   * 1 on WebGPU.
+   * @returns {number}
+   */
+  get threads() {
+    const raw = this.#live();
+    return raw.backend === 'cpu' && this.#pool ? this.#pool.size + 1 : 1;
+  }
+
+  /** Why there are fewer threads than asked for (workers that could not start or failed), if so. @returns {string | undefined} */
+  get threadsNote() { return this.#pool?.note; }
+
+  /**
+   * Bytes of WebAssembly memory held by each pool worker (its module, its model and the most
+   * its pieces have needed): what each thread beyond the first costs. Empty without a pool.
+   * @returns {number[]}
+   */
+  get poolMemoryBytes() { return (this.#pool?.workers ?? []).filter((w) => !w.dead).map((w) => w.memoryBytes); }
 
   /**
    * Segments one image. Calls on one Segmenter are queued: each starts when the one before it
@@ -928,7 +1407,7 @@ export class Segmenter {
     const raw = this.#raw;     // kept until the calls made before free() have settled
     if (!raw) throw namedError('ConfigError', 'this Segmenter was freed (free() was called): create a new one');
     try {
-      return await raw.segment(input, options);
+      return await this.#run(raw, input, options);
     } catch (err) {
       if (!this.#weights || raw.backend !== 'webgpu' || !isBackendFailure(err) || this.#raw !== raw) throw err;
       // 'auto' on WebGPU failed mid-run: continue on the CPU build from now on.
@@ -938,11 +1417,29 @@ export class Segmenter {
         throw err;
       }
       this.#fallbackReason = `WebGPU failed during a run: ${messageOf(err)}`;
+      const weights = this.#weights;
       this.#weights = null;
       this.#raw = cpu;
       try { raw.free(); } catch { /* a trapped module may refuse */ }
-      return cpu.segment(input, options);
+      if (this.#threads > 1) this.#pool = await startPool(await loadModule('cpu'), weights, this.#threads - 1);
+      return this.#run(cpu, input, options);
     }
+  }
+
+  /**
+   * One image on `raw`: on the CPU with a pool, cut into pieces over the threads; else in one
+   * call (WebGPU, or `threads: 1`).
+   * @param {RawSegmenter} raw
+   * @param {SegmentInput} input
+   * @param {SegmentOptions} options
+   * @returns {Promise<SegmentResult>}
+   */
+  async #run(raw, input, options) {
+    const pool = this.#pool;
+    if (pool && pool.size > 0 && raw.backend === 'cpu') return runOnPool(raw, pool, input, options);
+    const r = await raw.segment(input, options);
+    r.threads = 1;
+    return r;
   }
 
   /**
@@ -957,6 +1454,8 @@ export class Segmenter {
       const raw = this.#raw;
       this.#raw = null;
       this.#weights = null;
+      this.#pool?.terminate();
+      this.#pool = null;
       try { raw?.free(); } catch { /* already gone with its module */ }
     };
     if (this.#pending === 0) release();

@@ -146,7 +146,7 @@ rm -f "$PKG"/*/*.gzsize
 echo "== the page: web/pkg/ (a copy of the package) and web/samples/"
 rm -rf "$ROOT/web/pkg"
 mkdir -p "$ROOT/web/pkg"
-cp -r "$PKG"/index.js "$PKG"/index.d.ts "$PKG"/package.json "$PKG"/models "$ROOT/web/pkg/"
+cp -r "$PKG"/index.js "$PKG"/pool-worker.js "$PKG"/index.d.ts "$PKG"/package.json "$PKG"/models "$ROOT/web/pkg/"
 for build in cpu webgpu; do
   [[ -d "$PKG/$build" ]] && cp -r "$PKG/$build" "$ROOT/web/pkg/"
 done

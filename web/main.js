@@ -455,16 +455,20 @@ function onResult(msg) {
   setProgress(1, 1);
   const ms = Number.isFinite(timeMs) ? Math.round(timeMs) : '?';
   const refined = msg.flips ? ', four flips averaged' : '';
-  setStatus(`Done: backend ${backend}${refined}, inference ${ms} ms, ${width}×${height} pixels.`);
+  // The CPU's thread count beside the backend (the package's pool of workers).
+  const threads = backend === 'cpu' && Number(msg.threads) > 0 ? ` (${msg.threads} thread${msg.threads === 1 ? '' : 's'})` : '';
+  setStatus(`Done: backend ${backend}${threads}${refined}, inference ${ms} ms, ${width}×${height} pixels.`);
   if (msg.fallbackReason && els.backend.value === 'auto') {
     showNote(`Running on the CPU: ${msg.fallbackReason}.`);
   }
+  if (msg.threadsNote) showNote(`${els.note.hidden ? '' : `${els.note.textContent} `}Fewer threads: ${msg.threadsNote}.`);
   if (msg.measurements) showMeasurements(msg.measurements, app.runThreshold);
   // The slider or the scale moved while the model ran: measure the mask shown.
   if (Number(els.threshold.value) !== app.runThreshold || JSON.stringify(readScale() ?? {}) !== app.runScale) {
     remeasure();
   }
   document.body.dataset.backend = backend;   // set before 'done' so waiters see both
+  document.body.dataset.threads = String(msg.threads ?? 1);
   setState('done');
 }
 

@@ -23,6 +23,9 @@
 // Requests are handled one at a time, in order. A request that is still queued when a newer one
 // arrives is answered with an error saying it was superseded, without running the model.
 // Any exception becomes an 'error' message; the worker stays alive for the next request.
+// On the CPU the package runs each image on its pool of workers (nested in this one: the default
+// thread count, the cores up to 4); a result says how many ran it (`threads`) and, when fewer
+// workers than asked could start, why (`threadsNote`).
 
 const PKG_URL = './pkg/index.js';
 
@@ -200,13 +203,15 @@ async function handleSegment(msg, signal) {
   const timeMs = Number(r.timeMs);
   const usedBackend = String(r.backend ?? seg.backend ?? backend);
   const fallbackReason = seg.fallbackReason ?? null;
+  const threads = Number(r.threads ?? 1);
+  const threadsNote = seg.threadsNote ?? null;
   const n = width * height;
   if (!(n > 0) || probabilities.length !== n || mask.length !== n) {
     throw new Error(`Segmentation failed: the result is malformed (${width}x${height}, ` +
       `${probabilities.length} probabilities, ${mask.length} mask values).`);
   }
   const fov = r.fov ? owned(r.fov, Uint8Array) : null;
-  post({ type: 'result', width, height, probabilities, mask, backend: usedBackend, timeMs, fallbackReason,
+  post({ type: 'result', width, height, probabilities, mask, backend: usedBackend, timeMs, fallbackReason, threads, threadsNote,
     flips: Boolean(msg.flips), measurements: r.measurements ?? null, fov },
     fov ? [probabilities.buffer, mask.buffer, fov.buffer] : [probabilities.buffer, mask.buffer]);
 }

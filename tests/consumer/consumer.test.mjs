@@ -31,6 +31,8 @@ test('the Vite app built against the packed package segments a DRIVE image', { s
     }, image.toString('base64'));
     assert.equal(r.backend, 'cpu');
     assert.deepEqual([r.width, r.height], [565, 584]);
+    // The pool worker, bundled by Vite from the package's new Worker(new URL(...)), ran a band.
+    assert.equal(r.threads, 2, `threads: ${r.threads} (${r.threadsNote})`);
     const truth = await page.evaluate(async (b64) => {
       const bin = atob(b64);
       const arr = new Uint8Array(bin.length);

@@ -10,13 +10,13 @@ const tarball = process.argv[2];
 assert.ok(tarball, 'usage: node pack-check.mjs TARBALL');
 const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).trim().split('\n');
 const allowed = [
-  /^package\/(README\.md|package\.json|index\.js|index\.d\.ts)$/,
+  /^package\/(README\.md|package\.json|index\.js|index\.d\.ts|pool-worker\.js)$/,
   /^package\/(cpu|webgpu)\/r2unet_wasm(\.js|\.d\.ts|_bg\.wasm)$/,
   /^package\/models\/(index\.js|index\.d\.ts|(retina|skin|lung)\.bpk)$/,
 ];
 const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)));
 assert.deepEqual(unexpected, [], `unexpected files in ${tarball}`);
-for (const needed of ['package/index.js', 'package/index.d.ts', 'package/cpu/r2unet_wasm_bg.wasm']) {
+for (const needed of ['package/index.js', 'package/index.d.ts', 'package/pool-worker.js', 'package/cpu/r2unet_wasm_bg.wasm']) {
   assert.ok(files.includes(needed), `${needed} missing from ${tarball}`);
 }
 const manifest = JSON.parse(execFileSync('tar', ['xzOf', tarball, 'package/package.json'], { encoding: 'utf8' }));

@@ -353,3 +353,75 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
     await browser.close();
   }
 });
+
+test('threads on the CPU: the page runs on the pool (workers nested in its worker, no cross-origin isolation), and 2 threads give 1 thread\'s mask; an abort mid-run leaves the Segmenter usable', { skip: !HAVE_DRIVE, timeout: CPU_RUN_MS * 2 }, async () => {
+  const { image, label } = await readDrive();
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, offsite, problems } = await openPage(browser, server.url);
+    const { isolated, cores } = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency }));
+    assert.equal(isolated, false, 'the page should not need cross-origin isolation');
+    // The page: the package's default thread count (the cores, at most 4), shown beside the backend.
+    await dropFile(page, '01_test.tif', image, 'image/tiff');
+    const result = await settle(page, CPU_RUN_MS);
+    assert.equal(result.state, 'done', `page failed: ${result.error}; ${problems.join(' | ')}`);
+    const want = Math.min(4, cores);
+    const threads = await page.evaluate(() => Number(document.body.dataset.threads));
+    console.log(`# page, CPU on ${cores} cores: ${result.status}`);
+    assert.equal(threads, want);
+    assert.ok(result.status.includes(`backend cpu (${want} thread${want === 1 ? '' : 's'})`), result.status);
+    assert.ok((await diceAgainst(page, label)).dice >= 0.70);
+
+    // The package in the page: 2 threads against 1 on the same image, then an abort during a
+    // threaded run, then a run that gives the same mask again.
+    const r = await page.evaluate(async (b64) => {
+      const pkg = await import('./pkg/index.js');
+      const img = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const one = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 1 });
+      const two = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 2 });
+      const a = await one.segment(img);
+      const progress = [];
+      const b = await two.segment(img, { onProgress: (d, t) => progress.push([d, t]) });
+      let max = 0, both = 0, ones = 0;
+      for (let i = 0; i < a.mask.length; i++) {
+        max = Math.max(max, Math.abs(a.probabilities[i] - b.probabilities[i]));
+        const p = a.mask[i] > 0, q = b.mask[i] > 0;
+        both += p && q; ones += p + q;
+      }
+      // Aborted 200 ms into a threaded four-flip run (8 pieces): the pool worker's piece stops at
+      // once (the worker is terminated and replaced), the calling thread's after its piece (here
+      // the page's own thread: the timer fires when that piece is done).
+      const c = new AbortController();
+      setTimeout(() => c.abort(), 200);
+      const t0 = performance.now();
+      const aborted = await two.segment(img, { signal: c.signal, flips: true })
+        .then(() => 'not aborted', (e) => `${e.name}: ${e.message}`);
+      const abortMs = performance.now() - t0;
+      const again = await two.segment(img);
+      const same = again.mask.every((v, i) => v === b.mask[i]);
+      const out = {
+        threads: [one.threads, two.threads], ran: [a.threads, b.threads, again.threads], progress, max,
+        dice: (2 * both) / ones, aborted, abortMs, same, memory: two.poolMemoryBytes,
+        ms: [a.timings.modelMs, b.timings.modelMs, again.timings.modelMs],
+      };
+      one.free();
+      two.free();
+      return out;
+    }, image.toString('base64'));
+    console.log(`# package in the page, DRIVE 01: 1 vs 2 threads: Dice of the masks ${r.dice.toFixed(5)}, ` +
+      `max abs probability difference ${r.max.toFixed(4)}; model ${r.ms.map((v) => v.toFixed(0)).join(' / ')} ms ` +
+      `(1 thread / 2 threads / 2 threads after the abort); pool worker memory ${r.memory.map((v) => (v / 1e6).toFixed(1)).join(', ')} MB; ` +
+      `abort: "${r.aborted}" after ${r.abortMs.toFixed(0)} ms`);
+    assert.deepEqual(r.threads, [1, 2]);
+    assert.deepEqual(r.ran, [1, 2, 2]);
+    assert.deepEqual(r.progress, [[1, 2], [2, 2]]);
+    assert.ok(r.dice >= 0.99, `Dice ${r.dice}`);
+    assert.ok(r.max <= 0.1, `max abs difference ${r.max}`);
+    assert.match(r.aborted, /^AbortError: segment\(\) was aborted/);
+    assert.ok(r.same, 'the run after the abort gives another mask');
+    assert.deepEqual(offsite, [], 'requests left the origin');
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});

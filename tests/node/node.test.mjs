@@ -151,3 +151,35 @@ test('plain Node: measure: true on a CT slice gives both lungs', { skip: existsS
     (e) => e.name === 'ConfigError' && /scale\.pixelSpacingMm/.test(e.message));
   seg.free();
 });
+
+test('plain Node: threads: 2 (a pool of worker_threads) gives threads: 1\'s Dice', { skip, timeout: 120_000 }, async () => {
+  const image = await readFile(IMAGE);
+  const label = await decodePreview(await readFile(LABEL));
+  const diceOf = (/** @type {Uint8Array} */ mask) => {
+    let tp = 0, pred = 0, truth = 0;
+    for (let i = 0; i < mask.length; i++) {
+      const m = mask[i] > 127, t = label.data[4 * i] > 127;
+      tp += Number(m && t); pred += Number(m); truth += Number(t);
+    }
+    return (2 * tp) / (pred + truth);
+  };
+  const one = await Segmenter.create({ task: 'retina', threads: 1 });
+  const two = await Segmenter.create({ task: 'retina', threads: 2 });
+  assert.deepEqual([one.threads, two.threads], [1, 2], two.threadsNote);
+  const a = await one.segment(image);
+  const progress = [];
+  const b = await two.segment(image, { onProgress: (done, total) => progress.push([done, total]) });
+  assert.deepEqual([a.threads, b.threads], [1, 2]);
+  assert.deepEqual(progress, [[1, 2], [2, 2]], 'one report per band');
+  let max = 0;
+  for (let i = 0; i < a.probabilities.length; i++) max = Math.max(max, Math.abs(a.probabilities[i] - b.probabilities[i]));
+  const [d1, d2] = [diceOf(a.mask), diceOf(b.mask)];
+  console.log(`# plain Node, DRIVE 01: Dice ${d1.toFixed(4)} on 1 thread (model ${a.timings.modelMs.toFixed(0)} ms), ` +
+    `${d2.toFixed(4)} on 2 (${b.timings.modelMs.toFixed(0)} ms); max abs probability difference ${max.toFixed(4)}; ` +
+    `pool worker memory ${two.poolMemoryBytes.map((v) => (v / 1e6).toFixed(1)).join(', ')} MB`);
+  assert.ok(Math.abs(d1 - d2) <= 0.005, `Dice ${d1} on 1 thread, ${d2} on 2`);
+  await assert.rejects(Segmenter.create({ task: 'retina', threads: 0 }), (e) => e.name === 'ConfigError' && /threads/.test(e.message));
+  one.free();
+  two.free();
+  assert.throws(() => two.threads, (e) => e.name === 'ConfigError');
+});

@@ -24,7 +24,8 @@ const RETINA_FIELDS = {
    */
   async segment(bytes, backend = 'auto') {
     await init();
-    const seg = await Segmenter.create({ task: 'retina', backend });
+    // Two threads on the CPU: the package's pool worker (pool-worker.js) as Vite bundled it.
+    const seg = await Segmenter.create({ task: 'retina', backend, threads: 2 });
     try {
       const r = await seg.segment(bytes, { threshold: 0.5, measure: true, scale: { fovAngleDeg: 45 }, onProgress: (done, total) => {
         const out = document.getElementById('out');
@@ -42,6 +43,7 @@ const RETINA_FIELDS = {
       }
       return {
         backend: seg.backend, width: r.width, height: r.height, mask: Array.from(r.mask), timeMs: r.timeMs,
+        threads: r.threads, threadsNote: seg.threadsNote ?? null,
         vesselAreaFraction, scaleSource, fields: m ? Object.keys(m) : [], declared: Object.keys(RETINA_FIELDS),
       };
     } finally {
