@@ -419,6 +419,28 @@ test('threads on the CPU: the page runs on the pool (workers nested in its worke
     assert.ok(r.max <= 0.1, `max abs difference ${r.max}`);
     assert.match(r.aborted, /^AbortError: segment\(\) was aborted/);
     assert.ok(r.same, 'the run after the abort gives another mask');
+
+    // A page whose CSP forbids workers: the pool cannot start, the Segmenter runs on one thread
+    // and says why; nothing fails.
+    const strict = await serve(join(ROOT, 'web'), { headers: { 'content-security-policy': "worker-src 'none'" } });
+    try {
+      const other = await browser.newPage();
+      await other.goto(strict.url, { waitUntil: 'load' });
+      const lone = await other.evaluate(async () => {
+        const pkg = await import('./pkg/index.js');
+        const seg = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 2 });
+        const data = new Uint8ClampedArray(64 * 64 * 4).fill(200);
+        const res = await seg.segment({ width: 64, height: 64, data });
+        const out = { threads: seg.threads, note: seg.threadsNote ?? null, ran: res.threads, width: res.width };
+        seg.free();
+        return out;
+      });
+      console.log(`# page with worker-src 'none': ${lone.threads} thread; note: ${lone.note}`);
+      assert.deepEqual([lone.threads, lone.ran, lone.width], [1, 1, 64]);
+      assert.match(lone.note ?? '', /could not start/);
+    } finally {
+      await strict.close();
+    }
     assert.deepEqual(offsite, [], 'requests left the origin');
     assert.deepEqual(problems, []);
   } finally {
