@@ -8,6 +8,7 @@ mod export;
 mod folder;
 mod info;
 mod odd_inputs;
+mod peak_memory;
 mod predict;
 mod predict_folder;
 mod train;
