@@ -1,5 +1,10 @@
 //! Training examples: random patches inside the field of view (retina, the paper's 48x48), or
 //! whole preprocessed images (skin, lung); optional flips and right-angle rotations.
+//!
+//! Every draw comes from a generator seeded afresh for the epoch, with [`epoch_seed`]`(seed,
+//! epoch)`, never from one carried over from earlier epochs: so a run resumed after a kill
+//! draws, for each epoch, exactly the examples an uninterrupted run draws, and the
+//! checkpoints hold no random state.
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -44,6 +49,12 @@ impl Examples {
         self.inputs.extend(inputs);
         self.labels.extend(labels);
     }
+}
+
+/// The seed of epoch `epoch`'s (1-based) draws in a run seeded with `seed`: a function of the
+/// two alone, so that no generator state has to outlive an epoch (or be checkpointed).
+pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_add(epoch as u64 * 7919)
 }
 
 /// One of the 8 symmetries of the square, applied to a `side x side` plane.

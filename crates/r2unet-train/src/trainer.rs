@@ -13,6 +13,8 @@ use r2unet::metrics::Scores;
 use r2unet::weights::{self, ModelBundle, Precision};
 use r2unet::{ModelConfig, PreprocessConfig, R2UNet, Task};
 
+use serde::{Deserialize, Serialize};
+
 use crate::bce::bce_with_logits;
 use crate::checkpoint::{RunDir, State};
 use crate::datasets::folder::FolderSpec;
@@ -76,16 +78,25 @@ pub struct TrainConfig {
     pub init: Option<String>,
 }
 
-/// One line of `log.csv`.
-#[derive(Clone, Debug)]
+/// One line of `log.csv`. The checkpoint's record (`state.json`) keeps every epoch's, at full
+/// precision; `log.csv` is written from them (5 decimals).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
+    /// The last step's learning rate.
+    #[serde(with = "crate::checkpoint::exact")]
     pub lr: f64,
+    #[serde(with = "crate::checkpoint::exact")]
     pub train_loss: f64,
+    #[serde(with = "crate::checkpoint::exact")]
     pub val_loss: f64,
+    #[serde(with = "crate::checkpoint::exact")]
     pub val_auc: f64,
+    #[serde(with = "crate::checkpoint::exact")]
     pub val_f1: f64,
+    #[serde(with = "crate::checkpoint::exact")]
     pub seconds: f64,
+    #[serde(with = "crate::checkpoint::exact")]
     pub examples_per_s: f64,
     pub best: bool,
 }
@@ -94,7 +105,8 @@ pub const LOG_HEADER: &str =
     "epoch,lr,train_loss,val_loss,val_auc,val_f1,seconds,examples_per_s,best";
 
 impl EpochLog {
-    fn csv(&self) -> String {
+    /// Its `log.csv` line (without the newline).
+    pub fn csv(&self) -> String {
         format!(
             "{},{:.3e},{:.5},{:.5},{:.5},{:.5},{:.1},{:.1},{}",
             self.epoch,
@@ -107,6 +119,37 @@ impl EpochLog {
             self.examples_per_s,
             self.best
         )
+    }
+
+    /// A `log.csv` line back (run folders of the old layout keep their log there only).
+    pub fn parse(line: &str) -> Option<Self> {
+        let f: Vec<&str> = line.trim().split(',').collect();
+        let [
+            epoch,
+            lr,
+            train_loss,
+            val_loss,
+            val_auc,
+            val_f1,
+            seconds,
+            examples_per_s,
+            best,
+        ] = f[..]
+        else {
+            return None;
+        };
+        let num = |v: &str| v.parse::<f64>().ok();
+        Some(Self {
+            epoch: epoch.parse().ok()?,
+            lr: num(lr)?,
+            train_loss: num(train_loss)?,
+            val_loss: num(val_loss)?,
+            val_auc: num(val_auc)?,
+            val_f1: num(val_f1)?,
+            seconds: num(seconds)?,
+            examples_per_s: num(examples_per_s)?,
+            best: best.parse().ok()?,
+        })
     }
 }
 
@@ -194,7 +237,9 @@ fn bundle(config: &TrainConfig, state: &State) -> ModelBundle {
 }
 
 /// Trains into `run` (a folder) on `source`, which must be the data `config` names. With
-/// `resume`, continues from `run/state.json`. Folder data: the run's `files.csv` lists every
+/// `resume`, continues from the run's last committed checkpoint (`crate::checkpoint`; from
+/// the start when it has none). After every epoch the weights, the optimizer state and the
+/// record (`state.json`) are committed together. Folder data: the run's `files.csv` lists every
 /// pair with its split and digests; a resume checks the folder against it.
 pub fn train(
     config: &TrainConfig,
@@ -230,11 +275,30 @@ pub fn train(
     train_device.seed(config.seed);
     let mut model = config.model.init(&train_device);
     let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(config.epsilon).init();
-    let mut state = State {
-        best_score: f64::NEG_INFINITY,
-        ..State::default()
-    };
-    if let (false, Some(init)) = (resume, &config.init) {
+    // A run killed before its first commit has nothing to resume: it starts again, from
+    // `--init` too, as the uninterrupted run did.
+    let restored = if resume { dir.resume()? } else { None };
+    let mut state = State::default();
+    if let Some(restored) = restored {
+        let at = |name: &str| dir.path(name);
+        let names = match &restored.state.checkpoint {
+            Some(c) => (c.weights.name.clone(), c.optim.name.clone()),
+            None => ("last.bpk".to_owned(), "last.optim".to_owned()),
+        };
+        weights::load_into(&mut model, &restored.weights).map_err(|e| TrainError::Checkpoint {
+            path: at(&names.0),
+            message: e.to_string(),
+        })?;
+        let record =
+            OptimizerRecord::from_bytes(Bytes::from_bytes_vec(restored.optim)).map_err(|e| {
+                TrainError::Checkpoint {
+                    path: at(&names.1),
+                    message: format!("{e:?}"),
+                }
+            })?;
+        optim = optim.load_record(record);
+        state = restored.state;
+    } else if let Some(init) = &config.init {
         let path = Path::new(init);
         let bytes = crate::error::read(path)?;
         let fail = |message: String| TrainError::Checkpoint {
@@ -261,22 +325,6 @@ pub fn train(
         }
         weights::load_into(&mut model, &bytes)
             .map_err(|e| fail(format!("cannot start from these weights: {e}")))?;
-    }
-    if resume {
-        state = dir.read_state()?;
-        let bytes = crate::error::read(&dir.path("last.bpk"))?;
-        weights::load_into(&mut model, &bytes).map_err(|e| TrainError::Checkpoint {
-            path: dir.path("last.bpk"),
-            message: e.to_string(),
-        })?;
-        let opath = dir.path("last.optim");
-        let record =
-            OptimizerRecord::from_bytes(Bytes::from_bytes_vec(crate::error::read(&opath)?))
-                .map_err(|e| TrainError::Checkpoint {
-                    path: opath,
-                    message: format!("{e:?}"),
-                })?;
-        optim = optim.load_record(record);
     }
     if let Source::Folder(set) = source {
         let path = dir.path("files.csv");
@@ -317,7 +365,7 @@ pub fn train(
     let steps_per_epoch = |n: usize| n.div_ceil(config.batch);
     while state.epoch < config.epochs {
         let epoch = state.epoch + 1;
-        let seed = config.seed.wrapping_add(epoch as u64 * 7919);
+        let seed = samples::epoch_seed(config.seed, epoch);
         let examples = if retina {
             samples::patches(
                 &train_images,
@@ -385,27 +433,6 @@ pub fn train(
             state.best_score = score;
             state.best_epoch = epoch;
         }
-        let info = bundle(config, &state);
-        let bytes = weights::to_bytes(&inference, &info, Precision::F32)?;
-        if best {
-            dir.write("best.bpk", &bytes)?;
-        }
-        dir.write("last.bpk", &bytes)?;
-        let record = optim
-            .to_record()
-            .into_bytes()
-            .map_err(|e| TrainError::Checkpoint {
-                path: dir.path("last.optim"),
-                message: format!("{e:?}"),
-            })?;
-        dir.write("last.optim", &record)?;
-        // The state goes last: it is what `--resume` trusts.
-        dir.write(
-            "state.json",
-            serde_json::to_string_pretty(&state)
-                .expect("state serialises")
-                .as_bytes(),
-        )?;
         let log = EpochLog {
             epoch,
             lr,
@@ -417,7 +444,18 @@ pub fn train(
             examples_per_s: seen as f64 / train_seconds.max(1e-9),
             best,
         };
-        dir.append_log(LOG_HEADER, &log.csv())?;
+        state.log.push(log.clone());
+        let info = bundle(config, &state);
+        let bytes = weights::to_bytes(&inference, &info, Precision::F32)?;
+        let record = optim
+            .to_record()
+            .into_bytes()
+            .map_err(|e| TrainError::Checkpoint {
+                path: dir.path("ckpt-*.optim"),
+                message: format!("{e:?}"),
+            })?;
+        // Weights, optimizer state and the record together, or not at all (checkpoint.rs).
+        dir.commit(&mut state, &bytes, &record)?;
         observer.epoch_end(&log);
     }
     Ok(state)

@@ -146,11 +146,13 @@ pub fn run(a: TrainArgs, chosen: Chosen) -> Result<()> {
         let path = a.out.join("config.json");
         let mut c = TrainConfig::load(&path)
             .map_err(|e| anyhow::anyhow!("{}: cannot resume: {e}", path.display()))?;
+        // The last committed checkpoint (none when the run was killed in its first epoch:
+        // it starts again).
+        let done = r2unet_train::checkpoint::RunDir::new(&a.out)
+            .and_then(|dir| dir.committed())
+            .map_err(|e| anyhow::anyhow!("cannot resume: {e}"))?
+            .map_or(0, |state| state.epoch);
         if let Some(epochs) = a.epochs {
-            let done = r2unet_train::checkpoint::RunDir::new(&a.out)
-                .and_then(|dir| dir.read_state())
-                .map_err(|e| anyhow::anyhow!("cannot resume: {e}"))?
-                .epoch;
             if epochs < done {
                 anyhow::bail!(
                     "--epochs {epochs}: {} has already completed {done} epochs",
@@ -158,6 +160,18 @@ pub fn run(a: TrainArgs, chosen: Chosen) -> Result<()> {
                 );
             }
             c.epochs = epochs;
+        }
+        if done == 0 {
+            eprintln!(
+                "resuming {}: no epoch was completed, so it starts from epoch 1",
+                a.out.display()
+            );
+        } else {
+            eprintln!(
+                "resuming {} after epoch {done} of {}",
+                a.out.display(),
+                c.epochs
+            );
         }
         let source = resumed_source(&a, &mut c)?;
         (c, source)
