@@ -3,7 +3,7 @@
 #   1. the native reference for the browser fixture        (cargo test -p r2unet-wasm)
 #   2. wasm-pack test --headless --chrome --release          (CPU vs WebGPU vs native, DRIVE Dice, bad input)
 #   3. scripts/build-wasm.sh                                 (pkg/ and web/)
-#   4. Playwright end-to-end tests of the page               (tests/e2e)
+#   4. Playwright end-to-end tests of the page               (tests/e2e: page, long use)
 #   5. npm pack + a Vite consumer app in Chromium, its code  (tests/consumer)
 #      type-checked against the installed package's types (tsc, strict)
 #   5b. the packed package installed into plain Node.js       (tests/node)
@@ -73,6 +73,8 @@ page_tests() {
   cd tests/e2e
   npm ci --no-audit --no-fund --loglevel=error
   timeout 1800 node --test --test-concurrency=1 page.test.mjs
+  # Long use (200 calls, memory bounds), a dying worker, A then B, storage and console (~1.5 min).
+  timeout 900 node --test --test-concurrency=1 long-use.test.mjs
 }
 check "Playwright tests of the page" page_tests
 

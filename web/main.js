@@ -60,6 +60,8 @@ const app = {
   measured: null,      // {task, threshold, measurements} shown in the table, or null
   measureId: null,     // id of the 'measure' request whose answer we still want
   pendingThreshold: 0.5, // the threshold of that request's mask
+  workerRestarts: 0,   // how many times a dead worker was replaced
+  runGen: 0,           // the image (app.gen) the request in flight belongs to
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -145,14 +147,24 @@ function getWorker() {
   if (app.worker) return app.worker;
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   worker.addEventListener('message', onWorkerMessage);
+  // The worker died (an uncaught error, out of memory, a message it could not read): it is
+  // replaced by a fresh one at once, the run it had (if any) is dropped, and the page says so.
   const fail = (event) => {
     event.preventDefault?.();
-    const detail = event.message ? `: ${event.message}` : '';
+    if (app.worker !== worker) return;               // an older worker, already replaced
+    const detail = event.message ? ` (${event.message})` : '';
     worker.terminate();
-    if (app.worker === worker) app.worker = null;   // the next request starts a fresh worker
+    app.worker = null;
+    app.measureId = null;                            // its answer will not come either
+    app.workerRestarts += 1;
+    document.body.dataset.workerRestarts = String(app.workerRestarts);
+    const text = `The segmentation worker stopped (out of memory?)${detail}; it was restarted.`;
+    try { getWorker(); } catch { /* the next request tries again */ }
     if (app.currentId !== null) {
       app.currentId = null;
-      showError(`The background worker stopped${detail}. Try again.`);
+      showError(`${text} Drop the image again, or a smaller one.`);
+    } else {
+      showNote(text);
     }
   };
   worker.addEventListener('error', fail);
@@ -197,6 +209,7 @@ function onWorkerMessage(event) {
       break;
     case 'result':
       app.currentId = null;
+      if (app.runGen !== app.gen) break;    // a result for an image no longer shown: never drawn
       onResult(msg);
       break;
     case 'error':
@@ -287,6 +300,8 @@ function resetResult() {
   clearMeasurements();
   els.download.disabled = true;
   document.body.dataset.backend = '';
+  delete document.body.dataset.shownRun;      // which request's result is shown (tests read it)
+  delete document.body.dataset.shownImage;
   for (const c of [els.canvasProbability, els.canvasMask, els.canvasOverlay]) clearCanvas(c);
 }
 
@@ -404,6 +419,8 @@ function run() {
     if (msg.weights) transfer.push(msg.weights);
   }
   app.currentId = id;
+  app.runGen = app.gen;                 // the image this request belongs to
+  document.body.dataset.runId = String(id);
   app.lastTask = task;
   setState('loading-model');
   setStatus(`Loading the ${task} model…`);
@@ -467,6 +484,8 @@ function onResult(msg) {
   if (Number(els.threshold.value) !== app.runThreshold || JSON.stringify(readScale() ?? {}) !== app.runScale) {
     remeasure();
   }
+  document.body.dataset.shownRun = String(msg.id);
+  document.body.dataset.shownImage = app.name;
   document.body.dataset.backend = backend;   // set before 'done' so waiters see both
   document.body.dataset.threads = String(msg.threads ?? 1);
   setState('done');
