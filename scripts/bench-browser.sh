@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Browser benchmark of the page in headless Chromium (prints markdown tables; see README "Browser"):
-# cold load to first mask, one DRIVE image on the CPU build and on WebGPU, package sizes; and, in
+# cold load to first mask, one DRIVE image on the CPU build (1 and 2 threads) and on WebGPU, package sizes; and, in
 # the same run, the same network under onnxruntime-web (wasm and WebGPU execution providers) on
 # the same tiles, with ratios ours / ort for time and download size.
 #   scripts/bench-browser.sh                             # WebGPU on a 128x128 piece (SwiftShader is slow)
 #   R2UNET_BENCH_WEBGPU_FULL=1 scripts/bench-browser.sh  # the whole image on WebGPU too (both sides)
-#   R2UNET_BENCH_REPS=5 scripts/bench-browser.sh         # timed CPU runs per side (best of; default 3)
+#   R2UNET_BENCH_REPS=7 scripts/bench-browser.sh         # timed CPU rounds per side (medians; default 5)
+#   R2UNET_BENCH_CPU_ONLY=1 scripts/bench-browser.sh     # the CPU rows only: 1 and 2 threads, both sides
 #   R2UNET_ONNX=path/in/repo.onnx scripts/bench-browser.sh   # use this ONNX model, do not export
 # Needs the package built (scripts/build-wasm.sh) and the tools of scripts/test-browser.sh. The ONNX
 # model is exported here from bench/torch_r2unet.py's R2UNet (random weights: speed only) with the

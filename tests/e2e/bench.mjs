@@ -1,17 +1,21 @@
 // Browser benchmark of the page (scripts/bench-browser.sh): in headless Chromium, prints
 //   - cold load to first mask: page load, package, weights download, first DRIVE image (auto backend)
-//   - per-image time for one DRIVE image on the CPU build (second run, warm)
+//   - per-image time for one DRIVE image on the CPU build (second run, warm; the page's default
+//     threads)
 //   - per-image time on WebGPU: the whole image with R2UNET_BENCH_WEBGPU_FULL=1 (minutes on
 //     SwiftShader), else a 128x128 piece and a note
 //   - the package sizes (raw and gzip -9)
 // and, in the same run and the same Chromium, the same network under onnxruntime-web (the ONNX
 // export of bench/torch_r2unet.py, random weights; R2UNET_ONNX, default bench/out/r2unet.onnx)
 // on its wasm and WebGPU execution providers, on the same tiles of the same image, with ratios
-// ours / ort for time and download size (tests/e2e/ort-page.html is the ort side's page).
+// ours / ort for time and download size (tests/e2e/ort-page.html is the ort side's page). On the
+// CPU both sides run on 1 and on 2 threads (ours: the package's pool of workers, `threads`; ort:
+// its wasm threads, `numThreads`), REPS interleaved rounds after a warm-up, medians.
 // Everything is served from one local server (the repository root, cross-origin isolated so that
 // ort-web's wasm threads work). Numbers are printed, never asserted.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { loadavg } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { serve } from './server.mjs';
 import { HAVE_DRIVE, ROOT, dropFile, launch, openPage, readDrive, settle } from './browser.mjs';
@@ -22,7 +26,11 @@ if (!HAVE_DRIVE) {
 }
 const startedAt = Date.now();
 const FULL = Boolean(process.env.R2UNET_BENCH_WEBGPU_FULL);
-const REPS = Math.max(1, Number(process.env.R2UNET_BENCH_REPS ?? 3));
+// R2UNET_BENCH_CPU_ONLY=1: the CPU rows only (no WebGPU section; a shorter run for a quiet window).
+const CPU_ONLY = Boolean(process.env.R2UNET_BENCH_CPU_ONLY);
+const REPS = Math.max(1, Number(process.env.R2UNET_BENCH_REPS ?? 5));
+/** Threads of the threaded CPU rows, both sides. */
+const THREADS = 2;
 // The shipped weights' storage precision, as scripts/build-wasm.sh recorded it.
 const PRECISION = (() => {
   try {
@@ -78,6 +86,12 @@ function tilePlan(height, width, tile = 256, stride = 192, multiple = 8, wholeUp
 const ms = (v) => (Number.isFinite(v) ? `${Math.round(v)} ms` : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : 'n/a');
 const min = (xs) => Math.min(...xs);
+const loadAverage = () => loadavg()[0];
+const median = (xs) => {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
 const mb = (b) => `${(b / 1e6).toFixed(2)} MB`;
 const errText = (e) => String(e?.message ?? e).split('\n')[0].slice(0, 200);
 
@@ -87,7 +101,8 @@ async function timeDrop(page, name, bytes, type, timeout) {
   const r = await settle(page, timeout);
   if (r.state !== 'done') throw new Error(`${name}: ${r.error}`);
   const inference = Number(/inference (\d+) ms/.exec(r.status)?.[1]);
-  return { wall: Date.now() - t0, inference, backend: r.backend };
+  const threads = await page.evaluate(() => document.body.dataset.threads);
+  return { wall: Date.now() - t0, inference, backend: r.backend === 'cpu' ? `cpu, ${threads} thread(s)` : r.backend };
 }
 
 /** A neutral same-origin page (ort-page.html) to run either side in, with errors collected. */
@@ -131,7 +146,8 @@ function gzSize(paths) {
 const ORT_PREFIXES = ['/tests/e2e/node_modules/onnxruntime-web/dist/', ONNX_URL];
 const OURS_PREFIX = '/web/pkg/';
 let green = null;        // green channel of 01_test.tif, decoded by our package
-let oursCpu = null, ortCpu1 = null, ortCpuN = null, ortWhole = null, cpuThreadsN = 2;
+let oursCpu = null, oursCpuN = null, ortCpu1 = null, ortCpuN = null, ortWhole = null;
+const cpuThreadsN = THREADS;
 const downloads = {};
 
 try {
@@ -145,41 +161,54 @@ try {
     const first = await timeDrop(page, '01_test.tif', image, 'image/tiff', 300_000);
     rows.push(['cold load to first mask (CPU build, no WebGPU adapter)', `${Date.now() - t0} ms`, first.backend]);
     const second = await timeDrop(page, '01_test.tif', image, 'image/tiff', 300_000);
-    rows.push(['one DRIVE image 565x584, CPU build (warm; Segmenter.segment)', `${second.inference} ms`, second.backend]);
+    rows.push(['one DRIVE image 565x584, CPU build (warm; Segmenter.segment, the page\'s default threads)', `${second.inference} ms`, second.backend]);
     await page.context().close();
 
     // Ours, called directly (no page UI, no worker): module + weights to ready, then Segmenter.segment
     // with progress times, so the tile passes can be told from decode/preprocessing/blending.
     const ours = await hostPage(browser);
     const oursFrom = server.requests.length;
-    const ready = await ours.page.evaluate(async (b64) => {
+    const ready = await ours.page.evaluate(async ({ b64, threads }) => {
       const t0 = performance.now();
       const pkg = await import('/web/pkg/index.js');
       await pkg.default();
-      window.__seg = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu' });
+      window.__seg = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 1 });
       const readyMs = performance.now() - t0;
+      const t1 = performance.now();
+      window.__segN = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads });
+      const readyNMs = performance.now() - t1;
       window.__img = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const p = await pkg.decodePreview(window.__img);
       let s = '';
       for (let i = 1; i < p.data.length; i += 4) s += String.fromCharCode(p.data[i]);
-      return { readyMs, backend: window.__seg.backend, width: p.width, height: p.height, green: btoa(s) };
-    }, image.toString('base64'));
+      return {
+        readyMs, readyNMs, threadsN: window.__segN.threads, note: window.__segN.threadsNote ?? null,
+        backend: window.__seg.backend, width: p.width, height: p.height, green: btoa(s),
+      };
+    }, { b64: image.toString('base64'), threads: THREADS });
     downloads.oursCpu = gzSize(fetched(oursFrom, undefined, [OURS_PREFIX]).filter((p) => !p.includes('/webgpu/')));
     green = { width: ready.width, height: ready.height, data: Buffer.from(ready.green, 'base64') };
-    const segmentOnce = () => ours.page.evaluate(async () => {
+    if (ready.threadsN !== THREADS) notes.push(`ours asked for ${THREADS} threads, got ${ready.threadsN}: ${ready.note}`);
+    // One call on the 1-thread (`__seg`) or the THREADS-thread Segmenter (`__segN`); memory: the
+    // calling thread's wasm memory (the CPU build's one instance in the page) and each pool worker's.
+    const segmentOnce = (which = '__seg') => ours.page.evaluate(async (which) => {
       const marks = [];
       const t0 = performance.now();
       let total = 0;
-      const r = await window.__seg.segment(window.__img, { onProgress: (d, t) => { marks.push(performance.now() - t0); total = t; } });
+      const seg = window[which];
+      const r = await seg.segment(window.__img, { onProgress: (d, t) => { marks.push(performance.now() - t0); total = t; } });
       const ms = performance.now() - t0;
       const gaps = marks.slice(1).map((m, i) => m - marks[i]);
       const perTile = gaps.length ? gaps.reduce((a, b) => a + b, 0) / gaps.length : marks[0];
-      return { ms, timeMs: r.timeMs, timings: r.timings, tiles: total, perTile, width: r.width, height: r.height, backend: r.backend };
-    });
+      const cpu = await import('/web/pkg/cpu/r2unet_wasm.js');
+      return {
+        ms, timeMs: r.timeMs, timings: r.timings, tiles: total, perTile, width: r.width, height: r.height, backend: r.backend,
+        threads: r.threads, memory: cpu.memoryBytes(), pool: seg.poolMemoryBytes,
+      };
+    }, which);
 
     let ort1 = null, ortN = null;
     if (!ORT.skip) {
-      cpuThreadsN = await ours.page.evaluate(() => navigator.hardwareConcurrency);
       const ortFrom = server.requests.length;
       for (const [threads, set] of [[1, (v) => { ort1 = v; }], [cpuThreadsN, (v) => { ortN = v; }]]) {
         try {
@@ -193,29 +222,37 @@ try {
       downloads.ortCpu = gzSize(fetched(ortFrom, undefined, ORT_PREFIXES));
     }
 
-    // Warm-up (one image each), then REPS rounds in turn, best of each: the machine is shared, so
+    // Warm-up (one image each), then REPS rounds in turn, medians: the machine is shared, so
     // interleaving keeps both sides under the same load.
     const plan = tilePlan(green.height, green.width, 256, 192, 8, CPU_WHOLE);
     const live = [ort1, ortN].filter((s) => s && !s.error);
-    await segmentOnce();
+    await segmentOnce('__seg');
+    await segmentOnce('__segN');
     for (const s of live) await runTiles(s.page, plan);
-    const runs = { ours: [], 1: [], N: [] };
+    const runs = { ours: [], oursN: [], 1: [], N: [] };
+    const loads = [];
     for (let i = 0; i < REPS; i++) {
-      runs.ours.push(await segmentOnce());
+      loads.push(loadAverage());
+      runs.ours.push(await segmentOnce('__seg'));
+      runs.oursN.push(await segmentOnce('__segN'));
       if (ort1 && !ort1.error) runs[1].push(await runTiles(ort1.page, plan));
       if (ortN && !ortN.error) runs.N.push(await runTiles(ortN.page, plan));
     }
-    const o = runs.ours;
-    oursCpu = {
-      readyMs: ready.readyMs, backend: o[0].backend, tiles: o[0].tiles, size: `${o[0].width}x${o[0].height}`,
-      ms: min(o.map((r) => r.ms)), tilePasses: min(o.map((r) => r.perTile * r.tiles)),
+    loads.push(loadAverage());
+    notes.push(`load average (1 min) of the machine at each round of the CPU runs: ${loads.map((l) => l.toFixed(2)).join(', ')}`);
+    const summary = (o, readyMs) => ({
+      readyMs, backend: o[0].backend, tiles: o[0].tiles, size: `${o[0].width}x${o[0].height}`,
+      ms: median(o.map((r) => r.ms)), tilePasses: median(o.map((r) => r.perTile * r.tiles)),
       // The model alone (every tile and the blend), as Segmenter.segment reports it: what ort's
       // session.run calls compute.
-      model: min(o.map((r) => r.timings?.modelMs ?? NaN)),
-      stages: o[0].timings,
-    };
-    if (ort1) ortCpu1 = ort1.error ? ort1 : { ...ort1.info, readyMs: ort1.readyMs, ms: min(runs[1].map((r) => r.ms)), tiles: plan.positions.length, plan };
-    if (ortN) ortCpuN = ortN.error ? ortN : { ...ortN.info, readyMs: ortN.readyMs, ms: min(runs.N.map((r) => r.ms)) };
+      model: median(o.map((r) => r.timings?.modelMs ?? NaN)),
+      models: o.map((r) => r.timings?.modelMs ?? NaN),
+      stages: o[0].timings, threads: o[0].threads, memory: o.at(-1).memory, pool: o.at(-1).pool,
+    });
+    oursCpu = summary(runs.ours, ready.readyMs);
+    oursCpuN = summary(runs.oursN, ready.readyNMs);
+    if (ort1) ortCpu1 = ort1.error ? ort1 : { ...ort1.info, readyMs: ort1.readyMs, ms: median(runs[1].map((r) => r.ms)), all: runs[1].map((r) => r.ms), tiles: plan.positions.length, plan };
+    if (ortN) ortCpuN = ortN.error ? ortN : { ...ortN.info, readyMs: ortN.readyMs, ms: median(runs.N.map((r) => r.ms)), all: runs.N.map((r) => r.ms) };
     // For reference: ort on the other plan (256-pixel tiles when the image ran whole, else the
     // whole padded image in one pass): not what our Segmenter computes by default.
     if (ort1 && !ort1.error) {
@@ -239,9 +276,10 @@ try {
 
   // ---------------------------------------------------------------------------------------------
   // WebGPU (SwiftShader).
-  browser = await launch({ webgpu: true });
+  browser = CPU_ONLY ? null : await launch({ webgpu: true });
   let oursGpu = null, ortGpu = null;
-  try {
+  if (CPU_ONLY) notes.push('WebGPU section skipped (R2UNET_BENCH_CPU_ONLY)');
+  if (browser) try {
     const t0 = Date.now();
     const gpuFrom = server.requests.length;
     const { page } = await openPage(browser, PAGE);
@@ -299,7 +337,7 @@ try {
       }
     }
   } finally {
-    await browser.close();
+    await browser?.close();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -307,22 +345,29 @@ try {
   if (ORT.skip) {
     notes.push(`onnxruntime-web comparison skipped: ${ORT.skip}`);
   } else {
-    const o = oursCpu, a = ortCpu1, b = ortCpuN;
+    const o = oursCpu, n = oursCpuN, a = ortCpu1, b = ortCpuN;
     const tiles = a?.plan ? `${a.tiles} tiles ${a.plan.tileW}x${a.plan.tileH}` : '';
     const ortThreads = (x, asked) => (x && !x.error ? `${x.threads}${x.isolated ? '' : ' (not isolated!)'}` : String(asked));
-    cmp.push([`CPU, 01_test.tif: tile passes only (ours: ${o.tiles === 1 ? 'one pass over the whole image, decode and preprocessing included' : `${o.tiles} tiles x mean of tiles 2-${o.tiles}`}; ort: same ${tiles}, + sigmoid/blend in JS)`,
-      ms(o.tilePasses), a?.error ? `failed: ${a.error}` : ms(a?.ms), ratio(o.tilePasses, a?.ms), `1 / ${ortThreads(a, 1)}`]);
-    cmp.push([`CPU, same, ort on ${cpuThreadsN} threads`,
-      ms(o.tilePasses), b?.error ? `failed: ${b.error}` : ms(b?.ms), ratio(o.tilePasses, b?.ms), `1 / ${ortThreads(b, cpuThreadsN)}`]);
-    cmp.push([`CPU, 01_test.tif: the model only (ours: timings.modelMs of Segmenter.segment, ${o.tiles} pass(es); ort: same ${tiles}, + sigmoid/blend in JS)`,
-      ms(o.model), a?.error ? `failed: ${a.error}` : ms(a?.ms), ratio(o.model, a?.ms), `1 / ${ortThreads(a, 1)}`]);
-    if (o.stages) notes.push(`ours, stages of one warm call (ms): decode ${o.stages.decodeMs.toFixed(0)}, preprocess ${o.stages.preprocessMs.toFixed(0)}, model ${o.stages.modelMs.toFixed(0)}, restore + threshold ${o.stages.finishMs.toFixed(0)}`);
-    cmp.push(['CPU, per image end to end (ours: Segmenter.segment = decode TIFF + retina preprocessing + tiles + blend + restore; ort: tiles only, no decode/preprocessing)',
+    const failedOr = (x) => (x?.error ? `failed: ${x.error}` : ms(x?.ms));
+    cmp.push([`CPU, 01_test.tif: the model only, 1 thread each (ours: timings.modelMs of Segmenter.segment, ${o.tiles} pass(es); ort: same ${tiles}, + sigmoid/blend in JS)`,
+      ms(o.model), failedOr(a), ratio(o.model, a?.ms), `1 / ${ortThreads(a, 1)}`]);
+    cmp.push([`CPU, 01_test.tif: the model only, ${THREADS} threads each (ours: the pool, ${n.tiles} bands with a halo; ort: numThreads ${THREADS})`,
+      ms(n.model), failedOr(b), `${ratio(n.model, b?.ms)} (goal <= 0.8: ${n.model / b?.ms <= 0.8 ? 'met' : 'not met'})`, `${n.threads} / ${ortThreads(b, THREADS)}`]);
+    cmp.push([`CPU, 1 -> ${THREADS} threads: time on ${THREADS} / time on 1 (the model only)`,
+      ratio(n.model, o.model), ratio(b?.ms, a?.ms), '', `speed-up ours ${(o.model / n.model).toFixed(2)}x, ort ${(a?.ms / b?.ms).toFixed(2)}x`]);
+    if (o.stages) notes.push(`ours, stages of one warm call on 1 thread (ms): decode ${o.stages.decodeMs.toFixed(0)}, preprocess ${o.stages.preprocessMs.toFixed(0)}, model ${o.stages.modelMs.toFixed(0)}, restore + threshold ${o.stages.finishMs.toFixed(0)}`);
+    notes.push(`every round's model time (ms): ours 1 thread ${o.models.map((v) => v.toFixed(0)).join(', ')}; ours ${THREADS} threads ${n.models.map((v) => v.toFixed(0)).join(', ')}; ort 1 thread ${(a?.all ?? []).map((v) => v.toFixed(0)).join(', ')}; ort ${THREADS} threads ${(b?.all ?? []).map((v) => v.toFixed(0)).join(', ')}`);
+    notes.push(`ours, WebAssembly memory: the calling thread's module ${mb(o.memory)} after the 1-thread runs (the whole image in one pass; ${mb(n.memory)} after all runs), each pool worker ${n.pool.map(mb).join(', ')} (module, model and one band's pass)`);
+    cmp.push(['CPU, per image end to end, 1 thread (ours: Segmenter.segment = decode TIFF + retina preprocessing + tiles + blend + restore; ort: tiles only, no decode/preprocessing)',
       ms(o.ms), ms(a?.ms), ratio(o.ms, a?.ms), `1 / ${ortThreads(a, 1)}`]);
+    cmp.push([`CPU, per image end to end, ${THREADS} threads (same)`,
+      ms(n.ms), ms(b?.ms), ratio(n.ms, b?.ms), `${n.threads} / ${ortThreads(b, THREADS)}`]);
     cmp.push([`CPU, ort on the other tiling (${ortWhole?.size ?? 'n/a'}; reference only, not what ours ran)`,
       '', ortWhole?.error ? `failed: ${ortWhole.error}` : ms(ortWhole?.ms), '', `- / ${ortThreads(a, 1)}`]);
     cmp.push(['CPU, cold start to ready (ours: import + init + Segmenter.create with weights download; ort: import + InferenceSession.create)',
       ms(o.readyMs), ms(a?.readyMs), ratio(o.readyMs, a?.readyMs), `1 / ${ortThreads(a, 1)}`]);
+    cmp.push([`CPU, ready on ${THREADS} threads (ours: a second Segmenter.create with threads ${THREADS}, the module and weights loaded: the pool's start; ort: a session with numThreads ${THREADS})`,
+      ms(n.readyMs), ms(b?.readyMs), ratio(n.readyMs, b?.readyMs), `${n.threads} / ${ortThreads(b, THREADS)}`]);
     cmp.push([`WebGPU (SwiftShader), warm: ours page on ${oursGpu?.what}; ort ${ortGpu?.tiles ?? ''} tile(s) ${ortGpu?.tile ?? ''} of the same pixels`,
       `${ms(oursGpu?.ms)} (${oursGpu?.backend})`, ortGpu?.error ? `failed: ${ortGpu.error}` : ms(ortGpu?.ms), ratio(oursGpu?.ms, ortGpu?.ms),
       'GPU work on SwiftShader (CPU) both sides; ort wasm threads 1']);
@@ -332,6 +377,8 @@ try {
       cmp.push([`download for the retina task on the CPU, gzip -9 (ours: CPU .wasm + JS glue + ${PRECISION} .bpk; ort: .wasm + .mjs + f32 .onnx)`,
         mb(oc.gz), mb(rc.gz), `${r.toFixed(2)} (goal <= 0.25: ${r <= 0.25 ? 'met' : 'not met'})`, '']);
       notes.push(`ours CPU files (gzip): ${oc.parts.join(', ')}; raw ${mb(oc.raw)}`);
+      const poolJs = readFileSync(join(ROOT, 'pkg/pool-worker.js'));
+      notes.push(`the threads' own download: pool-worker.js, ${(gzipSync(poolJs, { level: 9 }).length / 1e3).toFixed(1)} kB gzip (${(poolJs.length / 1e3).toFixed(1)} kB raw); the pool workers reuse the CPU build's compiled module and the weights already loaded, so nothing else is fetched`);
       notes.push(`ort CPU files (gzip): ${rc.parts.join(', ')}; raw ${mb(rc.raw)}`);
       if (rc.onnxGz && PRECISION !== 'f32') {
         notes.push(`ort's .onnx holds f32 weights (${mb(rc.onnxGz)} gzip), our .bpk ${PRECISION} ones: the ONNX twin exports f32 as a PyTorch user's would; a quantised .onnx would shrink ort's download too`);
@@ -372,9 +419,9 @@ if (cmp.length || notes.length) {
   if (cmp.length) {
     console.log([
       `- ort side: ${relative(ROOT, ONNX)}, the PyTorch twin (bench/torch_r2unet.py, same R2U-Net 16-32-64-128, t = 2) exported to ONNX with **random weights: speed only**, no masks compared.`,
-      `- ours: r2unet-wasm CPU build (burn-flex + wasm SIMD128, no threads: 1 thread) and WebGPU build, the shipped retina model (${PRECISION} weights file, computed in f32).`,
+      `- ours: r2unet-wasm CPU build (burn-flex + wasm SIMD128) on 1 thread and on ${THREADS} (the package's pool: ${THREADS - 1} worker(s) with their own instance of the same build, no cross-origin isolation needed), and the WebGPU build; the shipped retina model (${PRECISION} weights file, computed in f32).`,
       `- what each side computes on 01_test.tif (${oursCpu?.size}): our Segmenter's default CPU plan on the preprocessed image (one pass when it has at most ${CPU_WHOLE} pixels, else tile 256, stride 192; here ${oursCpu?.tiles} tile(s), Gaussian blend); ort runs the same ${ortCpu1?.tiles ?? 'n/a'} tile(s) ${ortCpu1?.plan ? `${ortCpu1.plan.tileW}x${ortCpu1.plan.tileH}` : ''} (green channel / 255, one session.run each, sigmoid and Gaussian blend in JS).`,
-      `- ort threads: ort.env.wasm.numThreads as shown; the pages are cross-origin isolated (COOP/COEP): ${ortCpu1?.isolated ?? '?'}. Best of ${REPS} interleaved runs after one warm-up each; the machine is shared, compare ratios.`,
+      `- ort threads: ort.env.wasm.numThreads as shown; the pages are cross-origin isolated (COOP/COEP): ${ortCpu1?.isolated ?? '?'}. Medians of ${REPS} interleaved rounds after one warm-up each; the machine is shared, compare ratios.`,
     ].join('\n'));
     console.log('\n| measure | r2unet | onnxruntime-web | ours / ort | threads (ours / ort) |\n|---|---|---|---|---|');
     for (const r of cmp) console.log(`| ${r.join(' | ')} |`);
