@@ -5,10 +5,12 @@
 /// Equalises `plane` (values 0..=255) in place with `grid x grid` tiles and the given clip limit
 /// (a multiple of the mean bin height; OpenCV's 2.0 is the usual choice).
 pub fn apply(plane: &mut [u8], width: usize, height: usize, grid: usize, clip: f32) {
-    let grid_x = grid.min(width).max(1);
-    let grid_y = grid.min(height).max(1);
-    let tile_w = width.div_ceil(grid_x);
-    let tile_h = height.div_ceil(grid_y);
+    let tile_w = width.div_ceil(grid.min(width).max(1)).max(1);
+    let tile_h = height.div_ceil(grid.min(height).max(1)).max(1);
+    // As many tiles as that size needs, which is `grid` unless the side is small: 17 pixels in
+    // 8 tiles of 3 need only 6, and an 8th would start past the edge (found by fuzzing).
+    let grid_x = width.div_ceil(tile_w).max(1);
+    let grid_y = height.div_ceil(tile_h).max(1);
     // One lookup table per tile.
     let mut luts = vec![[0u8; 256]; grid_x * grid_y];
     for ty in 0..grid_y {
@@ -64,6 +66,23 @@ pub fn apply(plane: &mut [u8], width: usize, height: usize, grid: usize, clip: f
 
 #[cfg(test)]
 mod tests {
+    /// Every side from 1 to 80 pixels with 8 tiles: no tile starts past the edge (widths such as
+    /// 17 or 33 panicked, the fuzzer's first find) and none is empty (at 49 the 8th tile of 7 was
+    /// empty and darkened the right edge), so a constant plane stays constant.
+    #[test]
+    fn every_small_size_is_equalised_without_empty_tiles() {
+        for width in 1..=80 {
+            for height in [1, 2, 9, 17, 49, width] {
+                let mut plane = vec![100u8; width * height];
+                super::apply(&mut plane, width, height, 8, 2.0);
+                assert!(
+                    plane.iter().all(|&v| v == plane[0]),
+                    "{width}x{height}: {plane:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn stretches_a_low_contrast_ramp_and_keeps_order() {
         let (w, h) = (64, 64);
