@@ -8,7 +8,7 @@ use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::image_io::{RawImage, SampleKind};
+use crate::image_io::{MAX_PIXELS, RawImage, SampleKind};
 
 /// The three tasks of the paper.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -106,6 +106,10 @@ impl PreprocessConfig {
         Ok(())
     }
 }
+
+/// Retina: the most a photo is scaled up to bring its field of view to `fov_width` (a field of
+/// view at least an eighth as wide as the model's, 67 px for the shipped 536).
+pub const MAX_FOV_UPSCALE: f32 = 8.0;
 
 /// An image ready for the model, plus what is needed to map the output back.
 #[derive(Clone, Debug)]
@@ -343,6 +347,22 @@ fn prepare_retina(
         if (scale - 1.0).abs() > 0.05 {
             pw = ((w as f32 * scale).round() as usize).max(16);
             ph = ((h as f32 * scale).round() as usize).max(16);
+            // A field of view a few pixels wide (a bright spot in a dark picture, or a 3-pixel
+            // wide strip) would otherwise be scaled up hundreds of times: billions of pixels,
+            // an allocation that aborts the process (found by fuzzing with the shipped model's
+            // fov_width, 536).
+            if scale > MAX_FOV_UPSCALE || (pw as u64) * (ph as u64) > MAX_PIXELS {
+                return Err(Error::Unsuitable {
+                    task: Task::Retina.name(),
+                    reason: format!(
+                        "its field of view (the bright disc of a fundus photo) is {fov_w} px wide; \
+                         scaled to the model's {} px it would be {pw}x{ph} pixels (at most \
+                         {MAX_FOV_UPSCALE} times larger and {MAX_PIXELS} pixels in all): not a \
+                         fundus photo, or one too small",
+                        config.fov_width
+                    ),
+                });
+            }
             plane = resize::bilinear(&plane, w, h, pw, ph);
             pfov = resize::nearest(&source_fov, w, h, pw, ph);
         }
@@ -470,6 +490,38 @@ mod tests {
         let config = PreprocessConfig::for_task(Task::Retina).with_fov_width(536);
         let p = prepare(&config, &img, None).unwrap();
         assert_eq!((p.width, p.height), (128, 128));
+    }
+
+    /// A dark picture with a small bright spot: its field of view would be scaled up 179 times
+    /// to the shipped model's 536 px (about 11,400 x 11,400 pixels; the fuzzer's input, a strip
+    /// 3 pixels wide, would have made 215 million). Refused, naming why; a small real photo
+    /// still scales up.
+    #[test]
+    fn retina_refuses_a_field_of_view_too_small_to_scale() {
+        let config = PreprocessConfig::for_task(Task::Retina).with_fov_width(536);
+        let spot = rgb(64, 64, |x, y| {
+            if (28..35).contains(&x) && (28..35).contains(&y) {
+                [200.0, 100.0, 10.0]
+            } else {
+                [0.0, 0.0, 0.0]
+            }
+        });
+        let err = prepare(&config, &spot, None).unwrap_err();
+        assert!(
+            matches!(err, Error::Unsuitable { task: "retina", .. })
+                && err.to_string().contains("3 px wide"),
+            "{err}"
+        );
+        let thumbnail = rgb(96, 96, |x, y| {
+            let inside = (x as f32 - 48.0).powi(2) + (y as f32 - 48.0).powi(2) < 44.0f32.powi(2);
+            if inside {
+                [200.0, 100.0, 10.0]
+            } else {
+                [0.0, 0.0, 0.0]
+            }
+        });
+        let p = prepare(&config, &thumbnail, None).unwrap();
+        assert!(p.width > 96 * 5, "{}", p.width);
     }
 
     #[test]
