@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Bytes, DType, Device};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -157,6 +157,7 @@ fn read_bundle_of_pack(bytes: &[u8]) -> Result<ModelBundle> {
     let model: ModelConfig = serde_json::from_str(get(KEY_MODEL)?)
         .map_err(|e| Error::Weights(format!("model config: {e}")))?;
     model.validate()?;
+    check_fits(&model, bytes.len())?;
     let preprocess: PreprocessConfig = serde_json::from_str(get(KEY_PREPROCESS)?)
         .map_err(|e| Error::Weights(format!("preprocess config: {e}")))?;
     preprocess.validate()?;
@@ -177,6 +178,30 @@ fn read_bundle_of_pack(bytes: &[u8]) -> Result<ModelBundle> {
         preprocess,
         info,
     })
+}
+
+/// Widest feature map a weights file may describe (a standard U-Net's widest is 1024). Also
+/// keeps [`ModelConfig::trainable_params`] within a 32-bit `usize` (wasm32).
+pub const MAX_WIDTH: usize = 2048;
+
+/// The model a file describes must fit in the file, checked before [`ModelConfig::init`]
+/// allocates it: every trainable parameter takes at least one byte (an int8 kernel weight), so a
+/// config of more parameters than the file has bytes cannot be loaded, and a few edited digits
+/// of metadata (`"widths": [9, 999999]`) would otherwise ask for terabytes and abort.
+fn check_fits(model: &ModelConfig, file_len: usize) -> Result<()> {
+    if let Some(w) = model.widths.iter().find(|&&w| w > MAX_WIDTH) {
+        return Err(Error::Weights(format!(
+            "the model config asks for a width of {w} (at most {MAX_WIDTH})"
+        )));
+    }
+    let params = model.trainable_params();
+    if params > file_len {
+        return Err(Error::WeightsMismatch(format!(
+            "the model config describes {params} parameters, more than the file's {file_len} \
+             bytes can hold"
+        )));
+    }
+    Ok(())
 }
 
 /// The storage precision a weights file declares (`f32` for files that predate the key).
@@ -269,6 +294,21 @@ fn load_pack_into(model: &mut R2UNet, bytes: &[u8]) -> Result<()> {
             ));
         }
         return Err(Error::WeightsMismatch(parts.join("; ")));
+    }
+    // burn keeps the dtype a float tensor was stored in, and the model computes in f32: a tensor
+    // stored in another float type than the file's precision gives (an f16 tensor in an "f32"
+    // file, a batch-norm statistic in f16) loaded, and the first forward pass panicked on the
+    // mixed dtypes (found by fuzzing).
+    let stray = model
+        .collect(None, None, false)
+        .into_iter()
+        .find(|t| t.dtype != DType::F32);
+    if let Some(t) = stray {
+        return Err(Error::WeightsMismatch(format!(
+            "tensor '{}' is stored as {:?}, which a file of precision '{precision}' does not hold \
+             (the model computes in f32)",
+            t.name, t.dtype
+        )));
     }
     Ok(())
 }
@@ -376,6 +416,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("int4"), "{err}");
+    }
+
+    /// Metadata describing a model far larger than the file (a width of 999999, or 2049) is
+    /// refused by `read_bundle` before anything is allocated for it.
+    #[test]
+    fn refuses_a_model_config_larger_than_its_file() {
+        let device = Device::flex();
+        let model = small().init(&device);
+        for (widths, why) in [
+            (vec![9, 999_999], "width of 999999"),
+            (vec![4, 2049], "width of 2049"),
+            (vec![64, 128, 256], "parameters, more than the file"),
+        ] {
+            let b = bundle(small());
+            let mut store = BurnpackStore::from_bytes(None)
+                .metadata(KEY_FORMAT, FORMAT)
+                .metadata(KEY_MODEL, small().with_widths(widths).to_string())
+                .metadata(KEY_PREPROCESS, b.preprocess.to_string())
+                .metadata(KEY_PRECISION, "f32");
+            model.save_into(&mut store).unwrap();
+            let bytes = seal(store.get_bytes().unwrap().to_vec());
+            let started = std::time::Instant::now();
+            let err = from_bytes(&bytes, &device).map(|_| ()).unwrap_err();
+            assert!(err.to_string().contains(why), "{err}");
+            assert!(started.elapsed().as_millis() < 1000);
+            assert!(read_bundle(&bytes).is_err());
+        }
+    }
+
+    /// Half-precision tensors in a file whose metadata says f32 (no adapter casts them back):
+    /// refused at load, naming the tensor, instead of a model that panics in its first pass.
+    #[test]
+    fn refuses_tensors_stored_in_another_precision_than_declared() {
+        let device = Device::flex();
+        let model = small().init(&device);
+        let b = bundle(small());
+        let mut store = BurnpackStore::from_bytes(None)
+            .metadata(KEY_FORMAT, FORMAT)
+            .metadata(KEY_MODEL, b.model.to_string())
+            .metadata(KEY_PREPROCESS, b.preprocess.to_string())
+            .metadata(KEY_PRECISION, "f32")
+            .with_to_adapter(HalfPrecisionAdapter::new());
+        model.save_into(&mut store).unwrap();
+        let bytes = seal(store.get_bytes().unwrap().to_vec());
+        assert!(read_bundle(&bytes).is_ok());
+        let err = from_bytes(&bytes, &device).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(err, Error::WeightsMismatch(_)) && err.to_string().contains("stored as F16"),
+            "{err}"
+        );
     }
 
     #[test]
