@@ -58,6 +58,9 @@ if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
   exit 0
 fi
 
+# scripts/test.sh builds the workspace with stable clippy-driver as the rustc wrapper; the nightly
+# build here must not inherit it.
+unset RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 # The flags cargo-fuzz passes (cargo fuzz build, default options), so that no extra tool is needed.
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

@@ -190,9 +190,19 @@ fn main() {
         &weights::to_bytes(&model, &bundle, Precision::Int8).unwrap(),
     );
 
+    let be = big_endian_tiff(16, 16, &[7.0; 256]);
+    assert!(
+        image_io::decode(&be).is_ok(),
+        "the big-endian TIFF seed decodes"
+    );
+    let decoded = files.iter().filter(|f| image_io::decode(f).is_ok()).count();
     for (target, (n, bytes)) in &seeds.counts {
         println!("make-corpus: {target}: {n} seeds, {bytes} bytes");
     }
+    println!(
+        "make-corpus: {decoded} of the {} re-encoded files decode (the rest: refused, e.g. too small)",
+        files.len()
+    );
 }
 
 struct Seeds {
@@ -363,8 +373,10 @@ fn encode_all(img: &RawImage) -> Vec<Vec<u8>> {
         }
     }
     out.extend(encoded(DynamicImage::ImageLuma8(mask), ImageFormat::Gif));
-    // ASCII PPM and PGM.
+    // Binary and ASCII PPM and PGM (`ImageFormat::Pnm` above writes PAM, P7).
     for (subtype, img) in [
+        (PnmSubtype::Pixmap(SampleEncoding::Binary), colour.clone()),
+        (PnmSubtype::Graymap(SampleEncoding::Binary), luma.clone()),
         (PnmSubtype::Pixmap(SampleEncoding::Ascii), colour.clone()),
         (PnmSubtype::Graymap(SampleEncoding::Ascii), luma.clone()),
         (PnmSubtype::Bitmap(SampleEncoding::Binary), luma.clone()),
@@ -428,6 +440,7 @@ fn encode_tiff(img: &RawImage) -> Vec<Vec<u8>> {
             out.push(buf.into_inner());
         }
     }
+    out.push(big_endian_tiff(w, h, &luma));
     // Float samples, grey and RGB.
     let mut buf = Cursor::new(Vec::new());
     if let Ok(mut enc) = TiffEncoder::new(&mut buf) {
@@ -445,5 +458,39 @@ fn encode_tiff(img: &RawImage) -> Vec<Vec<u8>> {
             }
         }
     }
+    out
+}
+
+/// An uncompressed 8-bit grey TIFF in big-endian byte order ("MM"), written by hand: the `tiff`
+/// crate writes little-endian files only.
+fn big_endian_tiff(w: u32, h: u32, luma: &[f32]) -> Vec<u8> {
+    let entries: [(u16, u16, u32); 9] = [
+        (256, 4, w),     // ImageWidth
+        (257, 4, h),     // ImageLength
+        (258, 3, 8),     // BitsPerSample
+        (259, 3, 1),     // Compression: none
+        (262, 3, 1),     // PhotometricInterpretation: black is zero
+        (273, 4, 122),   // StripOffsets: right after the IFD
+        (277, 3, 1),     // SamplesPerPixel
+        (278, 4, h),     // RowsPerStrip
+        (279, 4, w * h), // StripByteCounts
+    ];
+    let mut out = b"MM\0*".to_vec();
+    out.extend(8u32.to_be_bytes());
+    out.extend((entries.len() as u16).to_be_bytes());
+    for (tag, kind, value) in entries {
+        out.extend(tag.to_be_bytes());
+        out.extend(kind.to_be_bytes());
+        out.extend(1u32.to_be_bytes());
+        if kind == 3 {
+            out.extend((value as u16).to_be_bytes());
+            out.extend([0, 0]);
+        } else {
+            out.extend(value.to_be_bytes());
+        }
+    }
+    out.extend(0u32.to_be_bytes());
+    assert_eq!(out.len(), 122);
+    out.extend(luma.iter().map(|&v| v.clamp(0.0, 255.0) as u8));
     out
 }
