@@ -46,8 +46,8 @@ pub fn collect(paths: &[PathBuf], glob: Option<&str>, out: &Path) -> Result<Coll
     let mut inputs = Vec::new();
     let mut skipped = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).with_context(|| path.display().to_string())?;
-        if !meta.is_dir() {
+        // A named file is read (and a missing one reported) with the others, as before folders.
+        if !path.is_dir() {
             let stem = path.file_stem().unwrap_or(path.as_os_str());
             inputs.push(Input {
                 path: path.clone(),

@@ -199,6 +199,10 @@ pub fn run(a: PredictArgs) -> Result<()> {
     check_scale(a.pixel_size_um, "--pixel-size-um")?;
     check_scale(a.fov_angle, "--fov-angle")?;
     check_scale(a.pixel_spacing_mm, "--pixel-spacing-mm")?;
+    let chosen = backend::choose(a.backend)?;
+    let (model, mut bundle, path) = models::load(a.weights.as_ref(), task, &chosen.device)?;
+    a.tiling.apply_fov_width(&mut bundle)?;
+    eprintln!("model: {path} ({})", bundle.model.architecture());
     let collected = inputs::collect(&a.inputs, a.glob.as_deref(), &a.out)?;
     if !collected.skipped.is_empty() {
         let what = match &a.glob {
@@ -210,10 +214,6 @@ pub fn run(a: PredictArgs) -> Result<()> {
             eprintln!("  {}", path.display());
         }
     }
-    let chosen = backend::choose(a.backend)?;
-    let (model, mut bundle, path) = models::load(a.weights.as_ref(), task, &chosen.device)?;
-    a.tiling.apply_fov_width(&mut bundle)?;
-    eprintln!("model: {path} ({})", bundle.model.architecture());
     std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
     let ctx = (model, bundle, chosen.device);
     let total = collected.inputs.len();
