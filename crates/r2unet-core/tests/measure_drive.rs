@@ -1,34 +1,14 @@
 //! The retina measures on DRIVE's 20 manual test labels, inside the official FOV masks, against
 //! published figures for the same labels: vessel area fraction about 12% of the FOV, box-counting
 //! dimension about 1.4 to 1.7.
+mod common;
+
 use std::io::Write;
+
 use std::path::PathBuf;
 
 use r2unet::Task;
 use r2unet::measure::{MeasureOptions, Measurements, measure};
-
-/// `$R2UNET_DATA/DRIVE/test` (default `../shared/data` beside the repository), or `None` after a
-/// `SKIPPED:` line written straight to stderr, past the test harness's capture, so that
-/// `scripts/test.sh` lists it; `R2UNET_REQUIRE_DATA=1` makes a missing set a failure instead.
-fn drive_test() -> Option<PathBuf> {
-    let root = std::env::var_os("R2UNET_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = root.join("DRIVE/test");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let line = format!(
-        "SKIPPED: measure_drive: {} not found (set R2UNET_DATA)",
-        dir.display()
-    );
-    assert!(
-        std::env::var_os("R2UNET_REQUIRE_DATA").is_none_or(|v| v != "1"),
-        "{line}, and R2UNET_REQUIRE_DATA=1"
-    );
-    let _ = writeln!(std::io::stderr(), "{line}");
-    None
-}
 
 fn binary(path: &PathBuf) -> (Vec<bool>, usize, usize) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -43,7 +23,9 @@ fn binary(path: &PathBuf) -> (Vec<bool>, usize, usize) {
 
 #[test]
 fn drive_manual_labels_measure_in_the_published_ranges() {
-    let Some(dir) = drive_test() else { return };
+    let Some(dir) = common::drive_test("measure_drive") else {
+        return;
+    };
     let options = MeasureOptions {
         fov_angle_deg: Some(45.0),
         ..Default::default()

@@ -6,35 +6,15 @@
 //! `R2UNET_SPLIT_SWEEP=1` prints the table the halo was chosen from (every halo, 2 to 4 bands,
 //! `R2UNET_SPLIT_IMAGES` images, default 3) instead of checking [`BAND_HALO`] on one image
 //! (2 and 4 bands: Dice >= 0.999, probabilities within 0.1).
+mod common;
+
 use std::io::Write;
-use std::path::PathBuf;
 
 use r2unet::burn::tensor::Device;
 use r2unet::inference::predict::probabilities;
 use r2unet::inference::split::{BAND_HALO, probabilities_split};
 use r2unet::inference::tiling::TilingConfig;
 use r2unet::{image_io, preprocess, weights};
-
-/// `$R2UNET_DATA/DRIVE/test`, or `None` after a `SKIPPED:` line (as `measure_drive.rs`).
-fn drive_test() -> Option<PathBuf> {
-    let root = std::env::var_os("R2UNET_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = root.join("DRIVE/test");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let line = format!(
-        "SKIPPED: split_drive: {} not found (set R2UNET_DATA)",
-        dir.display()
-    );
-    assert!(
-        std::env::var_os("R2UNET_REQUIRE_DATA").is_none_or(|v| v != "1"),
-        "{line}, and R2UNET_REQUIRE_DATA=1"
-    );
-    let _ = writeln!(std::io::stderr(), "{line}");
-    None
-}
 
 /// Largest absolute difference and the Dice of the masks at 0.5, inside `fov`.
 fn compare(a: &[f32], b: &[f32], fov: &[bool]) -> (f32, f64) {
@@ -58,7 +38,9 @@ fn compare(a: &[f32], b: &[f32], fov: &[bool]) -> (f32, f64) {
 
 #[test]
 fn bands_with_the_halo_agree_with_the_one_pass_on_drive() {
-    let Some(dir) = drive_test() else { return };
+    let Some(dir) = common::drive_test("split_drive") else {
+        return;
+    };
     let shipped = include_bytes!("../../../models/retina.bpk");
     let device = Device::flex();
     let (model, bundle) = weights::from_bytes(shipped, &device).expect("shipped weights load");
