@@ -897,7 +897,12 @@ async function spawnWorker(onMessage, onFailure) {
   // This exact form, so that bundlers (Vite) bundle the worker's script and its imports.
   const w = new Worker(new URL('./pool-worker.js', import.meta.url), { type: 'module' });
   w.addEventListener('message', (e) => onMessage(e.data));
-  w.addEventListener('error', (e) => onFailure(new Error(e.message || 'the worker script could not load (a Content-Security-Policy without worker-src \'self\'?)')));
+  // A load failure comes without a message: name the likely causes (on a cross-origin isolated
+  // page a worker's script needs the page's Cross-Origin-Embedder-Policy in its own response).
+  const causes = globalThis.crossOriginIsolated
+    ? 'a Content-Security-Policy without worker-src \'self\', or pool-worker.js served without Cross-Origin-Embedder-Policy: require-corp while the page is cross-origin isolated?'
+    : 'a Content-Security-Policy without worker-src \'self\'?';
+  w.addEventListener('error', (e) => onFailure(new Error(e.message || `the worker script could not load (${causes})`)));
   w.addEventListener('messageerror', () => onFailure(new Error('a message to the worker could not be read')));
   return { post: (m, t) => w.postMessage(m, t ?? []), terminate: () => w.terminate(), hold: () => {} };
 }
