@@ -8,6 +8,8 @@
 # and samples at web/samples/: scripts/build-wasm.sh puts them there (scripts/web.sh does both).
 # localhost counts as a secure context, so WebGPU and the Cache API work without HTTPS.
 # Python >= 3.11 serves .wasm as application/wasm, which WebAssembly.instantiateStreaming needs.
+# No cross-origin isolation headers: the CPU's threads (a pool of workers) do not need them. A host
+# that sends COOP/COEP anyway must send COEP with the worker scripts too (web/README.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -64,6 +64,69 @@ test('the lung sample: a 16-bit CT slice, previewed through the lung window and 
   }
 });
 
+/** Records every text the page's download line shows from now on (`window.__downloads`). */
+async function recordDownloads(page) {
+  await page.evaluate(() => {
+    const row = document.querySelector('[data-testid=download-status]');
+    const seen = [];
+    window.__downloads = seen;
+    new MutationObserver(() => { if (!row.hidden) seen.push(row.textContent.trim()); })
+      .observe(row, { attributes: true, childList: true, subtree: true, characterData: true });
+  });
+}
+
+/**
+ * After a first load recorded by `recordDownloads`: the page said what loaded, in MB, while it
+ * loaded (the CPU build, then the weights, from the package's `onProgress`), and hid the line
+ * when the model was ready.
+ */
+async function checkDownloads(page, what) {
+  const downloads = await page.evaluate(() => window.__downloads);
+  const last = (re) => downloads.filter((t) => re.test(t)).at(-1);
+  console.log(`# ${what}, first load: ${downloads.length} download texts, the last ones: ` +
+    `"${last(/WebAssembly/)}", "${last(/weights/)}"`);
+  assert.match(last(/WebAssembly/) ?? '', /^Downloading the WebAssembly module: \d+\.\d( of \d+\.\d)? MB$/);
+  assert.match(last(/weights/) ?? '', /^Downloading the retina model's weights: 1\.1 of 1\.1 MB$/);
+  assert.equal(await page.isHidden('[data-testid=download-status]'), true, 'the download line stays after loading');
+}
+
+/**
+ * Cancel during a four-flip run of the image shown (whose mask has `pred` pixels), pressed as
+ * soon as the page says it runs (the worker sees it after the preprocessing, before the first of
+ * the four passes): the page says so, the button goes, and the next run (the flips unticked)
+ * works and gives the same mask as before.
+ */
+async function cancelFourFlipRun(page, label, pred, what) {
+  const pressed = page.evaluate(() => new Promise((resolve) => {
+    const watch = new MutationObserver(() => {
+      if (document.body.dataset.state !== 'running') return;
+      watch.disconnect();
+      const button = document.querySelector('[data-testid=cancel]');
+      const visible = !button.hidden && button.getBoundingClientRect().width > 0;
+      button.click();
+      resolve({ visible, at: performance.now() });
+    });
+    watch.observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
+  }));
+  await page.check('[data-testid=flips]');
+  const { visible, at } = await pressed;
+  assert.ok(visible, 'no Cancel button while running');
+  await page.waitForFunction(() => ['cancelled', 'done', 'error'].includes(document.body.dataset.state), null,
+    { timeout: CPU_RUN_MS, polling: 50 });
+  let result = await page.evaluate(() => ({
+    state: document.body.dataset.state, status: document.querySelector('[data-testid=status]').textContent,
+  }));
+  const took = await page.evaluate((t) => performance.now() - t, at);
+  console.log(`# ${what}: Cancel during the four-flip run: "${result.status}" within ${took.toFixed(0)} ms`);
+  assert.equal(result.state, 'cancelled', result.status);
+  assert.match(result.status, /cancelled/i);
+  assert.equal(await page.isHidden('[data-testid=cancel]'), true);
+  await page.uncheck('[data-testid=flips]');
+  result = await settle(page, CPU_RUN_MS);
+  assert.equal(result.state, 'done', `the run after the cancel failed: ${result.error}`);
+  assert.equal((await diceAgainst(page, label)).pred, pred, 'the run after the cancel differs');
+}
+
 /** The measurements table, once measured: its values by JSON field (`data-key`). */
 async function measuredRows(page) {
   await page.waitForFunction(() => ['done', 'error'].includes(
@@ -185,26 +248,13 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
     assert.equal(result.state, 'error');
     assert.match(result.error, /Could not read this file/);
 
-    // The first image downloads the CPU build and the weights: the page says what loads, in MB,
-    // while it loads (every text the download line shows is recorded), and hides it when ready.
-    await page.evaluate(() => {
-      const row = document.querySelector('[data-testid=download-status]');
-      const seen = [];
-      window.__downloads = seen;
-      new MutationObserver(() => { if (!row.hidden) seen.push(row.textContent.trim()); })
-        .observe(row, { attributes: true, childList: true, subtree: true, characterData: true });
-    });
+    // The first image downloads the CPU build and the weights: the download line (below).
+    await recordDownloads(page);
     await dropFile(page, '01_test.tif', image, 'image/tiff');
     result = await settle(page, CPU_RUN_MS);
     assert.equal(result.state, 'done', `page failed: ${result.error}; ${problems.join(' | ')}`);
     assert.equal(result.backend, 'cpu', result.status);
-    const downloads = await page.evaluate(() => window.__downloads);
-    const last = (re) => downloads.filter((t) => re.test(t)).at(-1);
-    console.log(`# page, first load: ${downloads.length} download texts, the last ones: ` +
-      `"${last(/WebAssembly/)}", "${last(/weights/)}"`);
-    assert.match(last(/WebAssembly/) ?? '', /^Downloading the WebAssembly module: \d+\.\d( of \d+\.\d)? MB$/);
-    assert.match(last(/weights/) ?? '', /^Downloading the retina model's weights: 1\.1 of 1\.1 MB$/);
-    assert.equal(await page.isHidden('[data-testid=download-status]'), true, 'the download line stays after loading');
+    await checkDownloads(page, 'page');
     // The package in the page itself: a .wasm download aborted from onProgress rejects with an
     // AbortError, the next create downloads it again, and the weights now come from the Cache API.
     const own = await page.evaluate(async () => {
@@ -297,39 +347,9 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
     assert.equal(png.readUInt32BE(16), 565);
     assert.equal(png.readUInt32BE(20), 584);
 
-    // Cancel during a four-flip run, pressed as soon as the page says it runs (the worker sees it
-    // after the preprocessing, before the first of the four passes): the page says so, the button
-    // goes, and a new run works and gives the same mask as before.
+    // Back at the first run's threshold. (Cancel on this page: the threads test, below.)
     await page.fill('[data-testid=threshold]', '0.5');
     await page.dispatchEvent('[data-testid=threshold]', 'change');
-    const pressed = page.evaluate(() => new Promise((resolve) => {
-      const watch = new MutationObserver(() => {
-        if (document.body.dataset.state !== 'running') return;
-        watch.disconnect();
-        const button = document.querySelector('[data-testid=cancel]');
-        const visible = !button.hidden && button.getBoundingClientRect().width > 0;
-        button.click();
-        resolve({ visible, at: performance.now() });
-      });
-      watch.observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
-    }));
-    await page.check('[data-testid=flips]');
-    const { visible, at } = await pressed;
-    assert.ok(visible, 'no Cancel button while running');
-    await page.waitForFunction(() => ['cancelled', 'done', 'error'].includes(document.body.dataset.state), null,
-      { timeout: CPU_RUN_MS, polling: 50 });
-    result = await page.evaluate(() => ({
-      state: document.body.dataset.state, status: document.querySelector('[data-testid=status]').textContent,
-    }));
-    const took = await page.evaluate((t) => performance.now() - t, at);
-    console.log(`# page, CPU: Cancel during the four-flip run: "${result.status}" within ${took.toFixed(0)} ms`);
-    assert.equal(result.state, 'cancelled', result.status);
-    assert.match(result.status, /cancelled/i);
-    assert.equal(await page.isHidden('[data-testid=cancel]'), true);
-    await page.uncheck('[data-testid=flips]');
-    result = await settle(page, CPU_RUN_MS);
-    assert.equal(result.state, 'done', `the run after the cancel failed: ${result.error}`);
-    assert.equal((await diceAgainst(page, label)).pred, pred, 'the run after the cancel differs');
 
     // "Refine" re-runs the model with the four flips averaged (at the threshold the slider shows).
     await page.check('[data-testid=flips]');
@@ -354,95 +374,128 @@ test('without WebGPU the page falls back to the CPU, and the controls work witho
   }
 });
 
-test('threads on the CPU: the page runs on the pool (workers nested in its worker, no cross-origin isolation), and 2 threads give 1 thread\'s mask; an abort mid-run leaves the Segmenter usable', { skip: !HAVE_DRIVE, timeout: CPU_RUN_MS * 2 }, async () => {
-  const { image, label } = await readDrive();
+// Threads on the CPU, on the page as scripts/serve.sh serves it (not cross-origin isolated) and
+// on the same page cross-origin isolated (COOP same-origin and COEP require-corp on every file, as
+// a host may send them for other code): the pool needs no isolation, and isolation does not stop
+// it (every file is the page's own origin, so none needs a Cross-Origin-Resource-Policy). In each,
+// on a fresh profile: the first load's download line, the page's thread count, Cancel during a
+// run, and the package in the page on 1 and 2 threads with an abort mid-run.
+const ISOLATION_HEADERS = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+for (const isolated of [false, true]) {
+  const mode = isolated ? 'cross-origin isolated' : 'plain';
+  test(`threads on the CPU, ${mode} page: the first load shows its downloads, the page runs on the pool (workers nested in its worker), Cancel stops a run, and 2 threads give 1 thread's mask; an abort mid-run leaves the Segmenter usable`, { skip: !HAVE_DRIVE, timeout: CPU_RUN_MS * 3 }, async () => {
+    const { image, label } = await readDrive();
+    const site = isolated ? await serve(join(ROOT, 'web'), { headers: ISOLATION_HEADERS }) : server;
+    const browser = await launch({ webgpu: false });
+    try {
+      const { page, offsite, problems } = await openPage(browser, site.url);
+      const { crossOriginIsolated, cores } = await page.evaluate(() => ({ crossOriginIsolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency }));
+      assert.equal(crossOriginIsolated, isolated, `self.crossOriginIsolated on the ${mode} page`);
+      // The page: the first load's downloads, then the package's default thread count (the cores,
+      // at most 4), shown beside the backend.
+      await recordDownloads(page);
+      await dropFile(page, '01_test.tif', image, 'image/tiff');
+      const result = await settle(page, CPU_RUN_MS);
+      assert.equal(result.state, 'done', `page failed: ${result.error}; ${problems.join(' | ')}`);
+      assert.equal(result.backend, 'cpu', result.status);
+      await checkDownloads(page, `${mode} page`);
+      const want = Math.min(4, cores);
+      const threads = await page.evaluate(() => Number(document.body.dataset.threads));
+      console.log(`# ${mode} page, CPU on ${cores} cores: ${result.status}`);
+      assert.equal(threads, want);
+      assert.ok(result.status.includes(`backend cpu (${want} thread${want === 1 ? '' : 's'})`), result.status);
+      const { dice, pred } = await diceAgainst(page, label);
+      assert.ok(dice >= 0.70, `Dice ${dice}`);
+      await cancelFourFlipRun(page, label, pred, `${mode} page, CPU`);
+
+      // The package in the page: 2 threads against 1 on the same image, then an abort during a
+      // threaded run, then a run that gives the same mask again.
+      const r = await page.evaluate(async (b64) => {
+        const pkg = await import('./pkg/index.js');
+        const img = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const one = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 1 });
+        const two = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 2 });
+        const a = await one.segment(img);
+        const progress = [];
+        const b = await two.segment(img, { onProgress: (d, t) => progress.push([d, t]) });
+        let max = 0, both = 0, ones = 0;
+        for (let i = 0; i < a.mask.length; i++) {
+          max = Math.max(max, Math.abs(a.probabilities[i] - b.probabilities[i]));
+          const p = a.mask[i] > 0, q = b.mask[i] > 0;
+          both += p && q; ones += p + q;
+        }
+        // Aborted 200 ms into a threaded four-flip run (8 pieces): the pool worker's piece stops at
+        // once (the worker is terminated and replaced), the calling thread's after its piece (here
+        // the page's own thread: the timer fires when that piece is done).
+        const c = new AbortController();
+        setTimeout(() => c.abort(), 200);
+        const t0 = performance.now();
+        const aborted = await two.segment(img, { signal: c.signal, flips: true })
+          .then(() => 'not aborted', (e) => `${e.name}: ${e.message}`);
+        const abortMs = performance.now() - t0;
+        const again = await two.segment(img);
+        const same = again.mask.every((v, i) => v === b.mask[i]);
+        const out = {
+          threads: [one.threads, two.threads], ran: [a.threads, b.threads, again.threads], progress, max,
+          dice: (2 * both) / ones, aborted, abortMs, same, memory: two.poolMemoryBytes,
+          ms: [a.timings.modelMs, b.timings.modelMs, again.timings.modelMs],
+        };
+        one.free();
+        two.free();
+        return out;
+      }, image.toString('base64'));
+      console.log(`# package in the ${mode} page, DRIVE 01: 1 vs 2 threads: Dice of the masks ${r.dice.toFixed(5)}, ` +
+        `max abs probability difference ${r.max.toFixed(4)}; model ${r.ms.map((v) => v.toFixed(0)).join(' / ')} ms ` +
+        `(1 thread / 2 threads / 2 threads after the abort); pool worker memory ${r.memory.map((v) => (v / 1e6).toFixed(1)).join(', ')} MB; ` +
+        `abort: "${r.aborted}" after ${r.abortMs.toFixed(0)} ms`);
+      assert.deepEqual(r.threads, [1, 2]);
+      assert.deepEqual(r.ran, [1, 2, 2]);
+      assert.deepEqual(r.progress, [[1, 2], [2, 2]]);
+      assert.ok(r.dice >= 0.999, `Dice ${r.dice}`);
+      assert.ok(r.max <= 0.1, `max abs difference ${r.max}`);
+      assert.match(r.aborted, /^AbortError: segment\(\) was aborted/);
+      assert.ok(r.same, 'the run after the abort gives another mask');
+
+      assert.deepEqual(offsite, [], 'requests left the origin');
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+      if (isolated) await site.close();
+    }
+  });
+}
+
+// Where the pool's workers cannot start, the Segmenter runs on one thread and says why; nothing
+// fails: a page whose CSP forbids workers, and a cross-origin isolated page whose host sends the
+// isolation headers with everything but pool-worker.js (a worker's script needs the page's COEP).
+const NO_POOL = [
+  { why: "worker-src 'none'", headers: { 'content-security-policy': "worker-src 'none'" }, isolated: false, note: /could not start \(the worker script could not load \(a Content-Security-Policy/ },
+  { why: 'pool-worker.js without COEP', headers: (path) => (path.endsWith('/pool-worker.js') ? {} : ISOLATION_HEADERS), isolated: true, note: /could not start .*Cross-Origin-Embedder-Policy: require-corp/ },
+];
+test('threads on the CPU: where workers cannot start (a CSP forbidding them; an isolated page\'s pool-worker.js without COEP) the Segmenter runs on one thread and says why', { timeout: 120_000 }, async () => {
   const browser = await launch({ webgpu: false });
   try {
-    const { page, offsite, problems } = await openPage(browser, server.url);
-    const { isolated, cores } = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency }));
-    assert.equal(isolated, false, 'the page should not need cross-origin isolation');
-    // The page: the package's default thread count (the cores, at most 4), shown beside the backend.
-    await dropFile(page, '01_test.tif', image, 'image/tiff');
-    const result = await settle(page, CPU_RUN_MS);
-    assert.equal(result.state, 'done', `page failed: ${result.error}; ${problems.join(' | ')}`);
-    const want = Math.min(4, cores);
-    const threads = await page.evaluate(() => Number(document.body.dataset.threads));
-    console.log(`# page, CPU on ${cores} cores: ${result.status}`);
-    assert.equal(threads, want);
-    assert.ok(result.status.includes(`backend cpu (${want} thread${want === 1 ? '' : 's'})`), result.status);
-    assert.ok((await diceAgainst(page, label)).dice >= 0.70);
-
-    // The package in the page: 2 threads against 1 on the same image, then an abort during a
-    // threaded run, then a run that gives the same mask again.
-    const r = await page.evaluate(async (b64) => {
-      const pkg = await import('./pkg/index.js');
-      const img = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-      const one = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 1 });
-      const two = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 2 });
-      const a = await one.segment(img);
-      const progress = [];
-      const b = await two.segment(img, { onProgress: (d, t) => progress.push([d, t]) });
-      let max = 0, both = 0, ones = 0;
-      for (let i = 0; i < a.mask.length; i++) {
-        max = Math.max(max, Math.abs(a.probabilities[i] - b.probabilities[i]));
-        const p = a.mask[i] > 0, q = b.mask[i] > 0;
-        both += p && q; ones += p + q;
+    for (const { why, headers, isolated, note } of NO_POOL) {
+      const site = await serve(join(ROOT, 'web'), { headers });
+      try {
+        const { page, offsite } = await openPage(browser, site.url);
+        const lone = await page.evaluate(async () => {
+          const pkg = await import('./pkg/index.js');
+          const seg = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 2 });
+          const data = new Uint8ClampedArray(64 * 64 * 4).fill(200);
+          const res = await seg.segment({ width: 64, height: 64, data });
+          const out = { isolated: self.crossOriginIsolated, threads: seg.threads, note: seg.threadsNote ?? null, ran: res.threads, width: res.width };
+          seg.free();
+          return out;
+        });
+        console.log(`# page with ${why}: ${lone.threads} thread; note: ${lone.note}`);
+        assert.deepEqual([lone.isolated, lone.threads, lone.ran, lone.width], [isolated, 1, 1, 64]);
+        assert.match(lone.note ?? '', note);
+        assert.deepEqual(offsite, [], 'requests left the origin');
+      } finally {
+        await site.close();
       }
-      // Aborted 200 ms into a threaded four-flip run (8 pieces): the pool worker's piece stops at
-      // once (the worker is terminated and replaced), the calling thread's after its piece (here
-      // the page's own thread: the timer fires when that piece is done).
-      const c = new AbortController();
-      setTimeout(() => c.abort(), 200);
-      const t0 = performance.now();
-      const aborted = await two.segment(img, { signal: c.signal, flips: true })
-        .then(() => 'not aborted', (e) => `${e.name}: ${e.message}`);
-      const abortMs = performance.now() - t0;
-      const again = await two.segment(img);
-      const same = again.mask.every((v, i) => v === b.mask[i]);
-      const out = {
-        threads: [one.threads, two.threads], ran: [a.threads, b.threads, again.threads], progress, max,
-        dice: (2 * both) / ones, aborted, abortMs, same, memory: two.poolMemoryBytes,
-        ms: [a.timings.modelMs, b.timings.modelMs, again.timings.modelMs],
-      };
-      one.free();
-      two.free();
-      return out;
-    }, image.toString('base64'));
-    console.log(`# package in the page, DRIVE 01: 1 vs 2 threads: Dice of the masks ${r.dice.toFixed(5)}, ` +
-      `max abs probability difference ${r.max.toFixed(4)}; model ${r.ms.map((v) => v.toFixed(0)).join(' / ')} ms ` +
-      `(1 thread / 2 threads / 2 threads after the abort); pool worker memory ${r.memory.map((v) => (v / 1e6).toFixed(1)).join(', ')} MB; ` +
-      `abort: "${r.aborted}" after ${r.abortMs.toFixed(0)} ms`);
-    assert.deepEqual(r.threads, [1, 2]);
-    assert.deepEqual(r.ran, [1, 2, 2]);
-    assert.deepEqual(r.progress, [[1, 2], [2, 2]]);
-    assert.ok(r.dice >= 0.99, `Dice ${r.dice}`);
-    assert.ok(r.max <= 0.1, `max abs difference ${r.max}`);
-    assert.match(r.aborted, /^AbortError: segment\(\) was aborted/);
-    assert.ok(r.same, 'the run after the abort gives another mask');
-
-    // A page whose CSP forbids workers: the pool cannot start, the Segmenter runs on one thread
-    // and says why; nothing fails.
-    const strict = await serve(join(ROOT, 'web'), { headers: { 'content-security-policy': "worker-src 'none'" } });
-    try {
-      const other = await browser.newPage();
-      await other.goto(strict.url, { waitUntil: 'load' });
-      const lone = await other.evaluate(async () => {
-        const pkg = await import('./pkg/index.js');
-        const seg = await pkg.Segmenter.create({ task: 'retina', backend: 'cpu', threads: 2 });
-        const data = new Uint8ClampedArray(64 * 64 * 4).fill(200);
-        const res = await seg.segment({ width: 64, height: 64, data });
-        const out = { threads: seg.threads, note: seg.threadsNote ?? null, ran: res.threads, width: res.width };
-        seg.free();
-        return out;
-      });
-      console.log(`# page with worker-src 'none': ${lone.threads} thread; note: ${lone.note}`);
-      assert.deepEqual([lone.threads, lone.ran, lone.width], [1, 1, 64]);
-      assert.match(lone.note ?? '', /could not start/);
-    } finally {
-      await strict.close();
     }
-    assert.deepEqual(offsite, [], 'requests left the origin');
-    assert.deepEqual(problems, []);
   } finally {
     await browser.close();
   }

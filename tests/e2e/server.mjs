@@ -1,7 +1,8 @@
 // A static file server for the browser tests: serves one folder on 127.0.0.1 (a free port), with
 // the MIME types the page needs (application/wasm for instantiateStreaming), and records every
 // request it answers. `headers` (optional) are added to every file it serves, e.g. the COOP/COEP
-// pair that makes a page cross-origin isolated (the browser benchmark: onnxruntime-web threads).
+// pair that makes a page cross-origin isolated (the browser benchmark: onnxruntime-web threads;
+// the page tests), or a function of the request's path giving the headers for that file.
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -33,7 +34,8 @@ export async function serve(dir, { headers = {} } = {}) {
       if (file !== root && !file.startsWith(root + sep)) throw Object.assign(new Error('outside'), { code: 'ENOENT' });
       if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
       const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store', ...headers });
+      const extra = typeof headers === 'function' ? headers(path) : headers;
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store', ...extra });
       res.end(body);
     } catch (err) {
       res.writeHead(err.code === 'ENOENT' || err.code === 'EISDIR' ? 404 : 500, { 'content-type': 'text/plain' });
