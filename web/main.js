@@ -60,8 +60,9 @@ const app = {
   measured: null,      // {task, threshold, measurements} shown in the table, or null
   measureId: null,     // id of the 'measure' request whose answer we still want
   pendingThreshold: 0.5, // the threshold of that request's mask
-  workerRestarts: 0,   // how many times a dead worker was replaced
+  workerRestarts: 0,   // how many times a dead or stalled worker was replaced
   runGen: 0,           // the image (app.gen) the request in flight belongs to
+  watchdog: 0,         // timer that replaces a worker silent for STALL_MS while a request is out
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -143,34 +144,86 @@ function messageOf(err) {
 // ---------------------------------------------------------------------------------------------
 // Worker
 
+/**
+ * How long (ms) the worker may send nothing at all while a request is out before the page takes
+ * it for hung (an endless loop, a wasm call that never returns: no `error` event comes) and
+ * replaces it. A run reports every tile (every band on the CPU's pool, every pass with the four
+ * flips) and every downloaded chunk, so the limit only has to cover the longest single step of a
+ * healthy run. Measured on the 2-core development machine under load 2-5 (web/README.md, "Page
+ * parameters"): on the CPU at most 5.4 s (a 4000x4000 PNG: decoding and preprocessing before its
+ * first band; a DRIVE image's band 3.5 s); on WebGPU through SwiftShader (a GPU emulated on the
+ * CPU, as in the tests) 33-37 s per 256x256 tile. 180 s is 5x that tile and 30x the CPU's step,
+ * so a slower machine is not cut off; a hung worker still gets replaced within 3 minutes.
+ * `?stall=SECONDS` in the page's URL sets another limit (the tests use a short one).
+ */
+const STALL_MS = stallLimitMs(180);
+
+/**
+ * The stall limit from the URL's `stall` (seconds), else `defaultSeconds`; in ms. A value that is
+ * not a number above 0 is ignored, and so is one past setTimeout's range (about 24 days), which
+ * would fire at once.
+ */
+function stallLimitMs(defaultSeconds) {
+  const seconds = Number(new URLSearchParams(location.search).get('stall'));
+  return 1000 * (seconds > 0 && seconds <= 2e6 ? seconds : defaultSeconds);
+}
+
 function getWorker() {
   if (app.worker) return app.worker;
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-  worker.addEventListener('message', onWorkerMessage);
+  worker.addEventListener('message', (event) => {
+    onWorkerMessage(event);
+    watch();                                         // any message shows it is alive
+  });
   // The worker died (an uncaught error, out of memory, a message it could not read): it is
   // replaced by a fresh one at once, the run it had (if any) is dropped, and the page says so.
   const fail = (event) => {
     event.preventDefault?.();
-    if (app.worker !== worker) return;               // an older worker, already replaced
     const detail = event.message ? ` (${event.message})` : '';
-    worker.terminate();
-    app.worker = null;
-    app.measureId = null;                            // its answer will not come either
-    app.workerRestarts += 1;
-    document.body.dataset.workerRestarts = String(app.workerRestarts);
-    const text = `The segmentation worker stopped (out of memory?)${detail}; it was restarted.`;
-    try { getWorker(); } catch { /* the next request tries again */ }
-    if (app.currentId !== null) {
-      app.currentId = null;
-      showError(`${text} Drop the image again, or a smaller one.`);
-    } else {
-      showNote(text);
-    }
+    replaceWorker(worker, `The segmentation worker stopped (out of memory?)${detail}; it was restarted.`);
   };
   worker.addEventListener('error', fail);
   worker.addEventListener('messageerror', fail);
   app.worker = worker;
   return worker;
+}
+
+/**
+ * Terminates `worker` (dead, or hung) and starts a fresh one; the request it had (if any) is
+ * dropped, so its answer is never drawn, and the page says `text`.
+ */
+function replaceWorker(worker, text) {
+  if (app.worker !== worker) return;                 // an older worker, already replaced
+  worker.terminate();
+  app.worker = null;
+  clearTimeout(app.watchdog);
+  if (app.measureId !== null) {                      // its answer will not come either
+    app.measureId = null;
+    measurementsFailed(`${text} Change the threshold or the scale to measure again.`);
+  }
+  app.workerRestarts += 1;
+  document.body.dataset.workerRestarts = String(app.workerRestarts);
+  try { getWorker(); } catch { /* the next request tries again */ }
+  if (app.currentId !== null) {
+    app.currentId = null;
+    showError(`${text} Drop the image again, or a smaller one.`);
+  } else {
+    showNote(text);
+  }
+}
+
+/**
+ * (Re)starts the watchdog: called when a request goes out and on every message from the worker.
+ * With nothing out, it stops (an idle worker sends nothing, rightly).
+ */
+function watch() {
+  clearTimeout(app.watchdog);
+  if (app.currentId === null && app.measureId === null) return;
+  const worker = app.worker;
+  app.watchdog = setTimeout(() => {
+    if (app.currentId === null && app.measureId === null) return;
+    replaceWorker(worker, `The segmentation worker stopped answering for ${STALL_MS / 1000} s; it was restarted.`);
+  }, STALL_MS);
 }
 
 function onWorkerMessage(event) {
@@ -431,6 +484,7 @@ function run() {
     app.currentId = null;
     showError(`Could not start the background worker: ${messageOf(err)}`);
   }
+  watch();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,6 +684,7 @@ function remeasure() {
     app.measureId = null;
     measurementsFailed(`Could not measure: ${messageOf(err)}`);
   }
+  watch();
 }
 
 function clearMeasurements() {
