@@ -6,6 +6,8 @@
 //     `Runtime.getHeapUsage`) stop growing after the first calls; the figures are printed;
 //   - the wasm memory per megapixel of a 4000x4000 synthetic fundus-like image;
 //   - a page whose worker dies replaces it, says so, and segments the next image;
+//   - a page whose worker hangs (an endless loop: no error event) replaces it once it has sent
+//     nothing for the stall limit (`?stall=3` here), says so, and segments the next image;
 //   - image A dropped, then B before A's run ends: only B's mask is ever shown;
 //   - after a run, nothing of the image is in localStorage, sessionStorage, IndexedDB, the Cache
 //     API (only the weights) or the console.
@@ -249,6 +251,66 @@ test('a worker that dies is replaced: the page says what happened and segments t
     assert.equal(result.state, 'done', `after the restart: ${result.error}`);
     assert.equal(await page.evaluate(() => document.body.dataset.shownImage), 'b.png');
     assert.deepEqual(offsite, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a worker that hangs is replaced after the stall limit: the page says what happened and segments the next image', { timeout: RUN_MS * 2 }, async () => {
+  // 3 s: the skin model on these small pictures sends a message well within a second, even cold
+  // (the page's default, 180 s, is for the longest step of a healthy run; web/main.js).
+  const STALL_S = 3;
+  const browser = await launchCpu();
+  try {
+    const { page, offsite, problems } = await openPage(browser, `${server.url}?stall=${STALL_S}`);
+    const workers = [];
+    page.on('worker', (w) => { if (/\/worker\.js$/.test(w.url())) workers.push(w); });
+    await page.selectOption('[data-testid=task-select]', 'skin');
+    await dropFile(page, 'a.png', await makePng(page, 160, 128, 1), 'image/png');
+    let result = await settle(page, RUN_MS);
+    assert.equal(result.state, 'done', `a healthy run under the short limit: ${result.error}`);
+    assert.equal(await page.evaluate(() => document.body.dataset.workerRestarts), undefined);
+    assert.equal(workers.length, 1);
+    // Hang it: the evaluation returns at once, then the worker's thread loops forever, so it
+    // answers nothing, fires no error, and never takes the next request.
+    const hung = workers[0];
+    const closed = new Promise((ok) => hung.once('close', ok));
+    await hung.evaluate(() => { setTimeout(() => { for (;;) { /* hang */ } }, 0); });
+    const t0 = Date.now();
+    await dropFile(page, 'b.png', await makePng(page, 128, 160, 2), 'image/png');
+    result = await settle(page, RUN_MS);
+    const took = (Date.now() - t0) / 1000;
+    console.log(`# hung worker (stall limit ${STALL_S} s): state ${result.state} after ${took.toFixed(1)} s: "${result.error}"`);
+    assert.equal(result.state, 'error');
+    assert.match(result.error, new RegExp(`The segmentation worker stopped answering for ${STALL_S} s; it was restarted\\. Drop the image again`));
+    assert.ok(took >= STALL_S - 0.5 && took <= STALL_S + 10, `replaced after ${took} s`);
+    assert.equal(await page.evaluate(() => document.body.dataset.workerRestarts), '1');
+    assert.equal(await page.evaluate(() => document.body.dataset.shownImage), undefined);
+    await Promise.race([closed, new Promise((_, no) => setTimeout(() => no(new Error('the hung worker was not terminated')), 10_000))]);
+    // The next image runs on the new worker, and its mask is the package's own for it.
+    const c = await makePng(page, 144, 120, 3);
+    await dropFile(page, 'c.png', c, 'image/png');
+    result = await settle(page, RUN_MS);
+    assert.equal(result.state, 'done', `after the restart: ${result.error}`);
+    assert.equal(await page.evaluate(() => document.body.dataset.shownImage), 'c.png');
+    assert.equal(workers.length, 2);
+    const check = await page.evaluate(async (b64) => {
+      const pkg = await import('./pkg/index.js');
+      const seg = await pkg.Segmenter.create({ task: 'skin', backend: 'cpu' });   // the page's threads
+      const r = await seg.segment(Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)));
+      seg.free();
+      const canvas = document.querySelector('[data-testid=canvas-mask]');
+      const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      let tp = 0, n = 0;
+      for (let i = 0; i < r.mask.length; i++) { const p = d[i * 4] > 127, q = r.mask[i] > 0; tp += p && q; n += p + q; }
+      return { size: `${canvas.width}x${canvas.height}`, own: `${r.width}x${r.height}`, dice: n ? (2 * tp) / n : 1 };
+    }, c.toString('base64'));
+    console.log(`# after the hung worker: c.png ${check.size}, Dice against its own mask ${check.dice.toFixed(4)}; restarts 1`);
+    assert.equal(check.size, check.own);
+    assert.ok(check.dice >= 0.99, `Dice ${check.dice}`);
+    assert.equal(await page.evaluate(() => document.body.dataset.workerRestarts), '1');
+    assert.deepEqual(offsite, []);
+    assert.deepEqual(problems, []);
   } finally {
     await browser.close();
   }
