@@ -11,6 +11,9 @@
 #            before, a lint fails within minutes; all lints run before any long test.
 #   native   cargo test --release --workspace: core, training, the CLI end to end on real data, the
 #            browser crate's native reference.
+#   fuzz     scripts/fuzz.sh --seconds 20: each libFuzzer target (fuzz/) for 20 s on the nightly
+#            toolchain, in its own build folder (~/.cache/r2unet/fuzz-target); any crash, hang or
+#            runaway allocation fails the run. SKIPPED without a nightly toolchain.
 #   browser  scripts/test-browser.sh: wasm-pack test in Chromium, the package and page build,
 #            Playwright on the page, the packed package in a Vite app, training through wgpu.
 #
@@ -118,6 +121,11 @@ stage "native tests: core, training, CLI end to end, the browser crate's native 
 native=0
 cargo test --release --workspace --no-fail-fast 2>&1 | tee -a "$log" || native=$?
 
+stage "fuzz: every fuzz target for 20 s (scripts/fuzz.sh; nightly, instrumented, own build folder)"
+fuzz=0
+rustfmt --edition 2024 --check fuzz/src/lib.rs fuzz/src/bin/*.rs fuzz/fuzz_targets/*.rs 2>&1 | tee -a "$log" || fuzz=1
+scripts/fuzz.sh --seconds "${R2UNET_FUZZ_SECONDS:-20}" 2>&1 | tee -a "$log" || fuzz=1
+
 stage "tools: waiting for scripts/install-tools.sh"
 tools=0
 wait "$tools_pid" || tools=$?
@@ -127,7 +135,7 @@ echo "   scripts/install-tools.sh took $((tools_secs / 60)) min $((tools_secs % 
 printf '%s\t%d\n' "   (scripts/install-tools.sh, in the background from the start, alongside the stages above)" "$tools_secs" >> "$stages"
 if [[ $tools -ne 0 ]]; then
   table
-  echo "== FAILED: scripts/install-tools.sh exit $tools (native tests exit $native)"
+  echo "== FAILED: scripts/install-tools.sh exit $tools (native tests exit $native, fuzz $fuzz)"
   exit 1
 fi
 
@@ -143,8 +151,8 @@ if grep -q "SKIPPED" "$log"; then
   echo "== skipped:"
   grep "SKIPPED" "$log" | sort | uniq -c
 fi
-if [[ $native -ne 0 || $browser -ne 0 ]]; then
-  echo "== FAILED after $(( (SECONDS - start) / 60 )) min: native tests exit $native, browser tests exit $browser"
+if [[ $native -ne 0 || $fuzz -ne 0 || $browser -ne 0 ]]; then
+  echo "== FAILED after $(( (SECONDS - start) / 60 )) min: native tests exit $native, fuzz $fuzz, browser tests exit $browser"
   exit 1
 fi
 echo "== all tests passed in $(( (SECONDS - start) / 60 )) min ($(date +%T))"
