@@ -11,6 +11,8 @@
 #            before, a lint fails within minutes; all lints run before any long test.
 #   native   cargo test --release --workspace: core, training, the CLI end to end on real data, the
 #            browser crate's native reference.
+#   kills    scripts/kill-resume.sh, short: 12 SIGKILLs of a 4-epoch training, resumed each time
+#            (about 1.5 min).
 #   fuzz     scripts/fuzz.sh --seconds 20: each libFuzzer target (fuzz/) for 20 s on the nightly
 #            toolchain, in its own build folder (~/.cache/r2unet/fuzz-target); any crash, hang or
 #            runaway allocation fails the run. SKIPPED without a nightly toolchain.
@@ -121,6 +123,16 @@ stage "native tests: core, training, CLI end to end, the browser crate's native 
 native=0
 cargo test --release --workspace --no-fail-fast 2>&1 | tee -a "$log" || native=$?
 
+stage "kill/resume: r2unet train SIGKILLed 12 times (10 aimed at checkpoint writes), resumed, metrics bit-identical"
+# The short form of scripts/kill-resume.sh (RELIABILITY.md has the long run: 33 kills, and the
+# full disk, which the CLI test above covers on one size).
+kills=0
+if [[ -d "$R2UNET_DATA/DRIVE" ]]; then
+  EPOCHS=4 PATCHES=32 MIN_KILLS=6 MAX_KILLS=12 DISK=0 scripts/kill-resume.sh 2>&1 | tee -a "$log" || kills=1
+else
+  echo "kill/resume: SKIPPED: $R2UNET_DATA/DRIVE not found (set R2UNET_DATA)" | tee -a "$log"
+fi
+
 stage "fuzz: every fuzz target for 20 s (scripts/fuzz.sh; nightly, instrumented, own build folder)"
 fuzz=0
 rustfmt --edition 2024 --check fuzz/src/lib.rs fuzz/src/bin/*.rs fuzz/fuzz_targets/*.rs 2>&1 | tee -a "$log" || fuzz=1
@@ -135,7 +147,7 @@ echo "   scripts/install-tools.sh took $((tools_secs / 60)) min $((tools_secs % 
 printf '%s\t%d\n' "   (scripts/install-tools.sh, in the background from the start, alongside the stages above)" "$tools_secs" >> "$stages"
 if [[ $tools -ne 0 ]]; then
   table
-  echo "== FAILED: scripts/install-tools.sh exit $tools (native tests exit $native, fuzz $fuzz)"
+  echo "== FAILED: scripts/install-tools.sh exit $tools (native tests exit $native, kill/resume $kills, fuzz $fuzz)"
   exit 1
 fi
 
@@ -151,8 +163,8 @@ if grep -q "SKIPPED" "$log"; then
   echo "== skipped:"
   grep "SKIPPED" "$log" | sort | uniq -c
 fi
-if [[ $native -ne 0 || $fuzz -ne 0 || $browser -ne 0 ]]; then
-  echo "== FAILED after $(( (SECONDS - start) / 60 )) min: native tests exit $native, fuzz $fuzz, browser tests exit $browser"
+if [[ $native -ne 0 || $kills -ne 0 || $fuzz -ne 0 || $browser -ne 0 ]]; then
+  echo "== FAILED after $(( (SECONDS - start) / 60 )) min: native tests exit $native, kill/resume $kills, fuzz $fuzz, browser tests exit $browser"
   exit 1
 fi
 echo "== all tests passed in $(( (SECONDS - start) / 60 )) min ($(date +%T))"
