@@ -231,7 +231,8 @@ import { MODELS as GENERATED_MODELS } from './models/index.js';
  * @property {number} width The input's width.
  * @property {number} height The input's height.
  * @property {number} threads The threads that ran this image (1 on WebGPU, or when the image
- *   is too small to cut).
+ *   is not cut: too small, or a skin or lung picture, which their models read whole; with
+ *   `flips` its four passes may still run on several).
  * @property {Float32Array} probabilities Row-major, `width * height`, in 0..1.
  * @property {Uint8Array} mask Row-major, `width * height`: 255 where probability >= threshold.
  * @property {number} threshold

@@ -16,26 +16,6 @@ use r2unet::inference::split::{BAND_HALO, probabilities_split};
 use r2unet::inference::tiling::TilingConfig;
 use r2unet::{image_io, preprocess, weights};
 
-/// Largest absolute difference and the Dice of the masks at 0.5, inside `fov`.
-fn compare(a: &[f32], b: &[f32], fov: &[bool]) -> (f32, f64) {
-    let (mut max, mut both, mut ones) = (0.0f32, 0usize, 0usize);
-    for ((&x, &y), &inside) in a.iter().zip(b).zip(fov) {
-        if !inside {
-            continue;
-        }
-        max = max.max((x - y).abs());
-        let (p, q) = (x >= 0.5, y >= 0.5);
-        both += usize::from(p && q);
-        ones += usize::from(p) + usize::from(q);
-    }
-    let dice = if ones == 0 {
-        1.0
-    } else {
-        2.0 * both as f64 / ones as f64
-    };
-    (max, dice)
-}
-
 #[test]
 fn bands_with_the_halo_agree_with_the_one_pass_on_drive() {
     let Some(dir) = common::drive_test("split_drive") else {
@@ -69,7 +49,7 @@ fn bands_with_the_halo_agree_with_the_one_pass_on_drive() {
         for (k, &(halo, parts)) in cases.iter().enumerate() {
             let cut =
                 probabilities_split(&model, &device, &prepared, &tiling, parts, halo).unwrap();
-            let (max, dice) = compare(&cut, &one, &prepared.fov);
+            let (max, dice) = common::compare(&cut, &one, &prepared.fov);
             worst[k] = (worst[k].0.max(max), worst[k].1.min(dice));
         }
     }

@@ -246,6 +246,7 @@ pub fn split(
     let prepared = preprocess::prepare(&bundle.preprocess, &image, None)?;
     let split = r2unet::inference::split::Split::for_model(
         &engine.model,
+        bundle.preprocess.task,
         &prepared,
         &options.tiling,
         parts.max(1),

@@ -6,7 +6,9 @@
 //!   horizontal **bands** with a halo of extra rows above and below; each band's output keeps
 //!   only its own rows (the halo is dropped). The band edges sit on multiples of the model's size
 //!   multiple, so every band pools on the one pass's grid, and the stitched map differs from the
-//!   one pass only where the halo is shorter than what the network looks at ([`BAND_HALO`]);
+//!   one pass only where the halo is shorter than what the network looks at ([`band_halo`]:
+//!   32 rows for retina, 80 for skin and lung, whose shipped 128- and 256-row inputs therefore
+//!   stay one band);
 //! - an image planned as several tiles gives one piece per tile, blended as
 //!   [`probabilities`](crate::inference::predict::probabilities) blends them: the same numbers.
 //!
@@ -18,10 +20,11 @@ use crate::error::{Error, Result};
 use crate::inference::predict::{FLIPS, flip_pass};
 use crate::inference::tiling::{TilePlan, TilingConfig};
 use crate::model::R2UNet;
-use crate::preprocess::Prepared;
+use crate::preprocess::{Prepared, Task};
 
-/// Rows of halo above and below each band (where it has a neighbour). Measured on DRIVE test
-/// images 01-03 with the shipped retina model against the one pass, 2 / 3 / 4 bands
+/// Rows of halo above and below each band (where it has a neighbour) for a retina model, which
+/// reads the picture at its own resolution and finds vessels from what lies near them. Measured
+/// on DRIVE test images 01-03 with the shipped retina model against the one pass, 2 / 3 / 4 bands
 /// (`R2UNET_SPLIT_SWEEP=1 cargo test --release -p r2unet-core --test split_drive -- --nocapture`),
 /// the largest probability difference inside the field of view and the lowest Dice of the masks:
 ///
@@ -35,6 +38,40 @@ use crate::preprocess::Prepared;
 /// 32 rows: masks within 0.05 % of the one pass's, for 12 % more work than one pass over two
 /// bands (328 + 320 rows instead of 584).
 pub const BAND_HALO: usize = 32;
+
+/// Rows of halo for a skin or lung model, which reads the whole picture resized to one square
+/// and outlines a lesion or a lung from all of it: a band that sees part of the picture changes
+/// the mask far more than on retina. Measured with exactly 2 / 3 / 4 bands, whatever
+/// [`band_count`] allows, against the one pass on the first 10 ISIC 2017 validation images
+/// (skin, 128x128) and the first 10 LUNG test slices (lung, 256x256)
+/// (`R2UNET_SPLIT_SWEEP=1 cargo test --release -p r2unet-core --test split_skin_lung --
+/// --nocapture`), the largest probability difference and the lowest Dice of the masks at 0.5:
+///
+/// | halo | skin max abs diff | skin Dice | lung max abs diff | lung Dice |
+/// |---:|---|---|---|---|
+/// | 0 | 1.00 / 1.00 / 1.00 | 0.000 / 0.000 / 0.000 | 1.00 / 1.00 / 1.00 | 0.755 / 0.347 / 0.000 |
+/// | 16 | 0.99 / 1.00 / 1.00 | 0.000 / 0.664 / 0.000 | 0.99 / 0.99 / 0.99 | 0.886 / 0.741 / 0.829 |
+/// | 32 | 0.39 / 0.96 / 0.40 | 0.898 / 0.866 / 0.898 | 0.97 / 0.98 / 0.98 | 0.979 / 0.942 / 0.931 |
+/// | 48 | 0.15 / 0.20 / 0.15 | 0.9922 / 0.9795 / 0.9922 | 0.76 / 0.93 / 0.95 | 0.9983 / 0.9922 / 0.9924 |
+/// | 64 | 0.0000 (see below) / 0.0043 / 0.0077 | 1.00000 / 1.00000 / 1.00000 | 0.11 / 0.34 / 0.11 | 0.99990 / 0.99974 / 0.99990 |
+/// | 80 | 0.0000 / 0.0001 / 0.0001 | 1.00000 / 1.00000 / 1.00000 | 0.0004 / 0.0070 / 0.0004 | 1.00000 / 1.00000 / 1.00000 |
+///
+/// (Skin's 2 bands of 64 rows with a 64-row halo each see the whole 128 rows: the one pass.)
+/// 80 rows: the masks of the one pass. With [`band_count`]'s rule (a band owns at least twice
+/// the halo) the shipped models' 128- and 256-row inputs are never cut: they run as one piece
+/// (one thread, or four with flips), which is fast anyway, and only a larger input (320 rows or
+/// more, a model trained at another size) is cut in bands. Measured for the shipped depth (3
+/// poolings, size multiple 8); a deeper model looks further.
+pub const WHOLE_PICTURE_HALO: usize = 80;
+
+/// The band halo for a model of `task`: [`BAND_HALO`] for retina, [`WHOLE_PICTURE_HALO`] for
+/// skin and lung.
+pub fn band_halo(task: Task) -> usize {
+    match task {
+        Task::Retina => BAND_HALO,
+        Task::Skin | Task::Lung => WHOLE_PICTURE_HALO,
+    }
+}
 
 /// Rows of one band: `input` of the padded image, of which `own` go into the map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +137,7 @@ pub struct Split {
 impl Split {
     /// Plans the pieces of a `[channels, height, width]` image for `parts` workers (`parts` bands
     /// at most, fewer for a short image; tiles stay the plan's tiles). `multiple` is the model's
-    /// size multiple, `halo` the band halo in rows ([`BAND_HALO`]).
+    /// size multiple, `halo` the band halo in rows ([`band_halo`]).
     pub fn new(
         channels: usize,
         height: usize,
@@ -124,9 +161,10 @@ impl Split {
         })
     }
 
-    /// Plans the pieces of `prepared` for `model`.
+    /// Plans the pieces of `prepared` for `model`, a model of `task` (its halo: [`band_halo`]).
     pub fn for_model(
         model: &R2UNet,
+        task: Task,
         prepared: &Prepared,
         tiling: &TilingConfig,
         parts: usize,
@@ -139,7 +177,7 @@ impl Split {
             tiling,
             multiple,
             parts,
-            BAND_HALO,
+            band_halo(task),
         )
     }
 
@@ -354,6 +392,45 @@ pub fn probabilities_split(
         parts,
         halo,
     )?;
+    probabilities_of(model, device, prepared, &split)
+}
+
+/// Exactly `n` bands (as many as the rows allow) of a one-pass image with `halo` rows, whatever
+/// the rule of [`band_count`] says, run in turn and stitched: for measuring a halo and a count
+/// the rule would refuse. `Ok(None)` when the plan has several tiles.
+pub fn probabilities_bands(
+    model: &R2UNet,
+    device: &Device,
+    prepared: &Prepared,
+    tiling: &TilingConfig,
+    n: usize,
+    halo: usize,
+) -> Result<Option<Vec<f32>>> {
+    let multiple = 1 << (model.encoders.len() - 1);
+    let plan = TilePlan::new(
+        prepared.channels,
+        prepared.height,
+        prepared.width,
+        tiling,
+        multiple,
+    )?;
+    if plan.positions.len() != 1 {
+        return Ok(None);
+    }
+    let bands = bands(plan.tile_h, multiple, n, halo);
+    let split = Split {
+        regions: Regions::Bands(plan, bands),
+        flips: if tiling.flips { FLIPS.len() } else { 1 },
+    };
+    probabilities_of(model, device, prepared, &split).map(Some)
+}
+
+fn probabilities_of(
+    model: &R2UNet,
+    device: &Device,
+    prepared: &Prepared,
+    split: &Split,
+) -> Result<Vec<f32>> {
     let outputs = (0..split.len())
         .map(|i| {
             forward_piece_blocking(
@@ -439,6 +516,12 @@ mod tests {
         assert_eq!(band_count(256, 8, 4, 64), 2);
         assert_eq!(band_count(584, 8, 4, 64), 4);
         assert_eq!(band_count(16, 8, 4, 0), 2);
+        // The shipped skin (128 rows) and lung (256 rows) inputs stay one band; retina's DRIVE
+        // image (584 rows) is cut for up to 4 workers.
+        assert_eq!(band_count(128, 8, 4, band_halo(Task::Skin)), 1);
+        assert_eq!(band_count(256, 8, 4, band_halo(Task::Lung)), 1);
+        assert_eq!(band_count(320, 8, 4, band_halo(Task::Lung)), 2);
+        assert_eq!(band_count(584, 8, 4, band_halo(Task::Retina)), 4);
     }
 
     fn run(split: &Split, model: &R2UNet, device: &Device, p: &Prepared) -> Vec<f32> {

@@ -75,7 +75,9 @@ impl Segmenter {
     /// Decodes and preprocesses `input` as `segment` does (the same options; `onProgress` and
     /// `signal` are the caller's to honour) and cuts its forward passes into pieces for `parts`
     /// workers: bands of an image the plan runs in one pass (at most `parts`, each owning at
-    /// least 64 rows), else one piece per tile; four per region with `flips`.
+    /// least twice the model's halo: 64 rows for retina, 160 for skin and lung, so that their
+    /// shipped 128- and 256-row inputs stay one piece), else one piece per tile; four per region
+    /// with `flips`.
     pub fn split(
         &self,
         input: JsValue,
