@@ -100,7 +100,8 @@ fn try_wgpu() -> std::result::Result<Device, String> {
         return Err("no GPU adapter on Vulkan, Metal or DX12".into());
     }
     eprintln!("backend: found {}", found.join(", "));
-    match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
+    // The device's own Vulkan instance prints the same false alarm as the probe.
+    match std::panic::catch_unwind(|| without_wayland_noise(|| Device::wgpu_options().init())) {
         Ok(Ok(device)) => Ok(device),
         Ok(Err(e)) => Err(format!("{e}")),
         Err(_) => Err("adapter initialisation panicked".into()),
