@@ -14,19 +14,27 @@ pub const BYTES_PER_PIXEL: usize = 400;
 /// Default activation budget for one forward pass.
 pub const MEMORY_BUDGET: usize = 512 << 20;
 
+/// The tiles `model` runs `prepared` in under `tiling`.
+pub(crate) fn model_plan(
+    model: &R2UNet,
+    prepared: &Prepared,
+    tiling: &TilingConfig,
+) -> Result<TilePlan> {
+    TilePlan::new(
+        prepared.channels,
+        prepared.height,
+        prepared.width,
+        tiling,
+        model.size_multiple(),
+    )
+}
+
 fn plan_for(
     model: &R2UNet,
     prepared: &Prepared,
     tiling: &TilingConfig,
 ) -> Result<(TilePlan, usize)> {
-    let multiple = 1 << (model.encoders.len() - 1);
-    let plan = TilePlan::new(
-        prepared.channels,
-        prepared.height,
-        prepared.width,
-        tiling,
-        multiple,
-    )?;
+    let plan = model_plan(model, prepared, tiling)?;
     let batch = plan.batch_for_memory(tiling.batch, BYTES_PER_PIXEL, MEMORY_BUDGET);
     Ok((plan, batch))
 }

@@ -17,7 +17,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
-use crate::inference::predict::{FLIPS, flip_pass};
+use crate::inference::predict::{FLIPS, flip_pass, model_plan};
 use crate::inference::tiling::{TilePlan, TilingConfig};
 use crate::model::R2UNet;
 use crate::preprocess::{Prepared, Task};
@@ -169,13 +169,12 @@ impl Split {
         tiling: &TilingConfig,
         parts: usize,
     ) -> Result<Self> {
-        let multiple = 1 << (model.encoders.len() - 1);
         Self::new(
             prepared.channels,
             prepared.height,
             prepared.width,
             tiling,
-            multiple,
+            model.size_multiple(),
             parts,
             band_halo(task),
         )
@@ -382,13 +381,12 @@ pub fn probabilities_split(
     parts: usize,
     halo: usize,
 ) -> Result<Vec<f32>> {
-    let multiple = 1 << (model.encoders.len() - 1);
     let split = Split::new(
         prepared.channels,
         prepared.height,
         prepared.width,
         tiling,
-        multiple,
+        model.size_multiple(),
         parts,
         halo,
     )?;
@@ -406,18 +404,11 @@ pub fn probabilities_bands(
     n: usize,
     halo: usize,
 ) -> Result<Option<Vec<f32>>> {
-    let multiple = 1 << (model.encoders.len() - 1);
-    let plan = TilePlan::new(
-        prepared.channels,
-        prepared.height,
-        prepared.width,
-        tiling,
-        multiple,
-    )?;
+    let plan = model_plan(model, prepared, tiling)?;
     if plan.positions.len() != 1 {
         return Ok(None);
     }
-    let bands = bands(plan.tile_h, multiple, n, halo);
+    let bands = bands(plan.tile_h, model.size_multiple(), n, halo);
     let split = Split {
         regions: Regions::Bands(plan, bands),
         flips: if tiling.flips { FLIPS.len() } else { 1 },

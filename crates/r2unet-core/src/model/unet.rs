@@ -58,6 +58,12 @@ pub(super) fn build(config: &ModelConfig, device: &Device) -> R2UNet {
 }
 
 impl R2UNet {
+    /// Inputs must be a multiple of this in height and width (one 2x2 pool per level below the
+    /// first), as [`ModelConfig::size_multiple`](super::ModelConfig::size_multiple).
+    pub fn size_multiple(&self) -> usize {
+        1 << (self.encoders.len() - 1)
+    }
+
     /// Logits (apply a sigmoid for probabilities).
     ///
     /// # Shapes
