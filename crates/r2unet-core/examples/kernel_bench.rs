@@ -3,7 +3,7 @@
 //! Figures only, for profiling; `r2unet bench` is the benchmark of record.
 use std::time::Instant;
 
-use r2unet::ops::conv3x3::{self, Dims, im2col, winograd};
+use r2unet::ops::conv3x3::{self, Dims, im2col, winograd, winograd4};
 
 fn time<F: FnMut()>(mut f: F) -> f64 {
     f();
@@ -17,12 +17,13 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 }
 
 /// GFLOP/s counted as the direct convolution's 2 * c_in * c_out * 9 * pixels, also for Winograd
-/// (its "effective" rate), so that the columns compare times.
+/// (its "effective" rate), so that the columns compare times. "Winograd" is F(2x2, 3x3); "input
+/// grad" is whichever kernel the dispatch picks for it.
 fn main() {
     println!(
-        "| layer | im2col forward | Winograd forward | input grad | im2col weight grad | Winograd weight grad |"
+        "| layer | im2col forward | Winograd forward | F(4x4) forward | input grad | im2col weight grad | Winograd weight grad | F(4x4) weight grad |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let shapes = [
         (32, 16, 48),
         (32, 32, 24),
@@ -52,8 +53,14 @@ fn main() {
         let wf = time(|| {
             std::hint::black_box(winograd::forward(&x, &w, d));
         });
+        let w4 = time(|| {
+            std::hint::black_box(winograd4::forward(&x, &w, d));
+        });
         let wg = time(|| {
             std::hint::black_box(winograd::weight_grad(&x, &x, d));
+        });
+        let wg4 = time(|| {
+            std::hint::black_box(winograd4::weight_grad(&x, &x, d));
         });
         let gi = time(|| {
             std::hint::black_box(conv3x3::input_grad(&x, &w, d));
@@ -62,12 +69,14 @@ fn main() {
             std::hint::black_box(im2col::weight_grad(&x, &x, d));
         });
         println!(
-            "| {batch} x {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {batch} x {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             flop / f / 1e9,
             flop / wf / 1e9,
+            flop / w4 / 1e9,
             flop / gi / 1e9,
             flop / gw / 1e9,
-            flop / wg / 1e9
+            flop / wg / 1e9,
+            flop / wg4 / 1e9
         );
     }
 }

@@ -13,6 +13,7 @@ mod autodiff;
 mod gemm;
 pub mod im2col;
 pub mod winograd;
+pub mod winograd4;
 
 #[cfg(feature = "flex")]
 use burn::backend::flex::FlexTensor;
@@ -44,10 +45,12 @@ impl Dims {
 }
 
 /// `y = conv3x3(x, weight)`; `x` is `[batch, c_in, h, w]`, `weight` `[c_out, c_in, 3, 3]`,
-/// the result `[batch, c_out, h, w]`. Winograd where it is faster (see [`winograd::pays`]),
-/// im2col + GEMM elsewhere.
+/// the result `[batch, c_out, h, w]`. Winograd F(4x4) or F(2x2) where faster (see
+/// [`winograd4::pays`], [`winograd::pays`]), im2col + GEMM elsewhere.
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
-    if winograd::pays(&d) {
+    if winograd4::pays(&d) {
+        winograd4::forward(x, weight, d)
+    } else if winograd::pays(&d) {
         winograd::forward(x, weight, d)
     } else {
         im2col::forward(x, weight, d)
@@ -73,10 +76,12 @@ pub fn input_grad(dy: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     forward(dy, &flipped, swapped)
 }
 
-/// Gradient of the weights, `[c_out, c_in, 3, 3]`: Winograd where it is faster, im2col + GEMM
-/// elsewhere.
+/// Gradient of the weights, `[c_out, c_in, 3, 3]`: Winograd F(4x4) or F(2x2) where faster,
+/// im2col + GEMM elsewhere.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
-    if winograd::pays_for_weight_grad(&d) {
+    if winograd4::pays_for_weight_grad(&d) {
+        winograd4::weight_grad(x, dy, d)
+    } else if winograd::pays_for_weight_grad(&d) {
         winograd::weight_grad(x, dy, d)
     } else {
         im2col::weight_grad(x, dy, d)

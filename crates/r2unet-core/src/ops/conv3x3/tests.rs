@@ -47,6 +47,77 @@ fn winograd_weight_gradient_matches_im2col() {
     }
 }
 
+/// The largest difference between `got` and `want`, relative to the largest `|want|` (at least 1).
+fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().map(|v| v.abs()).fold(1.0f32, f32::max);
+    let err = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    err / scale
+}
+
+/// F(4x4)'s transforms carry factors up to 8 and 1/24, so its f32 error is about ten times
+/// F(2x2)'s: on the shapes below at most 7.6e-6 of the largest output (F(2x2): 7.1e-7), growing
+/// with the channel count (0.9e-6 at 3 input channels, 4.5e-6 at 32, 7.6e-6 at 128). The
+/// tolerance leaves 4x that, and a real mistake (a wrong tap, a lost tile) is of order one.
+const WINOGRAD4_TOLERANCE: f32 = 3e-5;
+
+#[test]
+fn winograd4_matches_im2col() {
+    // Sides that are not multiples of 4 (partial tiles), a plane smaller than one tile, one and
+    // several tile rows per task, several images per task, 1 to 64 channels.
+    for d in [
+        dims(1, 3, 5, 5, 7),
+        dims(2, 16, 16, 13, 9),
+        dims(3, 32, 32, 24, 24),
+        dims(2, 64, 64, 6, 6),
+        dims(2, 1, 2, 1, 1),
+        dims(3, 2, 1, 3, 2),
+        dims(1, 2, 3, 301, 258),
+        dims(4, 8, 16, 17, 18),
+        dims(2, 128, 64, 12, 12),
+    ] {
+        let x = pseudo_random(d.batch * d.c_in * d.plane(), 7);
+        let w = pseudo_random(d.c_out * d.c_in * 9, 8);
+        let got = winograd4::forward(&x, &w, d);
+        let want = im2col::forward(&x, &w, d);
+        let err = relative_error(&got, &want);
+        assert!(err < WINOGRAD4_TOLERANCE, "{d:?}: relative error {err}");
+    }
+    // And against the definition itself, on a small shape.
+    let d = dims(2, 3, 5, 7, 6);
+    let x = pseudo_random(d.batch * d.c_in * d.plane(), 9);
+    let w = pseudo_random(d.c_out * d.c_in * 9, 10);
+    let err = relative_error(&winograd4::forward(&x, &w, d), &reference(&x, &w, d));
+    assert!(err < WINOGRAD4_TOLERANCE, "{d:?}: relative error {err}");
+}
+
+#[test]
+fn winograd4_weight_gradient_matches_im2col() {
+    // Measured at most 2.8e-6 of the largest gradient on these shapes (F(2x2): 6e-7).
+    for d in [
+        dims(1, 3, 5, 5, 7),
+        dims(2, 16, 16, 13, 9),
+        dims(3, 32, 32, 24, 24),
+        dims(2, 64, 64, 6, 6),
+        dims(2, 1, 2, 1, 1),
+        dims(3, 2, 1, 3, 2),
+        dims(1, 2, 3, 61, 58),
+        dims(4, 8, 16, 17, 18),
+        dims(2, 128, 64, 12, 12),
+    ] {
+        let x = pseudo_random(d.batch * d.c_in * d.plane(), 5);
+        let dy = pseudo_random(d.batch * d.c_out * d.plane(), 6);
+        let got = winograd4::weight_grad(&x, &dy, d);
+        let want = im2col::weight_grad(&x, &dy, d);
+        let err = relative_error(&got, &want);
+        assert!(err < WINOGRAD4_TOLERANCE, "{d:?}: relative error {err}");
+    }
+}
+
 #[cfg(feature = "flex")]
 fn conv(c_in: usize, c_out: usize, device: &burn::tensor::Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])
@@ -73,6 +144,9 @@ fn forward_and_gradients_match_burns_convolution() {
         // Winograd for all three (32 channels; then 16 channels on a plane 64+ wide).
         (2, 32, 32, 14, 9),
         (1, 16, 16, 11, 70),
+        // F(4x4) for all three (16 channels, sides from 24; then the weight gradient alone).
+        (2, 16, 16, 26, 25),
+        (3, 16, 32, 13, 12),
     ] {
         let layer = conv(c_in, c_out, &device);
         let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)

@@ -1,0 +1,651 @@
+//! The same 3x3 convolution as [`super::im2col::forward`] by Winograd's F(4x4, 3x3) (Lavin &
+//! Gray 2016, interpolation points 0, ±1, ±2): every 4x4 block of outputs from a 6x6 block of
+//! inputs with 36 multiplications per (input, output) channel pair, 2.25 per output against
+//! F(2x2, 3x3)'s 4 ([`super::winograd`]) and the direct convolution's 9.
+//!
+//! Why a second Winograd kernel: the GEMMs run near these cores' limit, so the work they are
+//! given is what is left to cut; F(4x4) gives the 36 GEMMs `M[xi] = U[xi] V[xi]` 44 % fewer
+//! multiply-adds than F(2x2)'s 16. The price is larger transforms, tiles that waste more of a
+//! plane whose sides are not multiples of 4 (on 6x6 planes F(4x4) loses), and a larger f32
+//! error (the transforms' factors reach 8 and 1/24): up to 7.6e-6 of the output scale on the
+//! tests' shapes, against F(2x2)'s 7e-7.
+//!
+//! Forward pass (and through it the input gradient) and weight gradient as in
+//! [`super::winograd`]. Layout as there: the transforms run over all of a task's tile rows at once
+//! on contiguous arrays that the compiler vectorises. Each input row is split by column mod 4,
+//! after which tile `t`'s six columns are `c0[t], c1[t], c2[t], c3[t], c0[t + 1], c1[t + 1]`
+//! (the last two kept as shifted copies, so that every step is element-wise), and the output
+//! transform's four columns per tile are interleaved back the same way. A task's tile rows lie
+//! end to end in these arrays, `tw` tiles each.
+use super::Dims;
+use super::gemm::gemm;
+use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
+
+/// Whether F(4x4) beats both F(2x2) and im2col + GEMM on this shape, measured with the kernel
+/// bench (`examples/kernel_bench.rs`, bench/NOTES.md section 18): from 16 channels on planes at
+/// least 24 wide and high (1.1-1.6x F(2x2)'s speed, 48x48 to 584x584). On 12x12 planes it only
+/// ties with F(2x2), and on 6x6 planes, where 2x2 tiles of 4x4 outputs cover 64 pixels for 36,
+/// it runs at about half F(2x2)'s speed.
+pub fn pays(d: &Dims) -> bool {
+    let c = d.c_in.min(d.c_out);
+    c >= 16 && d.h.min(d.w) >= 24
+}
+
+/// The same for the weights' gradient, where F(4x4) wins on more shapes than in the forward pass:
+/// from 12x12 planes (1.35x F(2x2) there, 1.6x at 48x48 and 24x24), where im2col and F(2x2) run
+/// their slowest; not on 6x6 planes (about half im2col's speed).
+pub fn pays_for_weight_grad(d: &Dims) -> bool {
+    d.c_in.min(d.c_out) >= 16 && d.h.min(d.w) >= 12
+}
+
+/// Tile rows per task: the task's transformed tiles (`36 * c * tiles` floats, for the larger of
+/// the two channel counts) near 96 K floats (384 KiB, well inside a core's 2 MiB L2), but at least
+/// 64 tiles: with 19 (one tile row of a 73x73 plane at 128 channels) the GEMMs ran at two thirds
+/// of their speed.
+fn tile_rows_per_task(d: &Dims, tiles_per_row: usize) -> usize {
+    let c = d.c_in.max(d.c_out).max(1);
+    let tiles = (96 * 1024 / (36 * c)).max(64);
+    (tiles / tiles_per_row.max(1)).max(1)
+}
+
+/// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g`, computed in f64 so that the only
+/// rounding is the final one (G's 1/6, 1/12 and 1/24 are not exact in f32).
+fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
+    let pairs = d.c_out * d.c_in;
+    let mut u = vec![0.0f32; 36 * pairs];
+    // G g for one column (g0, g1, g2) of the kernel.
+    let g_col = |g0: f64, g1: f64, g2: f64| {
+        [
+            g0 / 4.0,
+            -(g0 + g1 + g2) / 6.0,
+            -(g0 - g1 + g2) / 6.0,
+            g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
+            g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
+            g2,
+        ]
+    };
+    for p in 0..pairs {
+        let g: [f64; 9] = std::array::from_fn(|k| f64::from(weight[p * 9 + k]));
+        // t = G g: 6x3, one column at a time.
+        let cols: [[f64; 6]; 3] = std::array::from_fn(|l| g_col(g[l], g[3 + l], g[6 + l]));
+        for i in 0..6 {
+            let row = g_col(cols[0][i], cols[1][i], cols[2][i]);
+            for (j, v) in row.into_iter().enumerate() {
+                u[(i * 6 + j) * pairs + p] = v as f32;
+            }
+        }
+    }
+    u
+}
+
+/// Per-thread scratch: transformed inputs, products, and row buffers.
+struct Scratch {
+    v: Vec<f32>,
+    m: Vec<f32>,
+    rows: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> =
+        const { std::cell::RefCell::new(Scratch { v: Vec::new(), m: Vec::new(), rows: Vec::new() }) };
+}
+
+fn grow(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+}
+
+/// Row `I` of B^T applied to `d`:
+/// ```text
+/// B^T = [4  0 -5  0 1 0]
+///       [0 -4 -4  1 1 0]
+///       [0  4 -4 -1 1 0]
+///       [0 -2 -1  2 1 0]
+///       [0  2 -1 -2 1 0]
+///       [0  4  0 -5 0 1]
+/// ```
+#[inline(always)]
+fn bt_row<const I: usize>(d: [f32; 6]) -> f32 {
+    match I {
+        0 => 4.0 * d[0] - 5.0 * d[2] + d[4],
+        1 => (d[4] - 4.0 * d[2]) + (d[3] - 4.0 * d[1]),
+        2 => (d[4] - 4.0 * d[2]) - (d[3] - 4.0 * d[1]),
+        3 => (d[4] - d[2]) + 2.0 * (d[3] - d[1]),
+        4 => (d[4] - d[2]) - 2.0 * (d[3] - d[1]),
+        _ => 4.0 * d[1] - 5.0 * d[3] + d[5],
+    }
+}
+
+/// Splits input row `r` of `plane` (`h x w`, zero outside) by column mod 4 of the zero-padded
+/// row, `c[k][t] = x[4t + k - 1]` for `k` in 0..6: tile `t`'s six columns, `tw` each. `c4` and
+/// `c5` are `c0` and `c1` shifted by one tile, copies that spare the transforms a junk column
+/// per tile row (which the GEMMs would also pay for: a quarter of their work on 12x12 planes).
+fn split_row(plane: &[f32], h: usize, w: usize, r: isize, c: [&mut [f32]; 6]) {
+    let [c0, c1, c2, c3, c4, c5] = c;
+    if c0.is_empty() {
+        return;
+    }
+    if r < 0 || r >= h as isize {
+        for a in [c0, c1, c2, c3, c4, c5] {
+            a.fill(0.0);
+        }
+        return;
+    }
+    let row = &plane[r as usize * w..(r as usize + 1) * w];
+    let (q, tw) = (w / 4, c0.len());
+    // Chunk t of the row is x[4t..4t + 4] = c1[t], c2[t], c3[t], c4[t].
+    deinterleave4(
+        &row[..4 * q],
+        &mut c1[..q],
+        &mut c2[..q],
+        &mut c3[..q],
+        &mut c4[..q],
+    );
+    for a in [&mut *c1, &mut *c2, &mut *c3, &mut *c4] {
+        a[q..].fill(0.0);
+    }
+    for (k, &v) in row[4 * q..].iter().enumerate() {
+        match k {
+            0 => c1[q] = v,
+            1 => c2[q] = v,
+            _ => c3[q] = v,
+        }
+    }
+    c0[0] = 0.0;
+    c0[1..].copy_from_slice(&c4[..tw - 1]);
+    c5[..tw - 1].copy_from_slice(&c1[1..]);
+    c5[tw - 1] = 0.0;
+}
+
+/// `v_i[e] = (B^T row i)(d0[e], ..., d5[e])` for the six rows of B^T in one pass: the
+/// vertical step of the input transform (the `d` are six input rows) and the horizontal one (the
+/// `d` are a row's six tile columns). Separate slice arguments, not arrays of slices: only
+/// arguments carry the no-alias facts that let the compiler vectorise twelve streams without
+/// run-time overlap checks (with arrays the loop ran scalar).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn bt_body(
+    d0: &[f32],
+    d1: &[f32],
+    d2: &[f32],
+    d3: &[f32],
+    d4: &[f32],
+    d5: &[f32],
+    v0: &mut [f32],
+    v1: &mut [f32],
+    v2: &mut [f32],
+    v3: &mut [f32],
+    v4: &mut [f32],
+    v5: &mut [f32],
+) {
+    let n = v0.len();
+    let (d0, d1, d2, d3, d4, d5) = (&d0[..n], &d1[..n], &d2[..n], &d3[..n], &d4[..n], &d5[..n]);
+    let (v1, v2, v3, v4, v5) = (
+        &mut v1[..n],
+        &mut v2[..n],
+        &mut v3[..n],
+        &mut v4[..n],
+        &mut v5[..n],
+    );
+    for e in 0..n {
+        let d = [d0[e], d1[e], d2[e], d3[e], d4[e], d5[e]];
+        v0[e] = bt_row::<0>(d);
+        v1[e] = bt_row::<1>(d);
+        v2[e] = bt_row::<2>(d);
+        v3[e] = bt_row::<3>(d);
+        v4[e] = bt_row::<4>(d);
+        v5[e] = bt_row::<5>(d);
+    }
+}
+
+/// A^T applied to six values, A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+#[inline(always)]
+fn at(m: [f32; 6]) -> [f32; 4] {
+    let (a, b) = (m[1] + m[2], m[1] - m[2]);
+    let (c, e) = (m[3] + m[4], m[3] - m[4]);
+    [m[0] + a + c, b + 2.0 * e, a + 4.0 * c, b + 8.0 * e + m[5]]
+}
+
+/// `y_r[t] = (A^T (m0[t], ..., m5[t]))[r]`: one step of the output transform Y = A^T M A, along
+/// the rows or down the columns of every tile's product block. (The whole transform as one loop
+/// over the tiles, 36 products in and 16 outputs out, stayed scalar.)
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn at_body(
+    m0: &[f32],
+    m1: &[f32],
+    m2: &[f32],
+    m3: &[f32],
+    m4: &[f32],
+    m5: &[f32],
+    y0: &mut [f32],
+    y1: &mut [f32],
+    y2: &mut [f32],
+    y3: &mut [f32],
+) {
+    let n = y0.len();
+    let (m0, m1, m2, m3, m4, m5) = (&m0[..n], &m1[..n], &m2[..n], &m3[..n], &m4[..n], &m5[..n]);
+    let (y1, y2, y3) = (&mut y1[..n], &mut y2[..n], &mut y3[..n]);
+    for t in 0..n {
+        let y = at([m0[t], m1[t], m2[t], m3[t], m4[t], m5[t]]);
+        y0[t] = y[0];
+        y1[t] = y[1];
+        y2[t] = y[2];
+        y3[t] = y[3];
+    }
+}
+
+/// `v_j[t] = (A (y0[t], ..., y3[t]))[j]`: one step of the weight gradient's `A dY A^T`, the
+/// adjoint of the output transform, along the rows or down the columns of every tile's 4x4
+/// output gradient.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn a_body(
+    y0: &[f32],
+    y1: &[f32],
+    y2: &[f32],
+    y3: &[f32],
+    v0: &mut [f32],
+    v1: &mut [f32],
+    v2: &mut [f32],
+    v3: &mut [f32],
+    v4: &mut [f32],
+    v5: &mut [f32],
+) {
+    let n = v0.len();
+    let (y0, y1, y2, y3) = (&y0[..n], &y1[..n], &y2[..n], &y3[..n]);
+    let (v1, v2, v3, v4, v5) = (
+        &mut v1[..n],
+        &mut v2[..n],
+        &mut v3[..n],
+        &mut v4[..n],
+        &mut v5[..n],
+    );
+    for t in 0..n {
+        // Rows of A (columns of A^T): 1; 1 1 1 1; 1 -1 1 -1; 1 2 4 8; 1 -2 4 -8; 0 0 0 1.
+        let (e, o) = (y0[t] + y2[t], y1[t] + y3[t]);
+        let (e2, o2) = (y0[t] + 4.0 * y2[t], 2.0 * y1[t] + 8.0 * y3[t]);
+        v0[t] = y0[t];
+        v1[t] = e + o;
+        v2[t] = e - o;
+        v3[t] = e2 + o2;
+        v4[t] = e2 - o2;
+        v5[t] = y3[t];
+    }
+}
+
+/// `dst[4t + k] = s_k[t]`, as a loop the compiler turns into shuffles.
+#[inline(always)]
+fn interleave4_body(dst: &mut [f32], s0: &[f32], s1: &[f32], s2: &[f32], s3: &[f32]) {
+    let it = dst.chunks_exact_mut(4).zip(s0.iter().zip(s1));
+    for ((d, (a, b)), (c, e)) in it.zip(s2.iter().zip(s3)) {
+        d[0] = *a;
+        d[1] = *b;
+        d[2] = *c;
+        d[3] = *e;
+    }
+}
+
+/// `d_k[t] = src[4t + k]`.
+#[inline(always)]
+fn deinterleave4_body(src: &[f32], d0: &mut [f32], d1: &mut [f32], d2: &mut [f32], d3: &mut [f32]) {
+    let it = src.chunks_exact(4).zip(d0.iter_mut().zip(d1.iter_mut()));
+    for ((s, (a, b)), (c, e)) in it.zip(d2.iter_mut().zip(d3.iter_mut())) {
+        *a = s[0];
+        *b = s[1];
+        *c = s[2];
+        *e = s[3];
+    }
+}
+
+// Native x86-64 builds target SSE2 only; where the CPU has AVX2 the transforms run from copies
+// compiled for it (twice the width), as in `super::winograd`.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// Defines `$name(args)`, which runs `$body(args)` from a copy compiled for AVX2 where the CPU
+/// has it.
+macro_rules! avx2_dispatch {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) => $body:ident;)*) => {$(
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if has_avx2() {
+                    // SAFETY: the CPU has AVX2 (checked at run time).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    )*};
+}
+
+avx2_dispatch! {
+    fn bt(
+        d0: &[f32], d1: &[f32], d2: &[f32], d3: &[f32], d4: &[f32], d5: &[f32],
+        v0: &mut [f32], v1: &mut [f32], v2: &mut [f32], v3: &mut [f32], v4: &mut [f32],
+        v5: &mut [f32]
+    ) => bt_body;
+    fn at_step(
+        m0: &[f32], m1: &[f32], m2: &[f32], m3: &[f32], m4: &[f32], m5: &[f32],
+        y0: &mut [f32], y1: &mut [f32], y2: &mut [f32], y3: &mut [f32]
+    ) => at_body;
+    fn a_step(
+        y0: &[f32], y1: &[f32], y2: &[f32], y3: &[f32],
+        v0: &mut [f32], v1: &mut [f32], v2: &mut [f32], v3: &mut [f32], v4: &mut [f32],
+        v5: &mut [f32]
+    ) => a_body;
+    fn interleave4(dst: &mut [f32], s0: &[f32], s1: &[f32], s2: &[f32], s3: &[f32])
+        => interleave4_body;
+    fn deinterleave4(src: &[f32], d0: &mut [f32], d1: &mut [f32], d2: &mut [f32], d3: &mut [f32])
+        => deinterleave4_body;
+}
+
+/// [`bt`] on arrays of slices.
+fn bt6(d: [&[f32]; 6], v: [&mut [f32]; 6]) {
+    let [v0, v1, v2, v3, v4, v5] = v;
+    bt(d[0], d[1], d[2], d[3], d[4], d[5], v0, v1, v2, v3, v4, v5);
+}
+
+/// [`at_step`] on arrays of slices.
+fn at6(m: [&[f32]; 6], y: [&mut [f32]; 4]) {
+    let [y0, y1, y2, y3] = y;
+    at_step(m[0], m[1], m[2], m[3], m[4], m[5], y0, y1, y2, y3);
+}
+
+/// [`a_step`] on arrays of slices.
+fn a6(y: [&[f32]; 4], v: [&mut [f32]; 6]) {
+    let [v0, v1, v2, v3, v4, v5] = v;
+    a_step(y[0], y[1], y[2], y[3], v0, v1, v2, v3, v4, v5);
+}
+
+/// (first tile row, tile rows) for every task; tile row `g` is row `g % th` of image `g / th`.
+/// At least 8 tasks and an even number of them, all of one size give or take a tile row: a batch
+/// of 12x12 planes made 5 tasks of 21 tile rows, three on one thread and two on the other.
+fn tasks(d: &Dims) -> Vec<(usize, usize)> {
+    let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
+    let total_rows = d.batch * th;
+    let mut count = total_rows.div_ceil(tile_rows_per_task(d, tw)).max(8);
+    count = (count + count % 2).min(total_rows);
+    (0..count)
+        .map(|i| {
+            (
+                i * total_rows / count,
+                (i + 1) * total_rows / count - i * total_rows / count,
+            )
+        })
+        .collect()
+}
+
+/// V = B^T d B for tile rows `g0..g0 + nrows` of `x`:
+/// `v[(xi * c_in + ci) * n + gi * tw + t]`, `n = nrows * tw`. `raw` is scratch of `72 * n` floats.
+fn input_transform(x: &[f32], d: &Dims, g0: usize, nrows: usize, v: &mut [f32], raw: &mut [f32]) {
+    let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
+    let (plane, c_in) = (d.h * d.w, d.c_in);
+    let n = nrows * tw;
+    let (raw, tmp) = raw[..72 * n].split_at_mut(36 * n);
+    for ci in 0..c_in {
+        // raw[(6k + column) * n + gi * tw ..]: input row 4 ty - 1 + k of tile row gi, split into
+        // its tiles' six columns.
+        for gi in 0..nrows {
+            let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+            let img = &x[(b * c_in + ci) * plane..(b * c_in + ci + 1) * plane];
+            for k in 0..6 {
+                let mut it = raw[6 * k * n..6 * (k + 1) * n]
+                    .chunks_exact_mut(n)
+                    .map(|c| &mut c[gi * tw..(gi + 1) * tw]);
+                let c: [&mut [f32]; 6] = std::array::from_fn(|_| it.next().expect("6 columns"));
+                split_row(img, d.h, d.w, 4 * ty as isize - 1 + k as isize, c);
+            }
+        }
+        // The vertical step over all six columns of every tile at once (they lie end to end),
+        // then the horizontal one into the six transformed columns of each row i.
+        let rows: [&[f32]; 6] = std::array::from_fn(|k| &raw[6 * k * n..6 * (k + 1) * n]);
+        let mut it = tmp.chunks_exact_mut(6 * n);
+        bt6(rows, std::array::from_fn(|_| it.next().expect("6 rows")));
+        for i in 0..6 {
+            let c: [&[f32]; 6] = std::array::from_fn(|p| &tmp[(6 * i + p) * n..][..n]);
+            let mut it = v[(i * 6) * c_in * n..(i * 6 + 6) * c_in * n]
+                .chunks_exact_mut(c_in * n)
+                .map(|blk| &mut blk[ci * n..(ci + 1) * n]);
+            let outs: [&mut [f32]; 6] = std::array::from_fn(|_| it.next().expect("6 columns"));
+            bt6(c, outs);
+        }
+    }
+}
+
+/// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
+pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        d.batch * d.c_in * d.h * d.w,
+        "conv3x3: input length"
+    );
+    assert_eq!(weight.len(), d.c_out * d.c_in * 9, "conv3x3: weight length");
+    let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
+    let plane = d.h * d.w;
+    let u = transform_weights(weight, &d);
+    let tasks = tasks(&d);
+    let len = d.batch * d.c_out * plane;
+    // Every output element is written exactly once by the output transform.
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: `y` has room for `len` floats and is left alone until `set_len` below, after the
+    // tasks; each task writes the output rows of its own tile rows.
+    let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
+    let (c_in, c_out) = (d.c_in, d.c_out);
+    let q = d.w / 4;
+    for_each_task(&tasks, |&(g0, nrows)| {
+        let n = nrows * tw;
+        SCRATCH.with(|s| {
+            let s = &mut *s.borrow_mut();
+            grow(&mut s.v, 36 * c_in * n);
+            grow(&mut s.m, 36 * c_out * n);
+            grow(&mut s.rows, 72 * n);
+            let (v, m, rows) = (
+                &mut s.v[..36 * c_in * n],
+                &mut s.m[..36 * c_out * n],
+                &mut s.rows[..72 * n],
+            );
+
+            input_transform(x, &d, g0, nrows, v, rows);
+
+            // M[xi] = U[xi] V[xi]: [c_out, c_in] x [c_in, n].
+            for xi in 0..36 {
+                let lhs = u[xi * c_out * c_in..].as_ptr();
+                let rhs = v[xi * c_in * n..].as_ptr();
+                let dst = m[xi * c_out * n..].as_mut_ptr();
+                gemm(
+                    c_out,
+                    n,
+                    c_in,
+                    dst,
+                    (n as isize, 1),
+                    false,
+                    lhs,
+                    (c_in as isize, 1),
+                    rhs,
+                    (n as isize, 1),
+                );
+            }
+
+            let (yb, sb) = rows[..40 * n].split_at_mut(16 * n);
+            for co in 0..c_out {
+                // sb[(i * 4 + c) * n + t]: along row i of tile t's products (A^T, column c).
+                for i in 0..6 {
+                    let src = std::array::from_fn(|j| &m[((i * 6 + j) * c_out + co) * n..][..n]);
+                    let mut it = sb[i * 4 * n..(i + 1) * 4 * n].chunks_exact_mut(n);
+                    at6(src, std::array::from_fn(|_| it.next().expect("4 columns")));
+                }
+                // Then down column c of those: output row r, column c of every tile.
+                for c in 0..4 {
+                    let src = std::array::from_fn(|i| &sb[(i * 4 + c) * n..][..n]);
+                    let mut it = yb.chunks_exact_mut(n).skip(c).step_by(4);
+                    at6(src, std::array::from_fn(|_| it.next().expect("4 rows")));
+                }
+                // yb[(r * 4 + c) * n + gi * tw + t]: output row 4 ty + r, column 4 t + c.
+                for gi in 0..nrows {
+                    let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+                    for r in 0..4 {
+                        let row_i = 4 * ty + r;
+                        if row_i >= d.h {
+                            break;
+                        }
+                        let at = (b * c_out + co) * plane + row_i * d.w;
+                        // SAFETY: row `row_i` of channel co of image b belongs to this task's
+                        // tile rows only.
+                        let row = unsafe { out.slice_mut(at..at + d.w) };
+                        let src: [&[f32]; 4] =
+                            std::array::from_fn(|c| &yb[(r * 4 + c) * n + gi * tw..][..tw]);
+                        let [s0, s1, s2, s3] = src.map(|s| &s[..q]);
+                        interleave4(&mut row[..4 * q], s0, s1, s2, s3);
+                        for (c, v) in row[4 * q..].iter_mut().enumerate() {
+                            *v = src[c][q];
+                        }
+                    }
+                }
+            }
+        });
+    });
+    // SAFETY: the tasks cover every tile row of every image once, and the output transform wrote
+    // every column of the four output rows of each (clipped at the bottom edge).
+    unsafe { y.set_len(len) };
+    y
+}
+
+/// The weights' gradient, as [`super::im2col::weight_grad`]: per product position `xi`,
+/// `sum over tiles of (A dY A^T)[xi] (B^T x B)[xi]^T` (a GEMM with the tiles as its long inner
+/// dimension), then `G^T . G` back to 3x3.
+pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        d.batch * d.c_in * d.h * d.w,
+        "conv3x3: input length"
+    );
+    assert_eq!(
+        dy.len(),
+        d.batch * d.c_out * d.h * d.w,
+        "conv3x3: output gradient length"
+    );
+    let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
+    let (plane, c_in, c_out) = (d.h * d.w, d.c_in, d.c_out);
+    let pairs = c_out * c_in;
+    let q = d.w / 4;
+    let task = |acc: &mut [f32], &(g0, nrows): &(usize, usize)| {
+        let n = nrows * tw;
+        SCRATCH.with(|s| {
+            let s = &mut *s.borrow_mut();
+            grow(&mut s.v, 36 * c_in * n);
+            grow(&mut s.m, 36 * c_out * n);
+            grow(&mut s.rows, 72 * n);
+            let (v, m, rows) = (
+                &mut s.v[..36 * c_in * n],
+                &mut s.m[..36 * c_out * n],
+                &mut s.rows[..72 * n],
+            );
+            input_transform(x, &d, g0, nrows, v, rows);
+            let (split, h) = rows[..40 * n].split_at_mut(16 * n);
+            for co in 0..c_out {
+                // split[(r * 4 + c) * n + gi * tw + t]: output gradient row 4 ty + r, column
+                // 4 t + c (zero outside the plane).
+                for gi in 0..nrows {
+                    let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+                    for r in 0..4 {
+                        let mut it = split[r * 4 * n..(r + 1) * 4 * n]
+                            .chunks_exact_mut(n)
+                            .map(|c| &mut c[gi * tw..(gi + 1) * tw]);
+                        let [c0, c1, c2, c3]: [&mut [f32]; 4] =
+                            std::array::from_fn(|_| it.next().expect("4 columns"));
+                        let row_i = 4 * ty + r;
+                        if row_i >= d.h {
+                            for c in [c0, c1, c2, c3] {
+                                c.fill(0.0);
+                            }
+                            continue;
+                        }
+                        let row = &dy[(b * c_out + co) * plane + row_i * d.w..][..d.w];
+                        deinterleave4(
+                            &row[..4 * q],
+                            &mut c0[..q],
+                            &mut c1[..q],
+                            &mut c2[..q],
+                            &mut c3[..q],
+                        );
+                        for c in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
+                            c[q..].fill(0.0);
+                        }
+                        for (k, &val) in row[4 * q..].iter().enumerate() {
+                            match k {
+                                0 => c0[q] = val,
+                                1 => c1[q] = val,
+                                _ => c2[q] = val,
+                            }
+                        }
+                    }
+                }
+                // Along each row r (h[(r * 6 + j) * n ..]), then down each column j into M.
+                for r in 0..4 {
+                    let src = std::array::from_fn(|c| &split[(r * 4 + c) * n..][..n]);
+                    let mut it = h[r * 6 * n..(r + 1) * 6 * n].chunks_exact_mut(n);
+                    a6(src, std::array::from_fn(|_| it.next().expect("6 columns")));
+                }
+                for j in 0..6 {
+                    let src = std::array::from_fn(|r| &h[(r * 6 + j) * n..][..n]);
+                    let mut it = m
+                        .chunks_exact_mut(c_out * n)
+                        .skip(j)
+                        .step_by(6)
+                        .map(|blk| &mut blk[co * n..(co + 1) * n]);
+                    a6(src, std::array::from_fn(|_| it.next().expect("6 rows")));
+                }
+            }
+            // acc[xi] (c_out x c_in) += M[xi] (c_out x n) V[xi]^T (n x c_in)
+            for xi in 0..36 {
+                let dst = acc[xi * pairs..].as_mut_ptr();
+                let lhs = m[xi * c_out * n..].as_ptr();
+                let rhs = v[xi * c_in * n..].as_ptr();
+                gemm(
+                    c_out,
+                    c_in,
+                    n,
+                    dst,
+                    (c_in as isize, 1),
+                    true,
+                    lhs,
+                    (n as isize, 1),
+                    rhs,
+                    (1, n as isize),
+                );
+            }
+        });
+    };
+    let acc = sum_over_tasks(&tasks(&d), 36 * pairs, task);
+    // dW = G^T Wd G, in f64 as the weight transform: column k of G applied to six values.
+    let gt = |k: usize, q: [f64; 6]| match k {
+        0 => q[0] / 4.0 - (q[1] + q[2]) / 6.0 + (q[3] + q[4]) / 24.0,
+        1 => (q[2] - q[1]) / 6.0 + (q[3] - q[4]) / 12.0,
+        _ => -(q[1] + q[2]) / 6.0 + (q[3] + q[4]) / 6.0 + q[5],
+    };
+    let mut dw = vec![0.0f32; pairs * 9];
+    for p in 0..pairs {
+        let wd = |i: usize, j: usize| f64::from(acc[(i * 6 + j) * pairs + p]);
+        // Columns first: hh[i][l] = sum_j Wd[i][j] G[j][l].
+        let hh: [[f64; 3]; 6] = std::array::from_fn(|i| {
+            std::array::from_fn(|l| gt(l, std::array::from_fn(|j| wd(i, j))))
+        });
+        for k in 0..3 {
+            for l in 0..3 {
+                dw[p * 9 + k * 3 + l] = gt(k, std::array::from_fn(|i| hh[i][l])) as f32;
+            }
+        }
+    }
+    dw
+}
