@@ -21,6 +21,44 @@ pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {
     on_flex && (cfg!(feature = "autodiff") || !device.is_autodiff())
 }
 
+/// Which ops train the network on a backend that this crate's CPU kernels do not cover (wgpu).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuOps {
+    /// The 3x3 convolution as im2col + matmul and the batch norm from per-plane sums, in burn's
+    /// tensor ops (`conv3x3::lowered`, `bn_relu::lowered`): what a GPU runs best, in theory.
+    Lowered,
+    /// burn's own: its direct convolution kernel (WGSL has no implicit-GEMM path) and its
+    /// generic training batch norm. A lent H200 trained at 95 patches/s with these (bench/NOTES.md
+    /// section 14).
+    Burn,
+}
+
+static GPU_OPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the ops of every later GPU training step (process-wide; the CLI times both on the
+/// user's GPU and keeps the faster). The default is [`GpuOps::Lowered`].
+pub fn set_gpu_ops(ops: GpuOps) {
+    GPU_OPS.store(ops == GpuOps::Burn, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The ops GPU training runs with now (see [`set_gpu_ops`]).
+pub fn gpu_ops() -> GpuOps {
+    if GPU_OPS.load(std::sync::atomic::Ordering::Relaxed) {
+        GpuOps::Burn
+    } else {
+        GpuOps::Lowered
+    }
+}
+
+/// Whether training on `device` runs the [`GpuOps::Lowered`] versions of the 3x3 convolution and
+/// the batch norm: on an autodiff device that this crate's CPU kernels do not cover, unless
+/// [`set_gpu_ops`] chose burn's. Inference keeps burn's direct convolution: on a whole image the
+/// im2col columns are 9x the input, and a lent H200 already ran inference at 12x the 2-core CPU
+/// with it.
+pub(crate) fn lowered_for_gpu_training(device: &burn::tensor::Device) -> bool {
+    gpu_ops() == GpuOps::Lowered && device.is_autodiff() && !cpu_kernels_apply(device)
+}
+
 /// Checks a fast path against burn's own layer: the outputs, then the gradients that `wrt` picks
 /// out (input, weights, bias) of a loss that weights every output differently.
 #[cfg(all(test, feature = "flex", feature = "autodiff"))]

@@ -3,6 +3,7 @@
 #[cfg(feature = "flex")]
 mod autodiff;
 pub mod kernel;
+pub mod lowered;
 
 #[cfg(feature = "flex")]
 use burn::backend::flex::FlexTensor;
@@ -143,6 +144,9 @@ fn fast_path_applies(x: &Tensor<4>, gamma: &Tensor<1>) -> bool {
 /// `relu(batch_norm_train(x, gamma, beta))`, fused on burn-flex.
 pub fn bn_relu_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> BnRelu {
     if !fast_path_applies(&x, &gamma) {
+        if crate::ops::lowered_for_gpu_training(&x.device()) {
+            return lowered::train(x, gamma, beta, epsilon);
+        }
         let r = batch_norm_train(x, gamma, beta, epsilon);
         return BnRelu {
             output: relu(r.output),
@@ -239,6 +243,40 @@ mod tests {
         ));
         fast.into_data()
             .assert_approx_eq::<f32>(&slow.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
+    }
+
+    /// The GPU-training version (per-plane sums in tensor ops), run here on burn-flex against
+    /// burn's batch norm: output, statistics, and the gradients of input, gamma and beta.
+    #[cfg(feature = "autodiff")]
+    #[test]
+    fn lowered_matches_burns_batch_norm_and_relu() {
+        let device = burn::tensor::Device::flex().autodiff();
+        for shape in [[3, 4, 5, 7], [8, 16, 12, 12]] {
+            let x =
+                Tensor::<4>::random(shape, Distribution::Normal(1.5, 2.0), &device).require_grad();
+            let gamma = Tensor::<1>::random([shape[1]], Distribution::Normal(1.0, 0.3), &device)
+                .require_grad();
+            let beta = Tensor::<1>::random([shape[1]], Distribution::Normal(0.0, 0.3), &device)
+                .require_grad();
+            let ours = lowered::train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+            let burns = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+            let tol = Tolerance::rel_abs(1e-4, 1e-4);
+            ours.mean
+                .inner()
+                .into_data()
+                .assert_approx_eq::<f32>(&burns.mean.inner().into_data(), tol);
+            ours.variance
+                .inner()
+                .into_data()
+                .assert_approx_eq::<f32>(&burns.variance.inner().into_data(), tol);
+            crate::ops::assert_same_layer(ours.output, relu(burns.output), |g| {
+                vec![
+                    x.grad(g).unwrap().into_data(),
+                    gamma.grad(g).unwrap().into_data(),
+                    beta.grad(g).unwrap().into_data(),
+                ]
+            });
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod autodiff;
 mod gemm;
 pub mod im2col;
+pub mod lowered;
 pub mod winograd;
 pub mod winograd4;
 
@@ -153,14 +154,11 @@ impl Conv3x3Backend for Flex {
     }
 }
 
-/// Whether the fast kernel can run this convolution on this tensor.
-fn fast_path_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
-    let usable = super::cpu_kernels_apply(&x.device());
+/// Whether `conv` is the shape this module computes: a bias-free 3x3, stride 1, padding 1, one
+/// group.
+fn is_plain_3x3(conv: &Conv2d) -> bool {
     let [_, _, kh, kw] = conv.weight.dims();
-    usable
-        && x.dtype() == DType::F32
-        && conv.weight.val().dtype() == DType::F32
-        && kh == 3
+    kh == 3
         && kw == 3
         && conv.bias.is_none()
         && conv.stride == [1, 1]
@@ -169,10 +167,27 @@ fn fast_path_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
         && matches!(conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1))
 }
 
+/// Whether the fast kernel can run this convolution on this tensor.
+fn fast_path_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
+    super::cpu_kernels_apply(&x.device())
+        && x.dtype() == DType::F32
+        && conv.weight.val().dtype() == DType::F32
+        && is_plain_3x3(conv)
+}
+
+/// Whether a 3x3 convolution trains through [`lowered`] (see [`crate::ops::lowered_for_gpu_training`]).
+fn lowered_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
+    super::lowered_for_gpu_training(&x.device()) && is_plain_3x3(conv)
+}
+
 /// `conv.forward(x)`, through the fast kernel when the convolution is a bias-free 3x3 with
-/// stride 1 and padding 1 running on burn-flex; otherwise burn's own convolution.
+/// stride 1 and padding 1 running on burn-flex, lowered to a matmul when it trains elsewhere (see
+/// [`lowered`]); otherwise burn's own convolution.
 pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if !fast_path_applies(conv, &x) {
+        if lowered_applies(conv, &x) {
+            return lowered::forward(x, conv.weight.val());
+        }
         return conv.forward(x);
     }
     #[cfg(feature = "flex")]

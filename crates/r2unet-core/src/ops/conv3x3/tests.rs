@@ -197,3 +197,38 @@ fn other_convolutions_fall_back_to_burn() {
     out.into_data()
         .assert_approx_eq::<f32>(&strided.forward(x).into_data(), Tolerance::default());
 }
+
+/// The GPU-training lowering (im2col + matmul in tensor ops), run here on burn-flex where burn's
+/// convolution is the reference: outputs and both gradients; the last shape is split into
+/// chunks of the batch.
+#[cfg(all(feature = "flex", feature = "autodiff"))]
+#[test]
+fn lowered_matches_burns_convolution() {
+    let device = burn::tensor::Device::flex().autodiff();
+    for (batch, c_in, c_out, h, w) in [(2, 3, 4, 9, 7), (3, 16, 8, 12, 12), (1, 2, 3, 5, 1)] {
+        let layer = conv(c_in, c_out, &device);
+        let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        crate::ops::assert_same_layer(
+            lowered::forward(x.clone(), layer.weight.val()),
+            layer.forward(x.clone()),
+            |g| {
+                vec![
+                    x.grad(g).unwrap().into_data(),
+                    layer.weight.grad(g).unwrap().into_data(),
+                ]
+            },
+        );
+    }
+    // 3 images of 9 * 96 * 128 * 128 column floats each: over the limit together, so 2 chunks.
+    let (batch, c, h, w) = (3, 96, 128, 128);
+    assert!(batch * 9 * c * h * w > lowered::MAX_COLUMN_FLOATS);
+    let layer = conv(c, 2, &device);
+    let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device)
+        .require_grad();
+    crate::ops::assert_same_layer(
+        lowered::forward(x.clone(), layer.weight.val()),
+        layer.forward(x.clone()),
+        |g| vec![x.grad(g).unwrap().into_data()],
+    );
+}

@@ -1,0 +1,156 @@
+//! A training step through wgpu computes what the same step on burn-flex computes: the network's
+//! output and the gradient of every parameter, for each architecture of the zoo and with both
+//! sets of GPU ops (`GpuOps::Lowered`: `ops::conv3x3::lowered`, `ops::bn_relu::lowered`;
+//! `GpuOps::Burn`: burn's own). On flex the step runs through this crate's CPU kernels, so each
+//! side checks the other.
+//!
+//! Needs a Vulkan adapter: `scripts/test-browser.sh` step 6 runs it on SwiftShader with
+//! `--ignored`; on a machine with a GPU, `cargo test --release --workspace --test
+//! wgpu_matches_flex -- --ignored --nocapture`.
+#![cfg(all(feature = "wgpu", feature = "autodiff", feature = "flex"))]
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Distribution, Gradients, Tensor, TensorData};
+use r2unet::model::{ARCHITECTURES, ModelConfig};
+use r2unet::ops::{GpuOps, set_gpu_ops};
+
+/// The gradient of every float parameter, in visiting order, with its shape; `None` for one that
+/// the loss does not reach (e.g. a layer this architecture builds but does not use).
+struct CollectGrads<'a> {
+    grads: &'a Gradients,
+    out: Vec<(Vec<usize>, Option<Vec<f32>>)>,
+}
+
+impl ModuleVisitor for CollectGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let grad = param.grad(self.grads);
+        self.out.push((
+            param.val().dims().to_vec(),
+            grad.map(|g| g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()),
+        ));
+    }
+}
+
+fn norm(v: &[f32]) -> f64 {
+    v.iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Output and parameter gradients of `sum(model(x) * probe)` on `device`.
+fn step(
+    model: &r2unet::model::R2UNet,
+    x: &TensorData,
+    probe: &TensorData,
+    device: &Device,
+) -> (Vec<f32>, Vec<(Vec<usize>, Option<Vec<f32>>)>) {
+    let model = model.clone().fork(device);
+    let out = model.forward(Tensor::from_data(x.clone(), device));
+    let values = out
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let grads = (out * Tensor::from_data(probe.clone(), device))
+        .sum()
+        .backward();
+    let mut visitor = CollectGrads {
+        grads: &grads,
+        out: Vec::new(),
+    };
+    model.visit(&mut visitor);
+    (values, visitor.out)
+}
+
+/// Largest absolute difference, relative to the largest magnitude of `want` (at least 1e-6).
+fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    diff / scale
+}
+
+#[test]
+#[ignore = "needs a Vulkan adapter: run by scripts/test-browser.sh step 6 (SwiftShader) with --ignored"]
+fn a_training_step_on_wgpu_matches_flex() {
+    let gpu = Device::wgpu_options()
+        .init()
+        .expect("a wgpu adapter (on a machine without a GPU: VK_ICD_FILENAMES=SwiftShader's)")
+        .autodiff();
+    let cpu = Device::flex().autodiff();
+    // Inputs and weights come from flex's generator: seeded, every run checks the same numbers.
+    Device::flex().seed(24);
+    let shape = [4, 1, 32, 32];
+    let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex()).into_data();
+    let probe =
+        Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex()).into_data();
+    for (name, ops) in ARCHITECTURES
+        .into_iter()
+        .flat_map(|name| [(name, GpuOps::Lowered), (name, GpuOps::Burn)])
+    {
+        let config = ModelConfig::for_architecture(name)
+            .unwrap()
+            .with_widths(vec![8, 16, 32]);
+        let model = config.init(&cpu);
+        let (out_cpu, grads_cpu) = step(&model, &x, &probe, &cpu);
+        set_gpu_ops(ops);
+        let (out_gpu, grads_gpu) = step(&model, &x, &probe, &gpu);
+        let name = format!("{name}, {ops:?} GPU ops");
+
+        let out_err = relative_error(&out_gpu, &out_cpu);
+        assert_eq!(grads_gpu.len(), grads_cpu.len(), "{name}: parameter count");
+        // Some variants build layers they do not use (e.g. the plain U-Net's recurrent
+        // convolutions); those have no gradient on either backend.
+        let pairs: Vec<(&[f32], &[f32])> = grads_gpu
+            .iter()
+            .zip(&grads_cpu)
+            .enumerate()
+            .filter_map(|(i, ((s_gpu, g_gpu), (s_cpu, g_cpu)))| {
+                assert_eq!(s_gpu, s_cpu, "{name}: parameter {i} shape");
+                match (g_gpu, g_cpu) {
+                    (Some(a), Some(b)) => Some((a.as_slice(), b.as_slice())),
+                    (None, None) => None,
+                    _ => panic!("{name}: parameter {i} has a gradient on one backend only"),
+                }
+            })
+            .collect();
+        assert!(!pairs.is_empty(), "{name}: no parameter has a gradient");
+        // Each gradient's error as a norm, relative to its own norm, floored at a thousandth of
+        // the mean norm: a bias that feeds a batch norm has a gradient of zero up to rounding,
+        // whose relative error means nothing. A norm, not the largest element: where a
+        // pre-activation lies within rounding of zero the two backends may take different sides
+        // of a ReLU, which moves every gradient below it by up to 8 % (seen on SwiftShader with
+        // either set of GPU ops, in about one run in three before the seed was fixed); a wrong
+        // kernel (a shifted tap, a transposed weight) is off by order one.
+        let mean_norm = pairs.iter().map(|(_, b)| norm(b)).sum::<f64>() / pairs.len() as f64;
+        let errors: Vec<f64> = pairs
+            .iter()
+            .map(|(a, b)| {
+                let diff: Vec<f32> = a.iter().zip(*b).map(|(x, y)| x - y).collect();
+                norm(&diff) / norm(b).max(1e-3 * mean_norm)
+            })
+            .collect();
+        let (worst, at) = errors
+            .iter()
+            .enumerate()
+            .fold((0.0f64, 0), |m, (i, &e)| if e > m.0 { (e, i) } else { m });
+        let mut sorted = errors.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "{name}: output max error {out_err:.2e}; gradients of {} parameters: median relative \
+             error {:.2e}, worst {worst:.2e} (parameter {at})",
+            pairs.len(),
+            sorted[sorted.len() / 2]
+        );
+        assert!(out_err < 1e-4, "{name}: output differs by {out_err:.2e}");
+        assert!(
+            worst < 0.25,
+            "{name}: gradient of parameter {at} differs by {worst:.2e}"
+        );
+    }
+}
