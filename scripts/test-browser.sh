@@ -124,10 +124,13 @@ wgpu_training() {
   local icd=/usr/lib/chromium/vk_swiftshader_icd.json
   [[ -f "$icd" ]] || { echo "no SwiftShader Vulkan driver manifest at $icd"; return 1; }
   local run; run="$(mktemp -d)"
-  VK_ICD_FILENAMES="$icd" R2UNET_ALLOW_CPU_ADAPTER=1 timeout 900 "$cli" train --dataset drive \
+  # burn's own GPU ops: the lowered ones are checked by wgpu_matches_flex below, and on
+  # SwiftShader (a GPU emulated on the CPU) their matmul makes a step about 9x slower.
+  VK_ICD_FILENAMES="$icd" R2UNET_ALLOW_CPU_ADAPTER=1 R2UNET_GPU_OPS=burn timeout 900 "$cli" train --dataset drive \
     --data "$R2UNET_DATA/DRIVE" --out "$run/r" --backend wgpu --widths 8,16 --patches 96 \
     --batch 16 --epochs 1 2>&1 | tee "$run/out"
   grep -q "^backend: wgpu" "$run/out"
+  grep -q "^backend: GPU ops: burn (R2UNET_GPU_OPS)" "$run/out"
   # No false alarm from the Vulkan drivers where XDG_RUNTIME_DIR is unset (as in CI): a run
   # that succeeds prints no "error:" line.
   if grep "^error:" "$run/out"; then echo "a successful run printed error lines"; return 1; fi
@@ -135,13 +138,40 @@ wgpu_training() {
   [[ $(wc -l < "$run/r/log.csv") -eq 2 ]]
   awk -F, 'NR == 2 && ($3 + 0 > 0) && ($3 + 0 < 10) { ok = 1 } END { exit !ok }' "$run/r/log.csv"
   "$cli" info "$run/r/best.bpk"
+
+  # --backend auto times a training step on both (on wgpu with each set of GPU ops) and keeps the
+  # faster: whichever it picks, the line must give both times and the pick must be the smaller
+  # (speed itself is not asserted).
+  VK_ICD_FILENAMES="$icd" R2UNET_ALLOW_CPU_ADAPTER=1 timeout 600 "$cli" train --dataset drive \
+    --data "$R2UNET_DATA/DRIVE" --out "$run/auto" --backend auto --widths 8,16 --patches 32 \
+    --batch 16 --epochs 1 2>&1 | tee "$run/auto.out"
+  local line; line="$(grep "^backend: auto chose" "$run/auto.out")"
+  echo "$line" | awk '{
+      for (i = 1; i <= NF; i++) if ($i == "s" && $(i+1) == "on") t[$(i+2)] = $(i-1)
+      pick = $4; sub(":", "", pick)
+      other = pick == "wgpu" ? "flex" : "wgpu"
+      ok = (pick in t) && (other in t) && (t[pick] + 0 <= t[other] + 0)
+    } END { exit !ok }' || { echo "the auto pick is not the faster of the two timings"; return 1; }
+  grep -q "^backend: $(echo "$line" | awk '{ sub(":", "", $4); print $4 }')\$" "$run/auto.out"
+  if grep "^error:" "$run/auto.out"; then echo "a successful run printed error lines"; return 1; fi
   rm -rf "$run"
 }
+
+# The GPU lowerings against the CPU kernels: a training step of every architecture, outputs and
+# every parameter's gradient, on SwiftShader's Vulkan.
+wgpu_matches_flex() {
+  local icd=/usr/lib/chromium/vk_swiftshader_icd.json
+  [[ -f "$icd" ]] || { echo "no SwiftShader Vulkan driver manifest at $icd"; return 1; }
+  VK_ICD_FILENAMES="$icd" timeout 900 cargo test --release --workspace --test wgpu_matches_flex \
+    -- --ignored --nocapture
+}
 if [[ -d "$R2UNET_DATA/DRIVE" ]]; then
-  check "native training through wgpu (SwiftShader)" wgpu_training
+  check "native training through wgpu (SwiftShader), and --backend auto's timed pick" wgpu_training
 else
   echo "SKIPPED: native wgpu training (no DRIVE data)" | tee -a "$log"
 fi
+
+check "a training step on wgpu matches flex: outputs and gradients (SwiftShader)" wgpu_matches_flex
 
 step "done"
 if grep -q "SKIPPED" "$log"; then

@@ -124,7 +124,8 @@ pub enum Command {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
-    /// wgpu when an adapter is found, otherwise flex.
+    /// wgpu where an adapter is found and a short timed run of the command's work is faster
+    /// there than on flex; otherwise flex.
     Auto,
     /// GPU through wgpu (Vulkan/Metal/DX12).
     Wgpu,
@@ -339,6 +340,12 @@ pub struct BenchArgs {
     /// Training steps to time (after 2 warm-up steps).
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
+    /// Patches per training step.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096).map(|v| v as usize))]
+    pub batch: usize,
+    /// Whole-image passes to time, the best reported (0: training only).
+    #[arg(long, default_value_t = 3)]
+    pub images: usize,
     /// Write the results as JSON (one object; an array when several backends ran).
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -1,6 +1,12 @@
-//! Picking the compute device: wgpu when it finds an adapter, otherwise burn-flex on the CPU.
+//! Picking the compute device: burn-flex on the CPU, or wgpu where it finds an adapter and (with
+//! `--backend auto`) a short timed run of the command's own work is faster there.
+use std::time::Instant;
+
 use anyhow::{Result, bail};
-use r2unet::burn::tensor::Device;
+use r2unet::Task;
+use r2unet::burn::tensor::{Device, Distribution, Tensor};
+use r2unet::model::ModelConfig;
+use r2unet::ops::{GpuOps, set_gpu_ops};
 
 use crate::args::BackendArg;
 
@@ -108,25 +114,216 @@ fn try_wgpu() -> std::result::Result<Device, String> {
     }
 }
 
-/// Resolves `--backend` and says on stderr which one runs.
-pub fn choose(arg: BackendArg) -> Result<Chosen> {
+/// What `--backend auto` times on each device before it chooses: the work the command is about
+/// to do, at its real shape.
+pub enum Workload {
+    /// A training step (forward and backward) of `model` on `[batch, model.in_channels, side,
+    /// side]`.
+    Training {
+        model: ModelConfig,
+        batch: usize,
+        side: usize,
+    },
+    /// One forward pass of `model` on `[1, model.in_channels, side, side]` (a tile).
+    Inference { model: ModelConfig, side: usize },
+}
+
+impl Workload {
+    /// Inference of `task`'s default architecture on one `side` x `side` tile: what a shipped or
+    /// trained model of that task costs, before its weights are read.
+    pub fn tile(task: Task, side: usize) -> Self {
+        Workload::Inference {
+            model: ModelConfig::new().with_in_channels(task.channels()),
+            side,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Workload::Training { model, batch, side } => format!(
+                "a training step of {batch} x {}x{side}x{side}",
+                model.in_channels
+            ),
+            Workload::Inference { model, side } => {
+                format!("a {}x{side}x{side} tile", model.in_channels)
+            }
+        }
+    }
+
+    /// Seconds per run on `device`: one warm-up run (kernel compilation, allocation), then the
+    /// mean of up to `runs` timed ones; the timed runs stop early once they pass `give_up`
+    /// seconds (what the other device took), since the answer is known then.
+    fn seconds_on(&self, device: &Device, runs: u32, give_up: f64) -> Result<f64, String> {
+        let (model, shape, training) = match self {
+            Workload::Training { model, batch, side } => {
+                (model, [*batch, model.in_channels, *side, *side], true)
+            }
+            Workload::Inference { model, side } => {
+                (model, [1, model.in_channels, *side, *side], false)
+            }
+        };
+        let device = if training {
+            device.clone().autodiff()
+        } else {
+            device.clone()
+        };
+        let probe = || -> Result<f64, String> {
+            let net = model.init(&device);
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let once = || -> Result<(), String> {
+                let y = net.forward(x.clone());
+                if training {
+                    drop(y.mean().backward());
+                } else {
+                    drop(y);
+                }
+                device.sync().map_err(|e| format!("{e:?}"))
+            };
+            once()?;
+            let start = Instant::now();
+            let mut done = 0;
+            while done < runs {
+                once()?;
+                done += 1;
+                if start.elapsed().as_secs_f64() > give_up * f64::from(done.max(1)) {
+                    break;
+                }
+            }
+            Ok(start.elapsed().as_secs_f64() / f64::from(done))
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(probe))
+            .map_err(|_| "the probe panicked".to_string())?
+    }
+}
+
+/// Seconds per run of `workload` on the GPU, with the GPU ops (`r2unet::ops::GpuOps`) set for
+/// the rest of the run. A training workload runs with the lowered ops and with burn's, and keeps
+/// the faster (printed with both times): which wins depends on the GPU, and none was at hand to
+/// settle it once for all (bench/NOTES.md section 19). `R2UNET_GPU_OPS=lowered|burn` fixes them
+/// instead. `give_up`: seconds after which a slower run stops early.
+fn gpu_seconds(gpu: &Device, workload: &Workload, give_up: f64) -> Result<f64, String> {
+    const RUNS: u32 = 2;
+    if !matches!(workload, Workload::Training { .. }) {
+        return workload.seconds_on(gpu, RUNS, give_up);
+    }
+    match std::env::var("R2UNET_GPU_OPS").ok().as_deref() {
+        Some("lowered") => {
+            set_gpu_ops(GpuOps::Lowered);
+            eprintln!("backend: GPU ops: lowered (R2UNET_GPU_OPS)");
+            return workload.seconds_on(gpu, RUNS, give_up);
+        }
+        Some("burn") => {
+            set_gpu_ops(GpuOps::Burn);
+            eprintln!("backend: GPU ops: burn (R2UNET_GPU_OPS)");
+            return workload.seconds_on(gpu, RUNS, give_up);
+        }
+        Some(other) => eprintln!(
+            "warning: R2UNET_GPU_OPS={other} is neither 'lowered' nor 'burn'; timing both"
+        ),
+        None => {}
+    }
+    set_gpu_ops(GpuOps::Lowered);
+    let lowered = workload.seconds_on(gpu, RUNS, give_up);
+    set_gpu_ops(GpuOps::Burn);
+    let burns = workload.seconds_on(gpu, RUNS, lowered.clone().unwrap_or(give_up).min(give_up));
+    let what = workload.describe();
+    let (ops, time) = match (&lowered, &burns) {
+        (Ok(l), Ok(b)) if l <= b => {
+            eprintln!("backend: GPU ops: lowered: {what} took {l:.3} s, with burn's own {b:.3} s");
+            (GpuOps::Lowered, *l)
+        }
+        (Ok(l), Ok(b)) => {
+            eprintln!(
+                "backend: GPU ops: burn: {what} took {b:.3} s, with the lowered ones {l:.3} s"
+            );
+            (GpuOps::Burn, *b)
+        }
+        (Ok(l), Err(e)) => {
+            eprintln!("backend: GPU ops: lowered (burn's own failed: {e})");
+            (GpuOps::Lowered, *l)
+        }
+        (Err(e), Ok(b)) => {
+            eprintln!("backend: GPU ops: burn (the lowered ones failed: {e})");
+            (GpuOps::Burn, *b)
+        }
+        (Err(_), Err(e)) => return Err(e.clone()),
+    };
+    set_gpu_ops(ops);
+    Ok(time)
+}
+
+/// `--backend auto` with an adapter found: times `workload` on flex, then on the GPU, and keeps
+/// the faster. Printed either way, with both times, so a run's log says why.
+fn faster_of(gpu: Device, workload: &Workload) -> Chosen {
+    const RUNS: u32 = 2;
+    let what = workload.describe();
+    let flex = Device::flex();
+    let cpu_time = match workload.seconds_on(&flex, RUNS, f64::INFINITY) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("backend: auto: the timing probe failed on flex ({e}); using wgpu");
+            return Chosen {
+                device: gpu,
+                name: "wgpu",
+            };
+        }
+    };
+    let threads = rayon::current_num_threads();
+    match gpu_seconds(&gpu, workload, cpu_time) {
+        Ok(gpu_time) if gpu_time < cpu_time => {
+            eprintln!(
+                "backend: auto chose wgpu: {what} took {gpu_time:.3} s on wgpu against \
+                 {cpu_time:.3} s on flex ({threads} threads)"
+            );
+            Chosen {
+                device: gpu,
+                name: "wgpu",
+            }
+        }
+        Ok(gpu_time) => {
+            eprintln!(
+                "backend: auto chose flex: {what} took {cpu_time:.3} s on flex ({threads} threads) \
+                 against {gpu_time:.3} s on wgpu"
+            );
+            Chosen {
+                device: flex,
+                name: "flex",
+            }
+        }
+        Err(e) => {
+            eprintln!("backend: auto chose flex: the timing probe failed on wgpu ({e})");
+            Chosen {
+                device: flex,
+                name: "flex",
+            }
+        }
+    }
+}
+
+/// Resolves `--backend` and says on stderr which one runs. `auto` takes wgpu only where an
+/// adapter is found and a short timed run of `workload` is faster there than on flex.
+pub fn choose(arg: BackendArg, workload: &Workload) -> Result<Chosen> {
     let chosen = match arg {
         BackendArg::Flex => Chosen {
             device: Device::flex(),
             name: "flex",
         },
         BackendArg::Wgpu => match try_wgpu() {
-            Ok(device) => Chosen {
-                device,
-                name: "wgpu",
-            },
+            Ok(device) => {
+                if matches!(workload, Workload::Training { .. }) {
+                    gpu_seconds(&device, workload, f64::INFINITY).map_err(|e| {
+                        anyhow::anyhow!("--backend wgpu: a training step failed: {e}")
+                    })?;
+                }
+                Chosen {
+                    device,
+                    name: "wgpu",
+                }
+            }
             Err(e) => bail!("--backend wgpu: no usable GPU adapter ({e})"),
         },
         BackendArg::Auto => match try_wgpu() {
-            Ok(device) => Chosen {
-                device,
-                name: "wgpu",
-            },
+            Ok(device) => faster_of(device, workload),
             Err(e) => {
                 eprintln!("backend: no wgpu adapter ({e}); using flex (CPU)");
                 Chosen {
@@ -140,18 +337,19 @@ pub fn choose(arg: BackendArg) -> Result<Chosen> {
     Ok(chosen)
 }
 
-/// Makes `chosen` burn's default device too. burn puts a resumed optimizer's state on
-/// `Device::default()` (`ModuleOptimizer::load_record` takes no device), which is wgpu whenever
-/// it is compiled in: on a CPU run that initialised a second, software Vulkan device beside
-/// flex (and its driver printed "error: XDG_RUNTIME_DIR is invalid" four times), and on a
-/// machine without any adapter it would fail. `BURN_DEVICE` is how burn is told; an explicit
-/// one in the environment wins.
+/// Keeps burn's default device on the CPU. burn puts a resumed optimizer's state on
+/// `Device::default()` (`ModuleOptimizer::load_record` takes no device) and moves each tensor to
+/// its parameter's device on the next step, so any default is correct; but the default is wgpu
+/// whenever it is compiled in, and creating it initialised a second, software Vulkan device on a
+/// CPU run (its driver printed "error: XDG_RUNTIME_DIR is invalid" four times) and would fail on
+/// a machine without any adapter. `BURN_DEVICE` is how burn is told; an explicit one in the
+/// environment wins.
 ///
 /// # Safety
 /// No other thread may exist: it sets an environment variable.
-pub unsafe fn make_default(chosen: &Chosen) {
+pub unsafe fn keep_default_on_cpu() {
     if std::env::var_os("BURN_DEVICE").is_none() {
         // SAFETY: the caller guarantees that this process runs no other thread yet.
-        unsafe { std::env::set_var("BURN_DEVICE", chosen.name) };
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
 }

@@ -34,30 +34,16 @@ fn main() -> ExitCode {
     // SAFETY: sets a global option of the allocator; valid at any time.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = args::Cli::parse();
-    // Training resolves its device here, while this is the only thread, because it must also
-    // become burn's default device (`backend::make_default`).
-    let train_device = match &cli.command {
-        args::Command::Train(a) => match backend::choose(a.backend) {
-            Ok(chosen) => {
-                // SAFETY: no thread has been started yet (the pool below is built after this).
-                unsafe { backend::make_default(&chosen) };
-                Some(chosen)
-            }
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                return ExitCode::from(2);
-            }
-        },
-        _ => None,
-    };
+    // SAFETY: no thread has been started yet (the pool below is built after this).
+    unsafe { backend::keep_default_on_cpu() };
     // The command runs on a worker of a rayon pool (RAYON_NUM_THREADS threads, else one per
     // core) rather than beside it: each of burn-flex's and our kernels' parallel ops then starts
     // on the calling thread instead of waking the pool from outside and sleeping until it is done,
     // thousands of times per training step. `scripts/bench.sh`-style A/B runs: training 66.6-67.1
     // -> 67.5-72.8 patches/s, DRIVE image 0.484-0.506 -> 0.458-0.489 s (bench/NOTES.md 15).
     let result = match rayon::ThreadPoolBuilder::new().build() {
-        Ok(pool) => pool.install(|| run(cli, train_device)),
-        Err(_) => run(cli, train_device),
+        Ok(pool) => pool.install(|| run(cli)),
+        Err(_) => run(cli),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,12 +54,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: args::Cli, train_device: Option<backend::Chosen>) -> anyhow::Result<()> {
+fn run(cli: args::Cli) -> anyhow::Result<()> {
     match cli.command {
-        args::Command::Train(a) => cmd::train::run(
-            a,
-            train_device.expect("main resolves the device of a train command"),
-        ),
+        args::Command::Train(a) => cmd::train::run(a),
         args::Command::Eval(a) => cmd::eval::run(a),
         args::Command::Predict(a) => cmd::predict::run(a),
         args::Command::Export(a) => cmd::export::run(a),

@@ -22,7 +22,9 @@ struct BenchResult {
     threads: usize,
     params: usize,
     train_patches_per_s: f64,
-    infer_drive_image_s: f64,
+    /// `None` with `--images 0`.
+    infer_drive_image_s: Option<f64>,
+    batch: usize,
     peak_rss_mib: f64,
 }
 
@@ -47,7 +49,7 @@ fn bench_one(name: &str, device: &Device, a: &BenchArgs) -> Result<BenchResult> 
     let train_device = device.clone().autodiff();
     let mut model = config.init(&train_device);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let batch = 32;
+    let batch = a.batch;
     let x = Tensor::<4>::random(
         [batch, 1, 48, 48],
         Distribution::Normal(0.0, 1.0),
@@ -72,7 +74,25 @@ fn bench_one(name: &str, device: &Device, a: &BenchArgs) -> Result<BenchResult> 
         model = step(model);
     }
     let train = (a.steps * batch) as f64 / started.elapsed().as_secs_f64();
+    let infer_drive_image_s = if a.images == 0 {
+        None
+    } else {
+        Some(drive_image_seconds(&model.valid(), device, a)?)
+    };
+    Ok(BenchResult {
+        backend: name.into(),
+        // burn-flex runs its kernels on rayon's global pool (RAYON_NUM_THREADS sets its size).
+        threads: rayon::current_num_threads(),
+        params: config.trainable_params(),
+        train_patches_per_s: train,
+        infer_drive_image_s,
+        batch,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
 
+/// The best of `a.images` whole-image passes over DRIVE test image 01.
+fn drive_image_seconds(inference: &r2unet::R2UNet, device: &Device, a: &BenchArgs) -> Result<f64> {
     let image_path = a.data.join("test/images/01_test.tif");
     let mask_path = a.data.join("test/mask/01_test_mask.gif");
     let img = image_io::decode(
@@ -83,7 +103,6 @@ fn bench_one(name: &str, device: &Device, a: &BenchArgs) -> Result<BenchResult> 
     )?;
     let prepared =
         preprocess::prepare(&PreprocessConfig::for_task(Task::Retina), &img, Some(&fov))?;
-    let inference = model.valid();
     let eval_device = device.clone().without_autodiff();
     // One tile covering the whole (padded) image: the fastest path, comparable to PyTorch's
     // single forward pass on a padded 584x568 input.
@@ -92,20 +111,12 @@ fn bench_one(name: &str, device: &Device, a: &BenchArgs) -> Result<BenchResult> 
         .with_stride(1024)
         .with_batch(1);
     let mut best = f64::MAX;
-    for _ in 0..3 {
+    for _ in 0..a.images {
         let t = Instant::now();
-        predict::probabilities(&inference, &eval_device, &prepared, &tiling, |_, _| {})?;
+        predict::probabilities(inference, &eval_device, &prepared, &tiling, |_, _| {})?;
         best = best.min(t.elapsed().as_secs_f64());
     }
-    Ok(BenchResult {
-        backend: name.into(),
-        // burn-flex runs its kernels on rayon's global pool (RAYON_NUM_THREADS sets its size).
-        threads: rayon::current_num_threads(),
-        params: config.trainable_params(),
-        train_patches_per_s: train,
-        infer_drive_image_s: best,
-        peak_rss_mib: peak_rss_mib(),
-    })
+    Ok(best)
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -115,7 +126,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     let mut results = Vec::new();
     for b in wanted {
-        let chosen = match backend::choose(b) {
+        let workload = backend::Workload::Training {
+            model: r2unet::ModelConfig::new(),
+            batch: a.batch,
+            side: 48,
+        };
+        let chosen = match backend::choose(b, &workload) {
             Ok(c) => c,
             Err(e) if a.backend.is_none() => {
                 eprintln!("skipping {b:?}: {e:#}");
@@ -126,18 +142,17 @@ pub fn run(a: BenchArgs) -> Result<()> {
         results.push(bench_one(chosen.name, &chosen.device, &a)?);
     }
     println!(
-        "| backend | threads | params | training (patches/s) | DRIVE image (s, best of 3) | peak RSS (MiB) |"
+        "| backend | threads | params | batch | training (patches/s) | DRIVE image (s, best of {}) | peak RSS (MiB) |",
+        a.images
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for r in &results {
+        let image = r
+            .infer_drive_image_s
+            .map_or("-".into(), |s| format!("{s:.3}"));
         println!(
-            "| {} | {} | {} | {:.1} | {:.3} | {:.0} |",
-            r.backend,
-            r.threads,
-            r.params,
-            r.train_patches_per_s,
-            r.infer_drive_image_s,
-            r.peak_rss_mib
+            "| {} | {} | {} | {} | {:.1} | {image} | {:.0} |",
+            r.backend, r.threads, r.params, r.batch, r.train_patches_per_s, r.peak_rss_mib
         );
     }
     if let Some(json) = &a.json {

@@ -138,7 +138,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             (spec.task, Some(spec))
         }
     };
-    let chosen = backend::choose(a.backend)?;
+    let chosen = backend::choose(a.backend, &backend::Workload::tile(task, a.tiling.tile))?;
     let (model, mut bundle, path) = models::load(a.weights.as_ref(), task, &chosen.device)?;
     a.tiling.apply_fov_width(&mut bundle)?;
     let tiling = a.tiling.config()?;

@@ -199,7 +199,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
     check_scale(a.pixel_size_um, "--pixel-size-um")?;
     check_scale(a.fov_angle, "--fov-angle")?;
     check_scale(a.pixel_spacing_mm, "--pixel-spacing-mm")?;
-    let chosen = backend::choose(a.backend)?;
+    let chosen = backend::choose(a.backend, &backend::Workload::tile(task, a.tiling.tile))?;
     let (model, mut bundle, path) = models::load(a.weights.as_ref(), task, &chosen.device)?;
     a.tiling.apply_fov_width(&mut bundle)?;
     eprintln!("model: {path} ({})", bundle.model.architecture());

@@ -11,7 +11,7 @@ use r2unet_train::trainer::{self, TrainConfig};
 use r2unet_train::{Dataset, Source};
 
 use crate::args::{DatasetArg, FolderArgs, TrainArgs};
-use crate::backend::Chosen;
+use crate::backend::{self, Workload};
 use crate::progress;
 
 fn absolute(p: &Path) -> PathBuf {
@@ -139,9 +139,9 @@ fn resumed_source(a: &TrainArgs, c: &mut TrainConfig) -> Result<Source> {
     Ok(Source::Named { dataset, root })
 }
 
-/// `chosen`: the device, resolved by `main` before any thread starts (see
-/// [`crate::backend::make_default`]).
-pub fn run(a: TrainArgs, chosen: Chosen) -> Result<()> {
+/// `r2unet train`: starts or resumes a run; the device is chosen once the run's shape is known
+/// (`--backend auto` times a training step of it).
+pub fn run(a: TrainArgs) -> Result<()> {
     let (config, source) = if a.resume {
         let path = a.out.join("config.json");
         let mut c = TrainConfig::load(&path)
@@ -258,6 +258,18 @@ pub fn run(a: TrainArgs, chosen: Chosen) -> Result<()> {
             }
         }
     }
+    let side = match config.preprocess.task {
+        Task::Retina => config.patch,
+        _ => config.preprocess.size,
+    };
+    let chosen = backend::choose(
+        a.backend,
+        &Workload::Training {
+            model: config.model.clone(),
+            batch: config.batch,
+            side,
+        },
+    )?;
     eprintln!(
         "training {} ({} parameters) on {} for {} epochs; Adam lr {} eps {}; run folder {}",
         config.model.architecture(),
