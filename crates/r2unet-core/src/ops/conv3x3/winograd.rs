@@ -163,7 +163,8 @@ fn output_body(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
 }
 
 // The transforms are plain loops that the compiler vectorises; native x86-64 builds target
-// SSE2 only, so where the CPU has AVX2 they run from copies compiled for it (twice the width).
+// SSE2 only, so where the CPU has AVX-512 or AVX2 they run from copies compiled for it (four or
+// two times the width).
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
@@ -176,12 +177,29 @@ fn tile_row_avx2<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: 
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn tile_row_avx512<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize) {
+    tile_row_body::<PLUS>(rows, outs, l)
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn output_avx2(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
     output_body(m, y)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn output_avx512(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
+    output_body(m, y)
+}
+
 fn tile_row_transform<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if super::winograd4::has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        return unsafe { tile_row_avx512::<PLUS>(rows, outs, l) };
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU has AVX2 (checked at run time).
@@ -191,6 +209,11 @@ fn tile_row_transform<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4]
 }
 
 fn output_transform(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::winograd4::has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        return unsafe { output_avx512(m, y) };
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU has AVX2 (checked at run time).
@@ -224,12 +247,29 @@ fn interleave_avx2(dst: &mut [f32], a: &[f32], b: &[f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn interleave_avx512(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    interleave_body(dst, a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn deinterleave_avx2(src: &[f32], a: &mut [f32], b: &mut [f32]) {
     deinterleave_body(src, a, b)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn deinterleave_avx512(src: &[f32], a: &mut [f32], b: &mut [f32]) {
+    deinterleave_body(src, a, b)
+}
+
 fn interleave(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::winograd4::has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        return unsafe { interleave_avx512(dst, a, b) };
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU has AVX2 (checked at run time).
@@ -239,6 +279,11 @@ fn interleave(dst: &mut [f32], a: &[f32], b: &[f32]) {
 }
 
 fn deinterleave(src: &[f32], a: &mut [f32], b: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::winograd4::has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        return unsafe { deinterleave_avx512(src, a, b) };
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU has AVX2 (checked at run time).
@@ -337,7 +382,18 @@ fn grad_avx2(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
     grad_body(y, out)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn grad_avx512(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
+    grad_body(y, out)
+}
+
 fn grad_transform(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::winograd4::has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        return unsafe { grad_avx512(y, out) };
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU has AVX2 (checked at run time).

@@ -299,15 +299,20 @@ fn deinterleave4_body(src: &[f32], d0: &mut [f32], d1: &mut [f32], d2: &mut [f32
     }
 }
 
-// Native x86-64 builds target SSE2 only; where the CPU has AVX2 the transforms run from copies
-// compiled for it (twice the width), as in `super::winograd`.
+// Native x86-64 builds target SSE2 only; the transforms run from copies compiled for AVX-512
+// or AVX2 (four or two times the width) where the CPU has them, as in `super::winograd`.
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
-/// Defines `$name(args)`, which runs `$body(args)` from a copy compiled for AVX2 where the CPU
-/// has it.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// Defines `$name(args)`, which runs `$body(args)` from a copy compiled for AVX-512 or AVX2
+/// where the CPU has it.
 macro_rules! avx2_dispatch {
     ($(fn $name:ident($($arg:ident: $ty:ty),*) => $body:ident;)*) => {$(
         #[allow(clippy::too_many_arguments)]
@@ -315,9 +320,18 @@ macro_rules! avx2_dispatch {
             #[cfg(target_arch = "x86_64")]
             {
                 #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2")]
                 fn avx2($($arg: $ty),*) {
                     $body($($arg),*)
+                }
+                if has_avx512() {
+                    // SAFETY: the CPU has AVX-512F (checked at run time).
+                    return unsafe { avx512($($arg),*) };
                 }
                 if has_avx2() {
                     // SAFETY: the CPU has AVX2 (checked at run time).
