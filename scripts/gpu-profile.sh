@@ -5,7 +5,7 @@
 #   scripts/gpu-profile.sh                       # a GPU, 3 timed steps of batch 32
 #   STEPS=1 BATCH=8 scripts/gpu-profile.sh       # smaller
 #   SOFTWARE=1 scripts/gpu-profile.sh            # no GPU: SwiftShader's Vulkan (Chromium's)
-#   R2UNET_GPU_OPS=burn scripts/gpu-profile.sh   # burn's own conv/batch norm instead of ours
+#   R2UNET_GPU_OPS=burn scripts/gpu-profile.sh   # burn's own conv/batch norm (default: lowered)
 #
 # On SwiftShader the GPU is emulated on the CPU: its launch counts are the GPU's, its times are
 # not (compare shares, and only between runs of this script on the same machine). Every launch
@@ -19,6 +19,8 @@ STEPS="${STEPS:-3}"
 BATCH="${BATCH:-32}"
 CLI="${R2UNET_CLI:-${CARGO_TARGET_DIR:-$ROOT/target}/release/r2unet}"
 DRIVE="${DRIVE:-${R2UNET_DATA:-../shared/data}/DRIVE}"
+# One set of GPU ops, so that the bench does not time both first (backend.rs, gpu_seconds).
+export R2UNET_GPU_OPS="${R2UNET_GPU_OPS:-lowered}"
 [[ -n "${R2UNET_CLI:-}" ]] || cargo build --release -p r2unet-cli --quiet
 
 if [[ "${SOFTWARE:-0}" == 1 ]]; then
@@ -41,7 +43,7 @@ if [[ $rc -ne 0 ]]; then
   echo "warning: r2unet bench exited with status $rc after its table (the profiler's teardown)" >&2
 fi
 
-python3 - "$log" "$((STEPS + 2))" "${R2UNET_GPU_OPS:-ours}" <<'EOF'
+python3 - "$log" "$((STEPS + 2))" "$R2UNET_GPU_OPS" <<'EOF'
 import re, sys, collections
 path, steps, ops = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 unit = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}

@@ -162,8 +162,12 @@ wgpu_training() {
 wgpu_matches_flex() {
   local icd=/usr/lib/chromium/vk_swiftshader_icd.json
   [[ -f "$icd" ]] || { echo "no SwiftShader Vulkan driver manifest at $icd"; return 1; }
-  VK_ICD_FILENAMES="$icd" timeout 900 cargo test --release --workspace --test wgpu_matches_flex \
-    -- --ignored --nocapture
+  # The test opens its own Vulkan instance, whose Wayland support prints a false "error:
+  # XDG_RUNTIME_DIR is invalid" where that is unset (as in CI); the CLI hides it, a test cannot.
+  local xdg="${XDG_RUNTIME_DIR:-}"
+  [[ -n "$xdg" ]] || xdg="$(mktemp -d)"
+  XDG_RUNTIME_DIR="$xdg" VK_ICD_FILENAMES="$icd" timeout 900 cargo test --release --workspace \
+    --test wgpu_matches_flex -- --ignored --nocapture
 }
 if [[ -d "$R2UNET_DATA/DRIVE" ]]; then
   check "native training through wgpu (SwiftShader), and --backend auto's timed pick" wgpu_training

@@ -93,6 +93,13 @@ fn pollster_block_on<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
+static WGPU_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process created a wgpu device (used or not).
+pub fn wgpu_started() -> bool {
+    WGPU_STARTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(not(feature = "wgpu"))]
 fn try_wgpu() -> std::result::Result<Device, String> {
     Err("this r2unet was built without the `wgpu` feature".into())
@@ -108,7 +115,10 @@ fn try_wgpu() -> std::result::Result<Device, String> {
     eprintln!("backend: found {}", found.join(", "));
     // The device's own Vulkan instance prints the same false alarm as the probe.
     match std::panic::catch_unwind(|| without_wayland_noise(|| Device::wgpu_options().init())) {
-        Ok(Ok(device)) => Ok(device),
+        Ok(Ok(device)) => {
+            WGPU_STARTED.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(device)
+        }
         Ok(Err(e)) => Err(format!("{e}")),
         Err(_) => Err("adapter initialisation panicked".into()),
     }
@@ -206,21 +216,8 @@ fn gpu_seconds(gpu: &Device, workload: &Workload, give_up: f64) -> Result<f64, S
     if !matches!(workload, Workload::Training { .. }) {
         return workload.seconds_on(gpu, RUNS, give_up);
     }
-    match std::env::var("R2UNET_GPU_OPS").ok().as_deref() {
-        Some("lowered") => {
-            set_gpu_ops(GpuOps::Lowered);
-            eprintln!("backend: GPU ops: lowered (R2UNET_GPU_OPS)");
-            return workload.seconds_on(gpu, RUNS, give_up);
-        }
-        Some("burn") => {
-            set_gpu_ops(GpuOps::Burn);
-            eprintln!("backend: GPU ops: burn (R2UNET_GPU_OPS)");
-            return workload.seconds_on(gpu, RUNS, give_up);
-        }
-        Some(other) => eprintln!(
-            "warning: R2UNET_GPU_OPS={other} is neither 'lowered' nor 'burn'; timing both"
-        ),
-        None => {}
+    if gpu_ops_from_env() {
+        return workload.seconds_on(gpu, RUNS, give_up);
     }
     set_gpu_ops(GpuOps::Lowered);
     let lowered = workload.seconds_on(gpu, RUNS, give_up);
@@ -250,6 +247,27 @@ fn gpu_seconds(gpu: &Device, workload: &Workload, give_up: f64) -> Result<f64, S
     };
     set_gpu_ops(ops);
     Ok(time)
+}
+
+/// Applies `R2UNET_GPU_OPS=lowered|burn` where it is set (and says so); whether it was.
+fn gpu_ops_from_env() -> bool {
+    let ops = match std::env::var("R2UNET_GPU_OPS").ok().as_deref() {
+        Some("lowered") => GpuOps::Lowered,
+        Some("burn") => GpuOps::Burn,
+        Some(other) => {
+            eprintln!("warning: R2UNET_GPU_OPS={other} is neither 'lowered' nor 'burn'; ignored");
+            return false;
+        }
+        None => return false,
+    };
+    set_gpu_ops(ops);
+    let name = if ops == GpuOps::Burn {
+        "burn"
+    } else {
+        "lowered"
+    };
+    eprintln!("backend: GPU ops: {name} (R2UNET_GPU_OPS)");
+    true
 }
 
 /// `--backend auto` with an adapter found: times `workload` on flex, then on the GPU, and keeps
@@ -310,7 +328,7 @@ pub fn choose(arg: BackendArg, workload: &Workload) -> Result<Chosen> {
         },
         BackendArg::Wgpu => match try_wgpu() {
             Ok(device) => {
-                if matches!(workload, Workload::Training { .. }) {
+                if matches!(workload, Workload::Training { .. }) && !gpu_ops_from_env() {
                     gpu_seconds(&device, workload, f64::INFINITY).map_err(|e| {
                         anyhow::anyhow!("--backend wgpu: a training step failed: {e}")
                     })?;

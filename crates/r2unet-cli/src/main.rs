@@ -45,13 +45,31 @@ fn main() -> ExitCode {
         Ok(pool) => pool.install(|| run(cli)),
         Err(_) => run(cli),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match result {
+        Ok(()) => 0,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            2
         }
+    };
+    if backend::wgpu_started() {
+        // A process that created a wgpu device was seen to abort at exit on SwiftShader's Vulkan,
+        // after its work was done and written ("malloc_consolidate(): unaligned fastbin chunk
+        // detected", status 134; "double free or corruption", 139): the driver's C++ teardown
+        // racing the runtime's device thread. Every file is closed by now; leave without the
+        // exit handlers, so that a finished run does not end in a crash.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // SAFETY: _exit ends the process at once; nothing after it runs.
+        #[cfg(unix)]
+        unsafe {
+            libc::_exit(code)
+        }
+        #[cfg(not(unix))]
+        std::process::exit(code)
     }
+    ExitCode::from(code as u8)
 }
 
 fn run(cli: args::Cli) -> anyhow::Result<()> {
