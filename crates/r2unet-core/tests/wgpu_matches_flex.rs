@@ -18,8 +18,11 @@ use r2unet::ops::{GpuOps, set_gpu_ops};
 /// the loss does not reach (e.g. a layer this architecture builds but does not use).
 struct CollectGrads<'a> {
     grads: &'a Gradients,
-    out: Vec<(Vec<usize>, Option<Vec<f32>>)>,
+    out: ParamGrads,
 }
+
+/// Each parameter's shape and gradient, `None` where the loss does not reach it.
+type ParamGrads = Vec<(Vec<usize>, Option<Vec<f32>>)>;
 
 impl ModuleVisitor for CollectGrads<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -44,7 +47,7 @@ fn step(
     x: &TensorData,
     probe: &TensorData,
     device: &Device,
-) -> (Vec<f32>, Vec<(Vec<usize>, Option<Vec<f32>>)>) {
+) -> (Vec<f32>, ParamGrads) {
     let model = model.clone().fork(device);
     let out = model.forward(Tensor::from_data(x.clone(), device));
     let values = out
