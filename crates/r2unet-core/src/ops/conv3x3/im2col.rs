@@ -100,12 +100,7 @@ fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 
 /// [`super::forward`] as im2col + GEMM.
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        d.batch * d.c_in * d.plane(),
-        "conv3x3: input length"
-    );
-    assert_eq!(weight.len(), d.c_out * d.c_in * 9, "conv3x3: weight length");
+    d.check_forward(x, weight);
     let plane = d.plane();
     let len = d.batch * d.c_out * plane;
     // The tasks' GEMMs write every element (without reading it), so no zeroing first.
@@ -146,16 +141,7 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
 
 /// [`super::weight_grad`] as `sum over images and pixels of dy * im2col(x)^T`.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        d.batch * d.c_in * d.plane(),
-        "conv3x3: input length"
-    );
-    assert_eq!(
-        dy.len(),
-        d.batch * d.c_out * d.plane(),
-        "conv3x3: output gradient length"
-    );
+    d.check_weight_grad(x, dy);
     let plane = d.plane();
     let k = d.c_in * 9;
     let size = d.c_out * k;

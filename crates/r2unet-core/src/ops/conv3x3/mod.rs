@@ -7,12 +7,16 @@
 //!
 //! On plain `f32` slices in NCHW layout, [`forward`], [`input_grad`] and [`weight_grad`] choose
 //! per shape between the two algorithms, [`im2col`] + GEMM and [`winograd`]. Both run on the same
-//! GEMM (`gemm.rs`) and task runner (`ops::parallel`), and neither calls the other.
+//! GEMM (`gemm.rs`) and task runner (`ops::parallel`), and neither calls the other. The two
+//! Winograd kernels, F(2x2) and [`winograd4`]'s F(4x4), also share their tasks, scratch and
+//! per-position GEMMs (`tiles.rs`) and the run-time choice of vector width (`simd.rs`).
 #[cfg(feature = "flex")]
 mod autodiff;
 mod gemm;
 pub mod im2col;
 pub mod lowered;
+mod simd;
+mod tiles;
 pub mod winograd;
 pub mod winograd4;
 
@@ -42,6 +46,24 @@ impl Dims {
     /// Pixels per plane, `h * w`.
     fn plane(&self) -> usize {
         self.h * self.w
+    }
+
+    /// Panics unless `x` and `weight` are a forward pass's input and weights of this shape.
+    #[track_caller]
+    fn check_forward(&self, x: &[f32], weight: &[f32]) {
+        let input = self.batch * self.c_in * self.plane();
+        assert_eq!(x.len(), input, "conv3x3: input length");
+        let weights = self.c_out * self.c_in * 9;
+        assert_eq!(weight.len(), weights, "conv3x3: weight length");
+    }
+
+    /// Panics unless `x` and `dy` are the input and output gradient of this shape.
+    #[track_caller]
+    fn check_weight_grad(&self, x: &[f32], dy: &[f32]) {
+        let input = self.batch * self.c_in * self.plane();
+        assert_eq!(x.len(), input, "conv3x3: input length");
+        let output = self.batch * self.c_out * self.plane();
+        assert_eq!(dy.len(), output, "conv3x3: output gradient length");
     }
 }
 

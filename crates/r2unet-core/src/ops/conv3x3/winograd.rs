@@ -15,8 +15,11 @@
 //! takes consecutive tile rows, across images where the images are small, so that the 12x12 and
 //! 6x6 planes of a batch of patches still make GEMMs of useful size.
 use super::Dims;
-use super::gemm::gemm;
-use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
+use super::simd::simd_copies;
+use super::tiles::{
+    Task, accumulate_products, fill_output, products, tile_rows, tile_rows_per_task, with_scratch,
+};
+use crate::ops::parallel::{SharedOut, sum_over_tasks};
 
 /// Whether Winograd beats im2col + GEMM on this shape. Measured with the kernel bench
 /// (`examples/kernel_bench.rs`, bench/NOTES.md section 10): from 32 channels it wins on every
@@ -33,14 +36,6 @@ pub fn pays(d: &Dims) -> bool {
 /// a large accumulator (16 x c_out x c_in), and there im2col is faster (0.6-1.1x).
 pub fn pays_for_weight_grad(d: &Dims) -> bool {
     d.c_in.min(d.c_out) >= 16 && d.w >= 64
-}
-
-/// Tiles per task: the task's transformed tiles (`16 * c * tiles` floats, for the larger of the
-/// two channel counts) near 64 K floats (256 KiB), but at least 64 tiles for the GEMMs.
-fn tile_rows_per_task(d: &Dims, tiles_per_row: usize) -> usize {
-    let c = d.c_in.max(d.c_out).max(1);
-    let tiles = (4096 / c).max(64);
-    (tiles / (tiles_per_row + 1)).max(1)
 }
 
 /// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g`.
@@ -69,21 +64,15 @@ fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
     u
 }
 
-/// Per-thread scratch: transformed inputs, products, and row buffers.
-struct Scratch {
-    v: Vec<f32>,
-    m: Vec<f32>,
-    rows: Vec<f32>,
-}
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> =
-        const { std::cell::RefCell::new(Scratch { v: Vec::new(), m: Vec::new(), rows: Vec::new() }) };
-}
-
-fn grow(buf: &mut Vec<f32>, len: usize) {
-    if buf.len() < len {
-        buf.resize(len, 0.0);
+/// `a[t] = row[2t]`, `b[t] = row[2t + 1]`, zero past the row's end.
+#[inline(always)]
+fn split_columns(row: &[f32], a: &mut [f32], b: &mut [f32]) {
+    let half = row.len() / 2;
+    deinterleave(&row[..2 * half], &mut a[..half], &mut b[..half]);
+    a[half..].fill(0.0);
+    b[half..].fill(0.0);
+    if row.len() % 2 == 1 {
+        a[half] = row[row.len() - 1];
     }
 }
 
@@ -95,14 +84,8 @@ fn split_row(plane: &[f32], h: usize, w: usize, r: isize, e: &mut [f32], o: &mut
         o.fill(0.0);
         return;
     }
-    let row = &plane[r as usize * w..(r as usize + 1) * w];
-    e.fill(0.0);
-    o.fill(0.0);
-    let tail = (w % 2 == 1).then(|| row[w - 1]);
-    deinterleave(&row[..w - w % 2], &mut o[..w / 2], &mut e[1..w / 2 + 1]);
-    if let Some(v) = tail {
-        o[w / 2] = v;
-    }
+    split_columns(&plane[r as usize * w..(r as usize + 1) * w], o, &mut e[1..]);
+    e[0] = 0.0;
 }
 
 /// One row combination `i` of the input transform over a task's tiles: with the combined rows
@@ -162,66 +145,6 @@ fn output_body(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
     }
 }
 
-// The transforms are plain loops that the compiler vectorises; native x86-64 builds target
-// SSE2 only, so where the CPU has AVX-512 or AVX2 they run from copies compiled for it (four or
-// two times the width).
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn tile_row_avx2<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize) {
-    tile_row_body::<PLUS>(rows, outs, l)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn tile_row_avx512<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize) {
-    tile_row_body::<PLUS>(rows, outs, l)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn output_avx2(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
-    output_body(m, y)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn output_avx512(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
-    output_body(m, y)
-}
-
-fn tile_row_transform<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if super::winograd4::has_avx512() {
-        // SAFETY: the CPU has AVX-512F (checked at run time).
-        return unsafe { tile_row_avx512::<PLUS>(rows, outs, l) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { tile_row_avx2::<PLUS>(rows, outs, l) };
-    }
-    tile_row_body::<PLUS>(rows, outs, l)
-}
-
-fn output_transform(m: &[&[f32]; 16], y: [&mut [f32]; 4]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::winograd4::has_avx512() {
-        // SAFETY: the CPU has AVX-512F (checked at run time).
-        return unsafe { output_avx512(m, y) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { output_avx2(m, y) };
-    }
-    output_body(m, y)
-}
-
 /// `dst[2t] = a[t], dst[2t + 1] = b[t]`, as loops the compiler turns into shuffles.
 #[inline(always)]
 fn interleave_body(dst: &mut [f32], a: &[f32], b: &[f32]) {
@@ -240,66 +163,25 @@ fn deinterleave_body(src: &[f32], a: &mut [f32], b: &mut [f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn interleave_avx2(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    interleave_body(dst, a, b)
+// The transforms are plain loops that the compiler vectorises, run from copies for the widest
+// vectors the CPU has (see `super::simd`).
+simd_copies! {
+    fn tile_row_transform<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize)
+        => tile_row_body;
+    fn output_transform(m: &[&[f32]; 16], y: [&mut [f32]; 4]) => output_body;
+    fn grad_transform(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) => grad_body;
+    fn interleave(dst: &mut [f32], a: &[f32], b: &[f32]) => interleave_body;
+    fn deinterleave(src: &[f32], a: &mut [f32], b: &mut [f32]) => deinterleave_body;
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn interleave_avx512(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    interleave_body(dst, a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn deinterleave_avx2(src: &[f32], a: &mut [f32], b: &mut [f32]) {
-    deinterleave_body(src, a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn deinterleave_avx512(src: &[f32], a: &mut [f32], b: &mut [f32]) {
-    deinterleave_body(src, a, b)
-}
-
-fn interleave(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::winograd4::has_avx512() {
-        // SAFETY: the CPU has AVX-512F (checked at run time).
-        return unsafe { interleave_avx512(dst, a, b) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { interleave_avx2(dst, a, b) };
-    }
-    interleave_body(dst, a, b)
-}
-
-fn deinterleave(src: &[f32], a: &mut [f32], b: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::winograd4::has_avx512() {
-        // SAFETY: the CPU has AVX-512F (checked at run time).
-        return unsafe { deinterleave_avx512(src, a, b) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { deinterleave_avx2(src, a, b) };
-    }
-    deinterleave_body(src, a, b)
-}
-
-/// (first tile row, 0, tile rows) for every task; tile row `g` is row `g % th` of image `g / th`.
-fn tasks(d: &Dims) -> Vec<(usize, usize, usize)> {
+/// The tasks, of equal size but the last: each's transformed tiles near 64 K floats (256 KiB).
+fn tasks(d: &Dims) -> Vec<Task> {
     let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
     let total_rows = d.batch * th;
-    let per_task = tile_rows_per_task(d, tw);
+    let per_task = tile_rows_per_task::<16>(d, 64 * 1024, tw + 1);
     (0..total_rows)
         .step_by(per_task)
-        .map(|g0| (g0, 0, per_task.min(total_rows - g0)))
+        .map(|g0| (g0, per_task.min(total_rows - g0)))
         .collect()
 }
 
@@ -308,18 +190,17 @@ fn tasks(d: &Dims) -> Vec<(usize, usize, usize)> {
 // (the junk column is where a row's last tile would read the next row's first; its values are
 // zero on the input side and never written out).
 
-/// V = B^T d B (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]) for tile rows `g0..g0 + nrows`
-/// of `x`: `v[(xi * c_in + ci) * n + gi * (tw + 1) + t]`, `n = nrows * (tw + 1)`. `raw` is
-/// scratch of `8 * n` floats.
-fn input_transform(x: &[f32], d: &Dims, g0: usize, nrows: usize, v: &mut [f32], raw: &mut [f32]) {
+/// V = B^T d B (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]) for the task's tile rows of
+/// `x`: `v[(xi * c_in + ci) * n + gi * (tw + 1) + t]` for its `gi`-th tile row, `n` = its tile
+/// rows times `tw + 1`. `raw` is scratch of `8 * n` floats.
+fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], raw: &mut [f32]) {
     let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
     let (rl, plane, c_in) = (tw + 1, d.h * d.w, d.c_in);
-    let n = nrows * rl;
+    let n = task.1 * rl;
     for ci in 0..c_in {
         // raw[(2k + parity) * n + gi * rl ..]: input row 2 ty - 1 + k of tile row gi, split into
         // even and odd columns.
-        for gi in 0..nrows {
-            let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+        for (gi, b, ty) in tile_rows(task, th) {
             let img = &x[(b * c_in + ci) * plane..(b * c_in + ci + 1) * plane];
             for k in 0..4 {
                 let (e, o) = raw[2 * k * n..(2 * k + 2) * n].split_at_mut(n);
@@ -376,86 +257,34 @@ fn grad_body(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn grad_avx2(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
-    grad_body(y, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn grad_avx512(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
-    grad_body(y, out)
-}
-
-fn grad_transform(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::winograd4::has_avx512() {
-        // SAFETY: the CPU has AVX-512F (checked at run time).
-        return unsafe { grad_avx512(y, out) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { grad_avx2(y, out) };
-    }
-    grad_body(y, out)
-}
-
 /// The weights' gradient, as [`super::im2col::weight_grad`]: per product position `xi`,
 /// `sum over tiles of (A dY A^T)[xi] (B^T x B)[xi]^T` (a GEMM with the tiles as its long inner
 /// dimension), then `G^T . G` back to 3x3.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        d.batch * d.c_in * d.h * d.w,
-        "conv3x3: input length"
-    );
-    assert_eq!(
-        dy.len(),
-        d.batch * d.c_out * d.h * d.w,
-        "conv3x3: output gradient length"
-    );
+    d.check_weight_grad(x, dy);
     let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
     let (rl, plane, c_in, c_out) = (tw + 1, d.h * d.w, d.c_in, d.c_out);
     let pairs = c_out * c_in;
-    let task = |acc: &mut [f32], &(g0, _, nrows): &(usize, usize, usize)| {
-        let n = nrows * rl;
-        SCRATCH.with(|s| {
-            let s = &mut *s.borrow_mut();
-            grow(&mut s.v, 16 * c_in * n);
-            grow(&mut s.m, 16 * c_out * n);
-            grow(&mut s.rows, 8 * n);
-            let (v, m, rows) = (
-                &mut s.v[..16 * c_in * n],
-                &mut s.m[..16 * c_out * n],
-                &mut s.rows[..8 * n],
-            );
-            input_transform(x, &d, g0, nrows, v, rows);
+    let task = |acc: &mut [f32], &task: &Task| {
+        let n = task.1 * rl;
+        with_scratch(16 * c_in * n, 16 * c_out * n, 8 * n, |v, m, rows| {
+            input_transform(x, &d, task, v, rows);
             // The output gradient of every tile, split into its four corners (zero outside).
             for co in 0..c_out {
                 let (y4, _) = rows.split_at_mut(4 * n);
-                for gi in 0..nrows {
-                    let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+                for (gi, b, ty) in tile_rows(task, th) {
                     for dr in 0..2 {
                         let (e, rest) = y4[2 * dr * n..].split_at_mut(n);
                         let (e, o) = (
                             &mut e[gi * rl..(gi + 1) * rl],
                             &mut rest[gi * rl..(gi + 1) * rl],
                         );
-                        e.fill(0.0);
-                        o.fill(0.0);
                         let r = 2 * ty + dr;
                         if r < d.h {
-                            let row = &dy[(b * c_out + co) * plane + r * d.w..][..d.w];
-                            deinterleave(
-                                &row[..d.w - d.w % 2],
-                                &mut e[..d.w / 2],
-                                &mut o[..d.w / 2],
-                            );
-                            if d.w % 2 == 1 {
-                                e[d.w / 2] = row[d.w - 1];
-                            }
+                            split_columns(&dy[(b * c_out + co) * plane + r * d.w..][..d.w], e, o);
+                        } else {
+                            e.fill(0.0);
+                            o.fill(0.0);
                         }
                     }
                 }
@@ -468,24 +297,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
                     std::array::from_fn(|_| it.next().expect("16 blocks"));
                 grad_transform(corners, &mut out);
             }
-            // acc[xi] (c_out x c_in) += M[xi] (c_out x n) V[xi]^T (n x c_in)
-            for xi in 0..16 {
-                let dst = acc[xi * pairs..].as_mut_ptr();
-                let lhs = m[xi * c_out * n..].as_ptr();
-                let rhs = v[xi * c_in * n..].as_ptr();
-                gemm(
-                    c_out,
-                    c_in,
-                    n,
-                    dst,
-                    (c_in as isize, 1),
-                    true,
-                    lhs,
-                    (n as isize, 1),
-                    rhs,
-                    (1, n as isize),
-                );
-            }
+            accumulate_products::<16>(acc, m, v, c_in, c_out, n);
         });
     };
     let acc = sum_over_tasks(&tasks(&d), 16 * pairs, task);
@@ -513,57 +325,17 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
 
 /// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        d.batch * d.c_in * d.h * d.w,
-        "conv3x3: input length"
-    );
-    assert_eq!(weight.len(), d.c_out * d.c_in * 9, "conv3x3: weight length");
+    d.check_forward(x, weight);
     let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
     let plane = d.h * d.w;
     let u = transform_weights(weight, &d);
-    let tasks = tasks(&d);
-    let len = d.batch * d.c_out * plane;
-    // Every output element is written exactly once by the output transform.
-    let mut y: Vec<f32> = Vec::with_capacity(len);
-    // SAFETY: `y` has room for `len` floats and is left alone until `set_len` below, after the
-    // tasks; each task writes the output rows of its own tile rows.
-    let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
     let (c_in, c_out) = (d.c_in, d.c_out);
     let rl = tw + 1;
-    for_each_task(&tasks, |&(g0, _, nrows)| {
-        let n = nrows * rl;
-        SCRATCH.with(|s| {
-            let s = &mut *s.borrow_mut();
-            grow(&mut s.v, 16 * c_in * n);
-            grow(&mut s.m, 16 * c_out * n);
-            grow(&mut s.rows, 16 * n);
-            let (v, m, rows) = (
-                &mut s.v[..16 * c_in * n],
-                &mut s.m[..16 * c_out * n],
-                &mut s.rows[..16 * n],
-            );
-
-            input_transform(x, &d, g0, nrows, v, &mut rows[..8 * n]);
-
-            // M[xi] = U[xi] V[xi]: [c_out, c_in] x [c_in, n].
-            for xi in 0..16 {
-                let lhs = u[xi * c_out * c_in..].as_ptr();
-                let rhs = v[xi * c_in * n..].as_ptr();
-                let dst = m[xi * c_out * n..].as_mut_ptr();
-                gemm(
-                    c_out,
-                    n,
-                    c_in,
-                    dst,
-                    (n as isize, 1),
-                    false,
-                    lhs,
-                    (c_in as isize, 1),
-                    rhs,
-                    (n as isize, 1),
-                );
-            }
+    let fill = |task: Task, out: &SharedOut| {
+        let n = task.1 * rl;
+        with_scratch(16 * c_in * n, 16 * c_out * n, 16 * n, |v, m, rows| {
+            input_transform(x, &d, task, v, &mut rows[..8 * n]);
+            products::<16>(&u, v, m, c_in, c_out, n);
 
             // Output transform Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1].
             let yb = &mut rows[..4 * n];
@@ -574,8 +346,7 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                 let (y2, y3) = rest.split_at_mut(n);
                 output_transform(&mm, [y0, y1, y2, y3]);
                 // yb: (top, col 0), (top, col 1), (bottom, col 0), (bottom, col 1).
-                for gi in 0..nrows {
-                    let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+                for (gi, b, ty) in tile_rows(task, th) {
                     for (dy, (c0, c1)) in [(0usize, (0usize, 1usize)), (1, (2, 3))] {
                         let r = 2 * ty + dy;
                         if r >= d.h {
@@ -596,9 +367,8 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                 }
             }
         });
-    });
-    // SAFETY: the tasks cover every tile row of every image once, and the output transform wrote
-    // every column of both output rows of each (clipped at the bottom edge).
-    unsafe { y.set_len(len) };
-    y
+    };
+    // SAFETY: the tasks cover every tile row of every image once, and `fill` writes every column
+    // of both output rows of each of its tile rows (clipped at the bottom edge), and nothing else.
+    unsafe { fill_output(&d, &tasks(&d), fill) }
 }

@@ -18,8 +18,15 @@
 //! transform's four columns per tile are interleaved back the same way. A task's tile rows lie
 //! end to end in these arrays, `tw` tiles each.
 use super::Dims;
-use super::gemm::gemm;
-use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
+use super::simd::simd_copies;
+use super::tiles::{
+    Task, accumulate_products, fill_output, products, tile_rows, tile_rows_per_task, with_scratch,
+};
+use crate::ops::parallel::{SharedOut, sum_over_tasks};
+
+// The batch norm's kernels (`ops::bn_relu`) look the CPU up here.
+#[cfg(target_arch = "x86_64")]
+pub(crate) use super::simd::has_avx512;
 
 /// Whether F(4x4) beats both F(2x2) and im2col + GEMM on this shape, measured with the kernel
 /// bench (`examples/kernel_bench.rs`, bench/NOTES.md section 18): from 16 channels on planes at
@@ -36,16 +43,6 @@ pub fn pays(d: &Dims) -> bool {
 /// their slowest; not on 6x6 planes (about half im2col's speed).
 pub fn pays_for_weight_grad(d: &Dims) -> bool {
     d.c_in.min(d.c_out) >= 16 && d.h.min(d.w) >= 12
-}
-
-/// Tile rows per task: the task's transformed tiles (`36 * c * tiles` floats, for the larger of
-/// the two channel counts) near 96 K floats (384 KiB, well inside a core's 2 MiB L2), but at least
-/// 64 tiles: with 19 (one tile row of a 73x73 plane at 128 channels) the GEMMs ran at two thirds
-/// of their speed.
-fn tile_rows_per_task(d: &Dims, tiles_per_row: usize) -> usize {
-    let c = d.c_in.max(d.c_out).max(1);
-    let tiles = (96 * 1024 / (36 * c)).max(64);
-    (tiles / tiles_per_row.max(1)).max(1)
 }
 
 /// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g`, computed in f64 so that the only
@@ -76,24 +73,6 @@ fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
         }
     }
     u
-}
-
-/// Per-thread scratch: transformed inputs, products, and row buffers.
-struct Scratch {
-    v: Vec<f32>,
-    m: Vec<f32>,
-    rows: Vec<f32>,
-}
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> =
-        const { std::cell::RefCell::new(Scratch { v: Vec::new(), m: Vec::new(), rows: Vec::new() }) };
-}
-
-fn grow(buf: &mut Vec<f32>, len: usize) {
-    if buf.len() < len {
-        buf.resize(len, 0.0);
-    }
 }
 
 /// Row `I` of B^T applied to `d`:
@@ -132,30 +111,36 @@ fn split_row(plane: &[f32], h: usize, w: usize, r: isize, c: [&mut [f32]; 6]) {
         }
         return;
     }
-    let row = &plane[r as usize * w..(r as usize + 1) * w];
-    let (q, tw) = (w / 4, c0.len());
     // Chunk t of the row is x[4t..4t + 4] = c1[t], c2[t], c3[t], c4[t].
-    deinterleave4(
-        &row[..4 * q],
-        &mut c1[..q],
-        &mut c2[..q],
-        &mut c3[..q],
-        &mut c4[..q],
+    split_columns(
+        &plane[r as usize * w..(r as usize + 1) * w],
+        [c1, c2, c3, c4],
     );
-    for a in [&mut *c1, &mut *c2, &mut *c3, &mut *c4] {
-        a[q..].fill(0.0);
-    }
-    for (k, &v) in row[4 * q..].iter().enumerate() {
-        match k {
-            0 => c1[q] = v,
-            1 => c2[q] = v,
-            _ => c3[q] = v,
-        }
-    }
+    let tw = c0.len();
     c0[0] = 0.0;
     c0[1..].copy_from_slice(&c4[..tw - 1]);
     c5[..tw - 1].copy_from_slice(&c1[1..]);
     c5[tw - 1] = 0.0;
+}
+
+/// `c_k[t] = row[4t + k]`, zero past the row's end.
+#[inline(always)]
+fn split_columns(row: &[f32], c: [&mut [f32]; 4]) {
+    let q = row.len() / 4;
+    let [c0, c1, c2, c3] = c;
+    deinterleave4(
+        &row[..4 * q],
+        &mut c0[..q],
+        &mut c1[..q],
+        &mut c2[..q],
+        &mut c3[..q],
+    );
+    for a in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
+        a[q..].fill(0.0);
+    }
+    for (a, &v) in [c0, c1, c2].into_iter().zip(&row[4 * q..]) {
+        a[q] = v;
+    }
 }
 
 /// `v_i[e] = (B^T row i)(d0[e], ..., d5[e])` for the six rows of B^T in one pass: the
@@ -299,51 +284,8 @@ fn deinterleave4_body(src: &[f32], d0: &mut [f32], d1: &mut [f32], d2: &mut [f32
     }
 }
 
-// Native x86-64 builds target SSE2 only; the transforms run from copies compiled for AVX-512
-// or AVX2 (four or two times the width) where the CPU has them, as in `super::winograd`.
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-}
-
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
-
-/// Defines `$name(args)`, which runs `$body(args)` from a copy compiled for AVX-512 or AVX2
-/// where the CPU has it.
-macro_rules! avx2_dispatch {
-    ($(fn $name:ident($($arg:ident: $ty:ty),*) => $body:ident;)*) => {$(
-        #[allow(clippy::too_many_arguments)]
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[allow(clippy::too_many_arguments)]
-                #[target_feature(enable = "avx512f")]
-                fn avx512($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                #[allow(clippy::too_many_arguments)]
-                #[target_feature(enable = "avx2")]
-                fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                if has_avx512() {
-                    // SAFETY: the CPU has AVX-512F (checked at run time).
-                    return unsafe { avx512($($arg),*) };
-                }
-                if has_avx2() {
-                    // SAFETY: the CPU has AVX2 (checked at run time).
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    )*};
-}
-
-avx2_dispatch! {
+// The transforms run from copies for the widest vectors the CPU has (see `super::simd`).
+simd_copies! {
     fn bt(
         d0: &[f32], d1: &[f32], d2: &[f32], d3: &[f32], d4: &[f32], d5: &[f32],
         v0: &mut [f32], v1: &mut [f32], v2: &mut [f32], v3: &mut [f32], v4: &mut [f32],
@@ -382,13 +324,17 @@ fn a6(y: [&[f32]; 4], v: [&mut [f32]; 6]) {
     a_step(y[0], y[1], y[2], y[3], v0, v1, v2, v3, v4, v5);
 }
 
-/// (first tile row, tile rows) for every task; tile row `g` is row `g % th` of image `g / th`.
-/// At least 8 tasks and an even number of them, all of one size give or take a tile row: a batch
-/// of 12x12 planes made 5 tasks of 21 tile rows, three on one thread and two on the other.
-fn tasks(d: &Dims) -> Vec<(usize, usize)> {
+/// The tasks: each's transformed tiles near 96 K floats (384 KiB, well inside a core's 2 MiB L2)
+/// but at least 64 tiles (with 19, one tile row of a 73x73 plane at 128 channels, the GEMMs ran at
+/// two thirds of their speed); and at least 8 tasks, an even number of them, all of one size give
+/// or take a tile row: a batch of 12x12 planes made 5 tasks of 21 tile rows, three on one thread
+/// and two on the other.
+fn tasks(d: &Dims) -> Vec<Task> {
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
     let total_rows = d.batch * th;
-    let mut count = total_rows.div_ceil(tile_rows_per_task(d, tw)).max(8);
+    let mut count = total_rows
+        .div_ceil(tile_rows_per_task::<36>(d, 96 * 1024, tw))
+        .max(8);
     count = (count + count % 2).min(total_rows);
     (0..count)
         .map(|i| {
@@ -400,18 +346,17 @@ fn tasks(d: &Dims) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// V = B^T d B for tile rows `g0..g0 + nrows` of `x`:
-/// `v[(xi * c_in + ci) * n + gi * tw + t]`, `n = nrows * tw`. `raw` is scratch of `72 * n` floats.
-fn input_transform(x: &[f32], d: &Dims, g0: usize, nrows: usize, v: &mut [f32], raw: &mut [f32]) {
+/// V = B^T d B for the task's tile rows of `x`: `v[(xi * c_in + ci) * n + gi * tw + t]` for its
+/// `gi`-th tile row, `n` = its tile rows times `tw`. `raw` is scratch of `72 * n` floats.
+fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], raw: &mut [f32]) {
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
     let (plane, c_in) = (d.h * d.w, d.c_in);
-    let n = nrows * tw;
+    let n = task.1 * tw;
     let (raw, tmp) = raw[..72 * n].split_at_mut(36 * n);
     for ci in 0..c_in {
         // raw[(6k + column) * n + gi * tw ..]: input row 4 ty - 1 + k of tile row gi, split into
         // its tiles' six columns.
-        for gi in 0..nrows {
-            let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+        for (gi, b, ty) in tile_rows(task, th) {
             let img = &x[(b * c_in + ci) * plane..(b * c_in + ci + 1) * plane];
             for k in 0..6 {
                 let mut it = raw[6 * k * n..6 * (k + 1) * n]
@@ -439,57 +384,17 @@ fn input_transform(x: &[f32], d: &Dims, g0: usize, nrows: usize, v: &mut [f32], 
 
 /// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        d.batch * d.c_in * d.h * d.w,
-        "conv3x3: input length"
-    );
-    assert_eq!(weight.len(), d.c_out * d.c_in * 9, "conv3x3: weight length");
+    d.check_forward(x, weight);
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
     let plane = d.h * d.w;
     let u = transform_weights(weight, &d);
-    let tasks = tasks(&d);
-    let len = d.batch * d.c_out * plane;
-    // Every output element is written exactly once by the output transform.
-    let mut y: Vec<f32> = Vec::with_capacity(len);
-    // SAFETY: `y` has room for `len` floats and is left alone until `set_len` below, after the
-    // tasks; each task writes the output rows of its own tile rows.
-    let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
     let (c_in, c_out) = (d.c_in, d.c_out);
     let q = d.w / 4;
-    for_each_task(&tasks, |&(g0, nrows)| {
-        let n = nrows * tw;
-        SCRATCH.with(|s| {
-            let s = &mut *s.borrow_mut();
-            grow(&mut s.v, 36 * c_in * n);
-            grow(&mut s.m, 36 * c_out * n);
-            grow(&mut s.rows, 72 * n);
-            let (v, m, rows) = (
-                &mut s.v[..36 * c_in * n],
-                &mut s.m[..36 * c_out * n],
-                &mut s.rows[..72 * n],
-            );
-
-            input_transform(x, &d, g0, nrows, v, rows);
-
-            // M[xi] = U[xi] V[xi]: [c_out, c_in] x [c_in, n].
-            for xi in 0..36 {
-                let lhs = u[xi * c_out * c_in..].as_ptr();
-                let rhs = v[xi * c_in * n..].as_ptr();
-                let dst = m[xi * c_out * n..].as_mut_ptr();
-                gemm(
-                    c_out,
-                    n,
-                    c_in,
-                    dst,
-                    (n as isize, 1),
-                    false,
-                    lhs,
-                    (c_in as isize, 1),
-                    rhs,
-                    (n as isize, 1),
-                );
-            }
+    let fill = |task: Task, out: &SharedOut| {
+        let n = task.1 * tw;
+        with_scratch(36 * c_in * n, 36 * c_out * n, 72 * n, |v, m, rows| {
+            input_transform(x, &d, task, v, rows);
+            products::<36>(&u, v, m, c_in, c_out, n);
 
             let (yb, sb) = rows[..40 * n].split_at_mut(16 * n);
             for co in 0..c_out {
@@ -506,8 +411,7 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                     at6(src, std::array::from_fn(|_| it.next().expect("4 rows")));
                 }
                 // yb[(r * 4 + c) * n + gi * tw + t]: output row 4 ty + r, column 4 t + c.
-                for gi in 0..nrows {
-                    let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+                for (gi, b, ty) in tile_rows(task, th) {
                     for r in 0..4 {
                         let row_i = 4 * ty + r;
                         if row_i >= d.h {
@@ -528,80 +432,41 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                 }
             }
         });
-    });
-    // SAFETY: the tasks cover every tile row of every image once, and the output transform wrote
-    // every column of the four output rows of each (clipped at the bottom edge).
-    unsafe { y.set_len(len) };
-    y
+    };
+    // SAFETY: the tasks cover every tile row of every image once, and `fill` writes every column
+    // of the four output rows of each of its tile rows (clipped at the bottom edge), and nothing
+    // else.
+    unsafe { fill_output(&d, &tasks(&d), fill) }
 }
 
 /// The weights' gradient, as [`super::im2col::weight_grad`]: per product position `xi`,
 /// `sum over tiles of (A dY A^T)[xi] (B^T x B)[xi]^T` (a GEMM with the tiles as its long inner
 /// dimension), then `G^T . G` back to 3x3.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        d.batch * d.c_in * d.h * d.w,
-        "conv3x3: input length"
-    );
-    assert_eq!(
-        dy.len(),
-        d.batch * d.c_out * d.h * d.w,
-        "conv3x3: output gradient length"
-    );
+    d.check_weight_grad(x, dy);
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
     let (plane, c_in, c_out) = (d.h * d.w, d.c_in, d.c_out);
     let pairs = c_out * c_in;
-    let q = d.w / 4;
-    let task = |acc: &mut [f32], &(g0, nrows): &(usize, usize)| {
-        let n = nrows * tw;
-        SCRATCH.with(|s| {
-            let s = &mut *s.borrow_mut();
-            grow(&mut s.v, 36 * c_in * n);
-            grow(&mut s.m, 36 * c_out * n);
-            grow(&mut s.rows, 72 * n);
-            let (v, m, rows) = (
-                &mut s.v[..36 * c_in * n],
-                &mut s.m[..36 * c_out * n],
-                &mut s.rows[..72 * n],
-            );
-            input_transform(x, &d, g0, nrows, v, rows);
+    let task = |acc: &mut [f32], &task: &Task| {
+        let n = task.1 * tw;
+        with_scratch(36 * c_in * n, 36 * c_out * n, 72 * n, |v, m, rows| {
+            input_transform(x, &d, task, v, rows);
             let (split, h) = rows[..40 * n].split_at_mut(16 * n);
             for co in 0..c_out {
                 // split[(r * 4 + c) * n + gi * tw + t]: output gradient row 4 ty + r, column
                 // 4 t + c (zero outside the plane).
-                for gi in 0..nrows {
-                    let (b, ty) = ((g0 + gi) / th, (g0 + gi) % th);
+                for (gi, b, ty) in tile_rows(task, th) {
                     for r in 0..4 {
                         let mut it = split[r * 4 * n..(r + 1) * 4 * n]
                             .chunks_exact_mut(n)
                             .map(|c| &mut c[gi * tw..(gi + 1) * tw]);
-                        let [c0, c1, c2, c3]: [&mut [f32]; 4] =
+                        let c: [&mut [f32]; 4] =
                             std::array::from_fn(|_| it.next().expect("4 columns"));
                         let row_i = 4 * ty + r;
-                        if row_i >= d.h {
-                            for c in [c0, c1, c2, c3] {
-                                c.fill(0.0);
-                            }
-                            continue;
-                        }
-                        let row = &dy[(b * c_out + co) * plane + row_i * d.w..][..d.w];
-                        deinterleave4(
-                            &row[..4 * q],
-                            &mut c0[..q],
-                            &mut c1[..q],
-                            &mut c2[..q],
-                            &mut c3[..q],
-                        );
-                        for c in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
-                            c[q..].fill(0.0);
-                        }
-                        for (k, &val) in row[4 * q..].iter().enumerate() {
-                            match k {
-                                0 => c0[q] = val,
-                                1 => c1[q] = val,
-                                _ => c2[q] = val,
-                            }
+                        if row_i < d.h {
+                            split_columns(&dy[(b * c_out + co) * plane + row_i * d.w..][..d.w], c);
+                        } else {
+                            c.into_iter().for_each(|c| c.fill(0.0));
                         }
                     }
                 }
@@ -621,24 +486,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
                     a6(src, std::array::from_fn(|_| it.next().expect("6 rows")));
                 }
             }
-            // acc[xi] (c_out x c_in) += M[xi] (c_out x n) V[xi]^T (n x c_in)
-            for xi in 0..36 {
-                let dst = acc[xi * pairs..].as_mut_ptr();
-                let lhs = m[xi * c_out * n..].as_ptr();
-                let rhs = v[xi * c_in * n..].as_ptr();
-                gemm(
-                    c_out,
-                    c_in,
-                    n,
-                    dst,
-                    (c_in as isize, 1),
-                    true,
-                    lhs,
-                    (n as isize, 1),
-                    rhs,
-                    (1, n as isize),
-                );
-            }
+            accumulate_products::<36>(acc, m, v, c_in, c_out, n);
         });
     };
     let acc = sum_over_tasks(&tasks(&d), 36 * pairs, task);

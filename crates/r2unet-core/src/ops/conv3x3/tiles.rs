@@ -1,0 +1,160 @@
+//! The plumbing that the two Winograd kernels, [`super::winograd`] (F(2x2), 16 transform
+//! positions) and [`super::winograd4`] (F(4x4), 36), share: tasks of whole tile rows, the
+//! per-thread scratch, the output buffer that the tasks fill, and the per-position GEMMs. What
+//! differs between them, the transforms and how a task's tiles lie in the scratch, stays in each
+//! kernel's file; the `P` of the functions here is the number of transform positions, a constant
+//! so that the GEMM loops unroll.
+use super::Dims;
+use super::gemm::gemm;
+use crate::ops::parallel::{SharedOut, for_each_task};
+
+/// A task: tile rows `first..first + count` of the batch, numbered by (image, tile row) so that
+/// a task takes tile rows of several images where the images are small (the 12x12 and 6x6 planes
+/// of a batch of patches), and its GEMMs are still of a useful size.
+pub(super) type Task = (usize, usize);
+
+/// Tile rows per task: the task's transformed tiles (`P * c * tiles` floats, for the larger of
+/// the two channel counts) near `budget` floats, so that they stay in a core's L2, but at least
+/// 64 tiles, below which the GEMMs slow down; a tile row takes `row_len` columns.
+pub(super) fn tile_rows_per_task<const P: usize>(d: &Dims, budget: usize, row_len: usize) -> usize {
+    let c = d.c_in.max(d.c_out).max(1);
+    let tiles = (budget / (P * c)).max(64);
+    (tiles / row_len.max(1)).max(1)
+}
+
+/// `(i, image, tile row in the image)` for the task's `i`-th tile row, `th` tile rows an image.
+#[inline]
+pub(super) fn tile_rows(
+    (first, count): Task,
+    th: usize,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    (0..count).map(move |i| (i, (first + i) / th, (first + i) % th))
+}
+
+/// Per-thread scratch: transformed inputs, products, and row buffers. One for both kernels: a
+/// task never runs inside another (nothing in a task waits on rayon), so one is borrowed at a
+/// time, and a thread holds the larger of the two kernels' needs rather than their sum.
+struct Scratch {
+    v: Vec<f32>,
+    m: Vec<f32>,
+    rows: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> =
+        const { std::cell::RefCell::new(Scratch { v: Vec::new(), m: Vec::new(), rows: Vec::new() }) };
+}
+
+fn grow(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+}
+
+/// Runs `f(v, m, rows)` on this thread's scratch, `v_len`, `m_len` and `rows_len` floats (left
+/// over from earlier tasks: the kernels write before they read).
+#[inline]
+pub(super) fn with_scratch<R>(
+    v_len: usize,
+    m_len: usize,
+    rows_len: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R,
+) -> R {
+    SCRATCH.with(|s| {
+        let s = &mut *s.borrow_mut();
+        grow(&mut s.v, v_len);
+        grow(&mut s.m, m_len);
+        grow(&mut s.rows, rows_len);
+        f(
+            &mut s.v[..v_len],
+            &mut s.m[..m_len],
+            &mut s.rows[..rows_len],
+        )
+    })
+}
+
+/// The `[batch, c_out, h, w]` output of a forward pass, filled by `task(t, out)` for every task
+/// `t`; not zeroed first, since the output transform writes every element.
+///
+/// # Safety
+///
+/// `task(t, out)` writes, through `out` ([`SharedOut::slice_mut`]), every element of the output
+/// rows of task `t`'s tile rows (clipped at the bottom edge) and no other element, and `tasks`
+/// cover every tile row of the batch once.
+pub(super) unsafe fn fill_output(
+    d: &Dims,
+    tasks: &[Task],
+    task: impl Fn(Task, &SharedOut) + Send + Sync,
+) -> Vec<f32> {
+    let len = d.batch * d.c_out * d.plane();
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: `y` has room for `len` floats and is left alone until `set_len` below, after the
+    // tasks; each task writes the output rows of its own tile rows (the caller's contract).
+    let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
+    for_each_task(tasks, |&t| task(t, &out));
+    // SAFETY: by the caller's contract the tasks wrote every element.
+    unsafe { y.set_len(len) };
+    y
+}
+
+/// `M[xi] = U[xi] V[xi]` (`[c_out, c_in] x [c_in, n]`) for the `P` positions `xi`, each a block
+/// of `u`, `v` and `m` in turn.
+#[inline]
+pub(super) fn products<const P: usize>(
+    u: &[f32],
+    v: &[f32],
+    m: &mut [f32],
+    c_in: usize,
+    c_out: usize,
+    n: usize,
+) {
+    assert!(u.len() >= P * c_out * c_in && v.len() >= P * c_in * n && m.len() >= P * c_out * n);
+    for xi in 0..P {
+        let lhs = u[xi * c_out * c_in..].as_ptr();
+        let rhs = v[xi * c_in * n..].as_ptr();
+        let dst = m[xi * c_out * n..].as_mut_ptr();
+        gemm(
+            c_out,
+            n,
+            c_in,
+            dst,
+            (n as isize, 1),
+            false,
+            lhs,
+            (c_in as isize, 1),
+            rhs,
+            (n as isize, 1),
+        );
+    }
+}
+
+/// `acc[xi] (c_out x c_in) += M[xi] (c_out x n) V[xi]^T (n x c_in)` for the `P` positions `xi`:
+/// a task's share of the weight gradient, summed over its `n` tiles.
+#[inline]
+pub(super) fn accumulate_products<const P: usize>(
+    acc: &mut [f32],
+    m: &[f32],
+    v: &[f32],
+    c_in: usize,
+    c_out: usize,
+    n: usize,
+) {
+    assert!(acc.len() >= P * c_out * c_in && m.len() >= P * c_out * n && v.len() >= P * c_in * n);
+    for xi in 0..P {
+        let dst = acc[xi * c_out * c_in..].as_mut_ptr();
+        let lhs = m[xi * c_out * n..].as_ptr();
+        let rhs = v[xi * c_in * n..].as_ptr();
+        gemm(
+            c_out,
+            c_in,
+            n,
+            dst,
+            (c_in as isize, 1),
+            true,
+            lhs,
+            (n as isize, 1),
+            rhs,
+            (1, n as isize),
+        );
+    }
+}
