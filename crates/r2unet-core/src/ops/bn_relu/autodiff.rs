@@ -13,7 +13,7 @@ use super::BnReluBackend;
 struct BnReluBackward;
 
 impl<B: Backend + BnReluBackend> Backward<B, 3> for BnReluBackward {
-    /// Input, output, gamma, batch mean, batch variance, epsilon.
+    /// Input, gamma, beta, batch mean, batch variance, epsilon.
     type State = (
         FloatTensor<B>,
         FloatTensor<B>,
@@ -31,9 +31,9 @@ impl<B: Backend + BnReluBackend> Backward<B, 3> for BnReluBackward {
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
-        let (x, y, gamma, mean, variance, epsilon) = ops.state;
+        let (x, gamma, beta, mean, variance, epsilon) = ops.state;
         let (dx, dgamma, dbeta) =
-            B::bn_relu_train_backward(x, y, dy, gamma, mean, variance, epsilon);
+            B::bn_relu_train_backward(x, dy, gamma, beta, mean, variance, epsilon);
         if let Some(node) = node_x {
             grads.register::<B>(node.id, dx);
         }
@@ -59,16 +59,15 @@ impl<B: Backend + BnReluBackend, C: CheckpointStrategy> BnReluBackend for Autodi
             gamma.into_primitive(),
             beta.into_primitive(),
         );
-        let (y, mean, variance) = B::bn_relu_train(x.clone(), gamma.clone(), beta, epsilon);
+        let (y, mean, variance) = B::bn_relu_train(x.clone(), gamma.clone(), beta.clone(), epsilon);
         let output = match BnReluBackward
             .prepare::<C>(parents)
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(
-                (x, y.clone(), gamma, mean.clone(), variance.clone(), epsilon),
-                y,
-            ),
+            OpsKind::Tracked(prep) => {
+                prep.finish((x, gamma, beta, mean.clone(), variance.clone(), epsilon), y)
+            }
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         // The statistics feed running averages only: no gradient flows through them.
@@ -89,9 +88,9 @@ impl<B: Backend + BnReluBackend, C: CheckpointStrategy> BnReluBackend for Autodi
 
     fn bn_relu_train_backward(
         _x: FloatTensor<Self>,
-        _y: FloatTensor<Self>,
         _dy: FloatTensor<Self>,
         _gamma: FloatTensor<Self>,
+        _beta: FloatTensor<Self>,
         _mean: FloatTensor<Self>,
         _variance: FloatTensor<Self>,
         _epsilon: f64,

@@ -21,6 +21,15 @@ impl Dims {
 
 use crate::ops::parallel::{SharedOut, for_each_index as for_each_channel};
 
+/// The forward pass's `(scale, shift)`, `y = max(0, x * scale + shift)`, from the statistics as
+/// stored (f32): the backward pass computes them again from the same values with the same
+/// operations, so its ReLU mask `x * scale + shift > 0` is bit for bit the forward's `y > 0`
+/// without reading `y` (one input stream less in each of its two passes).
+fn affine(gamma: f32, beta: f32, mean: f32, var: f32, eps: f64) -> (f32, f32) {
+    let scale = gamma / ((f64::from(var) + eps).sqrt() as f32);
+    (scale, beta - mean * scale)
+}
+
 /// Slices of channel `c` across the batch.
 fn channel<'a>(x: &'a [f32], d: &Dims, c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
     let (plane, stride) = (d.plane, d.channels * d.plane);
@@ -65,10 +74,9 @@ pub fn forward(
             s2 += a2 as f64;
         }
         let m = s / n;
-        let v = (s2 / n - m * m).max(0.0);
+        let v = (s2 / n - m * m).max(0.0) as f32;
         let mu = (m + shift) as f32;
-        let scale = gamma[c] / ((v + eps).sqrt() as f32);
-        let shift_out = beta[c] - mu * scale;
+        let (scale, shift_out) = affine(gamma[c], beta[c], mu, v, eps);
         for b in 0..d.batch {
             let at = b * d.channels * d.plane + c * d.plane;
             let src = &x[at..at + d.plane];
@@ -80,7 +88,7 @@ pub fn forward(
         // only.
         unsafe {
             *mean_out.at(c) = mu;
-            *var_out.at(c) = v as f32;
+            *var_out.at(c) = v;
         }
     });
     // SAFETY: every channel of every image was written above.
@@ -113,13 +121,13 @@ pub fn eval(x: &[f32], scale: &[f32], shift: &[f32], d: Dims) -> Vec<f32> {
     y
 }
 
-/// Returns `(dx, dgamma, dbeta)` from the forward's input, output and statistics.
+/// Returns `(dx, dgamma, dbeta)` from the forward's input, parameters and statistics.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &[f32],
-    y: &[f32],
     dy: &[f32],
     gamma: &[f32],
+    beta: &[f32],
     mean: &[f32],
     var: &[f32],
     eps: f64,
@@ -143,13 +151,11 @@ pub fn backward(
     for_each_channel(d.channels, |c| {
         let inv = 1.0 / ((var[c] as f64 + eps).sqrt() as f32);
         let mu = mean[c];
+        let relu = affine(gamma[c], beta[c], mu, var[c], eps);
         // g = dy where the ReLU passed, 0 elsewhere; xhat = (x - mean) * inv.
         let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
-        for ((xs, ys), gs) in channel(x, &d, c)
-            .zip(channel(y, &d, c))
-            .zip(channel(dy, &d, c))
-        {
-            let (a, b) = grad_sums(xs, ys, gs, mu);
+        for (xs, gs) in channel(x, &d, c).zip(channel(dy, &d, c)) {
+            let (a, b) = grad_sums(xs, gs, mu, relu);
             sum_g += a as f64;
             sum_gx += b as f64;
         }
@@ -160,12 +166,8 @@ pub fn backward(
             let at = b * d.channels * d.plane + c * d.plane;
             // SAFETY: channel c of image b is written by this task only.
             let dst = unsafe { out.slice_mut(at..at + d.plane) };
-            let (xs, ys, gs) = (
-                &x[at..at + d.plane],
-                &y[at..at + d.plane],
-                &dy[at..at + d.plane],
-            );
-            grad_out(dst, xs, ys, gs, [mu, inv, k * n, mean_g, mean_gxhat]);
+            let (xs, gs) = (&x[at..at + d.plane], &dy[at..at + d.plane]);
+            grad_out(dst, xs, gs, relu, [mu, inv, k * n, mean_g, mean_gxhat]);
         }
         // SAFETY: element c (< channels) of `dgamma` and `dbeta` is written by this channel's
         // task only.
@@ -212,23 +214,33 @@ fn affine_relu_body(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
     }
 }
 
-/// `(sum of g, sum of g * (x - mu))` with `g = dy` where the ReLU passed (`y > 0`), 0 elsewhere.
+/// `(sum of g, sum of g * (x - mu))` with `g = dy` where the ReLU passed (`x * scale + shift >
+/// 0`, `relu = (scale, shift)`), 0 elsewhere.
 #[inline(always)]
-fn grad_sums_body(xs: &[f32], ys: &[f32], gs: &[f32], mu: f32) -> (f32, f32) {
+fn grad_sums_body(xs: &[f32], gs: &[f32], mu: f32, relu: (f32, f32)) -> (f32, f32) {
+    let (scale, shift) = relu;
     let n = xs.len();
-    let (ys, gs) = (&ys[..n], &gs[..n]);
+    let gs = &gs[..n];
     let (mut a, mut b) = ([0.0f32; LANES], [0.0f32; LANES]);
     let full = n - n % LANES;
     for i in (0..full).step_by(LANES) {
-        let (xc, yc, gc) = (&xs[i..i + LANES], &ys[i..i + LANES], &gs[i..i + LANES]);
+        let (xc, gc) = (&xs[i..i + LANES], &gs[i..i + LANES]);
         for k in 0..LANES {
-            let g = if yc[k] > 0.0 { gc[k] } else { 0.0 };
+            let g = if xc[k] * scale + shift > 0.0 {
+                gc[k]
+            } else {
+                0.0
+            };
             a[k] += g;
             b[k] += g * (xc[k] - mu);
         }
     }
     for i in full..n {
-        let g = if ys[i] > 0.0 { gs[i] } else { 0.0 };
+        let g = if xs[i] * scale + shift > 0.0 {
+            gs[i]
+        } else {
+            0.0
+        };
         a[i - full] += g;
         b[i - full] += g * (xs[i] - mu);
     }
@@ -236,12 +248,13 @@ fn grad_sums_body(xs: &[f32], ys: &[f32], gs: &[f32], mu: f32) -> (f32, f32) {
 }
 
 /// `dx = k_n * (g - mean_g - (x - mu) * inv * mean_gxhat)`, `p = [mu, inv, k_n, mean_g,
-/// mean_gxhat]`.
+/// mean_gxhat]`, `g` as in [`grad_sums_body`].
 #[inline(always)]
-fn grad_out_body(dst: &mut [f32], xs: &[f32], ys: &[f32], gs: &[f32], p: [f32; 5]) {
+fn grad_out_body(dst: &mut [f32], xs: &[f32], gs: &[f32], relu: (f32, f32), p: [f32; 5]) {
+    let (scale, shift) = relu;
     let [mu, inv, k_n, mean_g, mean_gxhat] = p;
-    for (((o, &xv), &yv), &gv) in dst.iter_mut().zip(xs).zip(ys).zip(gs) {
-        let g = if yv > 0.0 { gv } else { 0.0 };
+    for ((o, &xv), &gv) in dst.iter_mut().zip(xs).zip(gs) {
+        let g = if xv * scale + shift > 0.0 { gv } else { 0.0 };
         let xhat = (xv - mu) * inv;
         *o = k_n * (g - mean_g - xhat * mean_gxhat);
     }
@@ -281,7 +294,7 @@ macro_rules! simd_dispatch {
 simd_dispatch! {
     fn shifted_sums(row: &[f32], shift: f32) -> (f32, f32) => shifted_sums_body;
     fn affine_relu(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) -> () => affine_relu_body;
-    fn grad_sums(xs: &[f32], ys: &[f32], gs: &[f32], mu: f32) -> (f32, f32) => grad_sums_body;
-    fn grad_out(dst: &mut [f32], xs: &[f32], ys: &[f32], gs: &[f32], p: [f32; 5]) -> ()
+    fn grad_sums(xs: &[f32], gs: &[f32], mu: f32, relu: (f32, f32)) -> (f32, f32) => grad_sums_body;
+    fn grad_out(dst: &mut [f32], xs: &[f32], gs: &[f32], relu: (f32, f32), p: [f32; 5]) -> ()
         => grad_out_body;
 }

@@ -37,13 +37,15 @@ pub trait BnReluBackend: Backend {
         shift: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 
-    /// Returns the gradients of the input, gamma and beta.
+    /// Returns the gradients of the input, gamma and beta. The ReLU's mask comes from `x`,
+    /// the parameters and the statistics (not from the output, which would be one more stream
+    /// to read).
     #[allow(clippy::too_many_arguments)]
     fn bn_relu_train_backward(
         x: FloatTensor<Self>,
-        y: FloatTensor<Self>,
         dy: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         variance: FloatTensor<Self>,
         epsilon: f64,
@@ -101,21 +103,21 @@ impl BnReluBackend for Flex {
 
     fn bn_relu_train_backward(
         x: FlexTensor,
-        y: FlexTensor,
         dy: FlexTensor,
         gamma: FlexTensor,
+        beta: FlexTensor,
         mean: FlexTensor,
         variance: FlexTensor,
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let [x, y, dy, gamma, mean, variance] =
-            [x, y, dy, gamma, mean, variance].map(|t| t.to_contiguous());
+        let [x, dy, gamma, beta, mean, variance] =
+            [x, dy, gamma, beta, mean, variance].map(|t| t.to_contiguous());
         let d = dims(&x);
         let (dx, dgamma, dbeta) = kernel::backward(
             x.storage(),
-            y.storage(),
             dy.storage(),
             gamma.storage(),
+            beta.storage(),
             mean.storage(),
             variance.storage(),
             epsilon,
