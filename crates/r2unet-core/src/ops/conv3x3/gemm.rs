@@ -1,6 +1,7 @@
 //! The matrix product under both 3x3 algorithms: the `gemm` crate (the GEMM burn-flex uses, same
 //! version), called on raw strided pointers and on one thread, since the callers' tasks are the
-//! parallelism.
+//! parallelism; row-major products without accumulation on AVX-512 CPUs go to
+//! [`super::gemm_avx512`] instead.
 
 /// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]` with explicit strides (row stride, column stride).
 #[allow(clippy::too_many_arguments)]
@@ -16,6 +17,32 @@ pub(super) fn gemm(
     rhs: *const f32,
     rhs_strides: (isize, isize),
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if !accumulate
+        && dst_strides.0 >= 0
+        && lhs_strides.0 >= 0
+        && rhs_strides.0 >= 0
+        && dst_strides.1 == 1
+        && lhs_strides.1 == 1
+        && rhs_strides.1 == 1
+        && super::gemm_avx512::available()
+    {
+        // SAFETY: AVX-512F is there (checked above); the extents as below.
+        unsafe {
+            super::gemm_avx512::gemm(
+                m,
+                n,
+                k,
+                dst,
+                dst_strides.0 as usize,
+                lhs,
+                lhs_strides.0 as usize,
+                rhs,
+                rhs_strides.0 as usize,
+            )
+        };
+        return;
+    }
     // SAFETY: every caller passes pointers into live buffers whose extents cover
     // `m x k`, `k x n` and `m x n` elements at the given strides, and `dst` does not alias
     // the inputs.

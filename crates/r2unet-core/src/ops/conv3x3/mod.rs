@@ -13,6 +13,8 @@
 #[cfg(feature = "flex")]
 mod autodiff;
 mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx512;
 pub mod im2col;
 pub mod lowered;
 mod simd;
