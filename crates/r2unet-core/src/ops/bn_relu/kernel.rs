@@ -20,6 +20,7 @@ impl Dims {
 }
 
 use crate::ops::parallel::{SharedOut, for_each_index as for_each_channel};
+use crate::ops::simd::simd_copies;
 
 /// The forward pass's `(scale, shift)`, `y = max(0, x * scale + shift)`, from the statistics as
 /// stored (f32): the backward pass computes them again from the same values with the same
@@ -260,41 +261,10 @@ fn grad_out_body(dst: &mut [f32], xs: &[f32], gs: &[f32], relu: (f32, f32), p: [
     }
 }
 
-/// Defines `$name(args) -> $ret`, which runs `$body(args)` from a copy compiled for AVX-512 or
-/// AVX2 where the CPU has it (native x86-64 builds target SSE2 only).
-macro_rules! simd_dispatch {
-    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $body:ident;)*) => {$(
-        fn $name($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn avx512($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                if crate::ops::conv3x3::winograd4::has_avx512() {
-                    // SAFETY: the CPU has AVX-512F (checked at run time).
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    )*};
-}
-
-simd_dispatch! {
+simd_copies! {
     fn shifted_sums(row: &[f32], shift: f32) -> (f32, f32) => shifted_sums_body;
-    fn affine_relu(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) -> () => affine_relu_body;
+    fn affine_relu(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) => affine_relu_body;
     fn grad_sums(xs: &[f32], gs: &[f32], mu: f32, relu: (f32, f32)) -> (f32, f32) => grad_sums_body;
-    fn grad_out(dst: &mut [f32], xs: &[f32], gs: &[f32], relu: (f32, f32), p: [f32; 5]) -> ()
+    fn grad_out(dst: &mut [f32], xs: &[f32], gs: &[f32], relu: (f32, f32), p: [f32; 5])
         => grad_out_body;
 }

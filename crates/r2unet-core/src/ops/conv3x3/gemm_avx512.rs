@@ -15,7 +15,7 @@ use std::arch::x86_64::{
 
 /// Whether [`gemm`] can run here.
 pub(super) fn available() -> bool {
-    super::simd::has_avx512()
+    crate::ops::simd::has_avx512()
 }
 
 /// `dst[i][j] = sum over p of lhs[i][p] * rhs[p][j]` for `i < m`, `j < n`, `p < k`, with row

@@ -17,7 +17,6 @@ mod gemm;
 mod gemm_avx512;
 pub mod im2col;
 pub mod lowered;
-mod simd;
 mod tiles;
 pub mod winograd;
 pub mod winograd4;

@@ -15,11 +15,11 @@
 //! takes consecutive tile rows, across images where the images are small, so that the 12x12 and
 //! 6x6 planes of a batch of patches still make GEMMs of useful size.
 use super::Dims;
-use super::simd::simd_copies;
 use super::tiles::{
     Task, accumulate_products, fill_output, products, tile_rows, tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
+use crate::ops::simd::simd_copies;
 
 /// Whether Winograd beats im2col + GEMM on this shape. Measured with the kernel bench
 /// (`examples/kernel_bench.rs`, bench/NOTES.md section 10): from 32 channels it wins on every

@@ -18,15 +18,11 @@
 //! transform's four columns per tile are interleaved back the same way. A task's tile rows lie
 //! end to end in these arrays, `tw` tiles each.
 use super::Dims;
-use super::simd::simd_copies;
 use super::tiles::{
     Task, accumulate_products, fill_output, products, tile_rows, tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
-
-// The batch norm's kernels (`ops::bn_relu`) look the CPU up here.
-#[cfg(target_arch = "x86_64")]
-pub(crate) use super::simd::has_avx512;
+use crate::ops::simd::simd_copies;
 
 /// Whether F(4x4) beats both F(2x2) and im2col + GEMM on this shape, measured with the kernel
 /// bench (`examples/kernel_bench.rs`, bench/NOTES.md section 18): from 16 channels on planes at

@@ -1,4 +1,5 @@
-//! Run-time choice of the instruction set for the Winograd transform loops.
+//! Run-time choice of the instruction set for the CPU kernels' element-wise loops (the Winograd
+//! transforms, the batch norm).
 //!
 //! Native x86-64 builds target SSE2 only, so plain loops vectorise four lanes wide. Copies of the
 //! same loop bodies compiled for AVX-512 or AVX2 run sixteen or eight wide where the CPU has
@@ -19,27 +20,27 @@ pub(crate) fn has_avx512() -> bool {
 /// what is inlined into them. One `const` generic parameter is passed through.
 macro_rules! simd_copies {
     ($(
-        fn $name:ident $(<const $g:ident: $gt:ty>)? ($($arg:ident: $ty:ty),* $(,)?) => $body:ident;
+        fn $name:ident $(<const $g:ident: $gt:ty>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident;
     )*) => {$(
         #[allow(clippy::too_many_arguments)]
-        fn $name $(<const $g: $gt>)? ($($arg: $ty),*) {
+        fn $name $(<const $g: $gt>)? ($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx512f")]
-                fn avx512 $(<const $g: $gt>)? ($($arg: $ty),*) {
+                fn avx512 $(<const $g: $gt>)? ($($arg: $ty),*) $(-> $ret)? {
                     $body $(::<$g>)? ($($arg),*)
                 }
                 #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2")]
-                fn avx2 $(<const $g: $gt>)? ($($arg: $ty),*) {
+                fn avx2 $(<const $g: $gt>)? ($($arg: $ty),*) $(-> $ret)? {
                     $body $(::<$g>)? ($($arg),*)
                 }
-                if $crate::ops::conv3x3::simd::has_avx512() {
+                if $crate::ops::simd::has_avx512() {
                     // SAFETY: the CPU has AVX-512F (checked at run time).
                     return unsafe { avx512 $(::<$g>)? ($($arg),*) };
                 }
-                if $crate::ops::conv3x3::simd::has_avx2() {
+                if $crate::ops::simd::has_avx2() {
                     // SAFETY: the CPU has AVX2 (checked at run time).
                     return unsafe { avx2 $(::<$g>)? ($($arg),*) };
                 }
@@ -49,4 +50,4 @@ macro_rules! simd_copies {
     )*};
 }
 
-pub(super) use simd_copies;
+pub(crate) use simd_copies;
