@@ -109,6 +109,8 @@ use serial as imp;
 /// Native builds: rayon.
 #[cfg(feature = "native")]
 mod threaded {
+    use std::sync::{Mutex, PoisonError};
+
     use rayon::prelude::*;
 
     pub(super) fn for_each_index(n: usize, f: impl Fn(usize) + Send + Sync) {
@@ -124,17 +126,30 @@ mod threaded {
         size: usize,
         task: impl Fn(&mut [f32], &T) + Send + Sync,
     ) -> Vec<f32> {
-        let zeros = || vec![0.0f32; size];
-        tasks
-            .par_iter()
-            .fold(zeros, |mut acc, t| {
-                task(&mut acc, t);
-                acc
-            })
-            .reduce(zeros, |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            })
+        // One accumulator per worker thread rather than rayon's `fold`, which starts a zeroed one
+        // for every piece it splits the tasks into (up to one per task: several MiB to zero and
+        // to add up again for the 64-channel layers' weight gradients). A task never runs inside
+        // another (nothing in a task waits on rayon), so a thread's lock is never held twice.
+        let slots: Vec<Mutex<Vec<f32>>> = (0..rayon::current_num_threads())
+            .map(|_| Mutex::new(Vec::new()))
+            .collect();
+        tasks.par_iter().for_each(|t| {
+            let i = rayon::current_thread_index().unwrap_or(0) % slots.len();
+            let mut acc = slots[i].lock().unwrap_or_else(PoisonError::into_inner);
+            if acc.is_empty() {
+                acc.resize(size, 0.0);
+            }
+            task(&mut acc, t);
+        });
+        let mut used = slots
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner))
+            .filter(|acc| !acc.is_empty());
+        let mut total = used.next().unwrap_or_else(|| vec![0.0f32; size]);
+        for acc in used {
+            total.iter_mut().zip(&acc).for_each(|(a, b)| *a += b);
+        }
+        total
     }
 }
 
