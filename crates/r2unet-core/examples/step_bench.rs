@@ -91,6 +91,16 @@ pub fn ops() {
     t("maxpool fwd+bwd autodiff @48 c16", &mut || {
         let _ = pool.forward(xa.clone()).sum().backward();
     });
+    use r2unet::ops::conv1x1::conv1x1;
+    t("conv1x1 fwd 32->16 @48", &mut || {
+        let _ = conv1x1(&c1b, x32_48.clone());
+    });
+    let c1a = Conv2dConfig::new([32, 16], [1, 1]).init(&ad);
+    let x32a =
+        Tensor::<4>::random([32, 32, 48, 48], Distribution::Normal(0.0, 1.0), &ad).require_grad();
+    t("conv1x1 fwd+bwd autodiff 32->16 @48", &mut || {
+        let _ = conv1x1(&c1a, x32a.clone()).sum().backward();
+    });
     use r2unet::ops::max_pool2x2::max_pool2x2;
     t("max_pool2x2 fwd @48 c16", &mut || {
         let _ = max_pool2x2(&pool, x16.clone());

@@ -1,4 +1,4 @@
-//! The matrix product under both 3x3 algorithms: the `gemm` crate (the GEMM burn-flex uses, same
+//! The matrix product under the 3x3 convolution's algorithms and the 1x1 convolution: the `gemm` crate (the GEMM burn-flex uses, same
 //! version), called on raw strided pointers and on one thread, since the callers' tasks are the
 //! parallelism; row-major products without accumulation on AVX-512 CPUs go to
 //! [`super::gemm_avx512`] instead.

@@ -3,6 +3,9 @@
 pub mod bn_relu;
 pub mod conv1x1;
 pub mod conv3x3;
+mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx512;
 pub mod max_pool2x2;
 pub(crate) mod parallel;
 pub(crate) mod simd;

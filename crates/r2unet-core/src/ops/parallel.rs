@@ -22,8 +22,9 @@ pub(crate) struct SharedOut {
 // contract of `new` (the buffer outlives the tasks, each element written by one task only), which
 // holds whichever thread a task runs on.
 unsafe impl Send for SharedOut {}
-// SAFETY: as for Send: `&SharedOut` gives a task nothing but the pointer, and nothing is read
-// through it, so tasks on several threads at once only write their own, disjoint, elements.
+// SAFETY: as for Send: `&SharedOut` gives a task nothing but the pointer, and a task reads only
+// elements it has written, so tasks on several threads at once touch only their own, disjoint,
+// elements.
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
@@ -37,7 +38,7 @@ impl SharedOut {
     ///   freed or otherwise accessed (read, written, borrowed) until those tasks are done.
     /// - Writes are disjoint per task: each element is written by at most one task, and a task
     ///   holds [`slice_mut`](Self::slice_mut)s of its own elements only. Nothing is read through
-    ///   the buffer while the tasks run.
+    ///   the buffer while the tasks run, except by a task from elements it has written itself.
     pub(crate) unsafe fn new(ptr: *mut f32, len: usize) -> Self {
         Self { ptr, len }
     }
@@ -60,7 +61,8 @@ impl SharedOut {
     ///
     /// No other task writes any element of `range`, or holds a slice over one, while the result
     /// lives (writes are disjoint per task), and the buffer is live ([`new`](Self::new)'s
-    /// contract). The elements may be uninitialised: the task writes them, it does not read them.
+    /// contract). The elements may be uninitialised: the task reads none that it has not
+    /// written itself.
     #[inline]
     #[expect(
         clippy::mut_from_ref,

@@ -12,7 +12,7 @@
 //! large image both keep every thread busy, and so that an im2col band stays in the L2 cache.
 
 use super::Dims;
-use super::gemm::gemm;
+use crate::ops::gemm::gemm;
 use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
 
 /// Rows per band: the im2col band (`9 * c_in * rows * w` floats) near 128 K floats (512 KiB).

@@ -7,14 +7,11 @@
 //!
 //! On plain `f32` slices in NCHW layout, [`forward`], [`input_grad`] and [`weight_grad`] choose
 //! per shape between the two algorithms, [`im2col`] + GEMM and [`winograd`]. Both run on the same
-//! GEMM (`gemm.rs`) and task runner (`ops::parallel`), and neither calls the other. The two
+//! GEMM (`ops/gemm.rs`) and task runner (`ops::parallel`), and neither calls the other. The two
 //! Winograd kernels, F(2x2) and [`winograd4`]'s F(4x4), also share their tasks, scratch and
 //! per-position GEMMs (`tiles.rs`) and the run-time choice of vector width (`simd.rs`).
 #[cfg(feature = "flex")]
 mod autodiff;
-mod gemm;
-#[cfg(target_arch = "x86_64")]
-mod gemm_avx512;
 pub mod im2col;
 pub mod lowered;
 mod tiles;

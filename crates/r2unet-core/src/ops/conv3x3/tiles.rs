@@ -5,7 +5,7 @@
 //! kernel's file; the `P` of the functions here is the number of transform positions, a constant
 //! so that the GEMM loops unroll.
 use super::Dims;
-use super::gemm::gemm;
+use crate::ops::gemm::gemm;
 use crate::ops::parallel::{SharedOut, for_each_task};
 
 /// A task: tile rows `first..first + count` of the batch, numbered by (image, tile row) so that
