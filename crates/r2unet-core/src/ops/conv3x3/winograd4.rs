@@ -107,15 +107,65 @@ fn split_row(plane: &[f32], h: usize, w: usize, r: isize, c: [&mut [f32]; 6]) {
         }
         return;
     }
-    // Chunk t of the row is x[4t..4t + 4] = c1[t], c2[t], c3[t], c4[t].
-    split_columns(
-        &plane[r as usize * w..(r as usize + 1) * w],
-        [c1, c2, c3, c4],
-    );
+    let row = &plane[r as usize * w..(r as usize + 1) * w];
+    split(row, c0, c1, c2, c3, c4, c5);
+}
+
+/// The body of [`split_row`] for a row inside the plane. `c0` and `c5` are read from the row at
+/// an offset of three (`x[4t + 3]` and `x[4t + 4]` are `c0[t + 1]` and `c5[t]`) in the same
+/// vectorised pass as the other four, not copied from `c4` and `c1` afterwards: those copies were
+/// two `memcpy` calls of a few dozen bytes per row, 4-6 % of a training step (bench/NOTES.md
+/// section 24).
+#[inline(always)]
+fn split_body(
+    row: &[f32],
+    c0: &mut [f32],
+    c1: &mut [f32],
+    c2: &mut [f32],
+    c3: &mut [f32],
+    c4: &mut [f32],
+    c5: &mut [f32],
+) {
     let tw = c0.len();
+    let q = row.len() / 4;
+    // Chunk t of the row is x[4t..4t + 4] = c1[t], c2[t], c3[t], c4[t].
+    deinterleave4_body(
+        &row[..4 * q],
+        &mut c1[..q],
+        &mut c2[..q],
+        &mut c3[..q],
+        &mut c4[..q],
+    );
+    if q < tw {
+        for a in [&mut *c1, &mut *c2, &mut *c3, &mut *c4] {
+            a[q..].fill(0.0);
+        }
+        for (a, &v) in [&mut *c1, &mut *c2, &mut *c3]
+            .into_iter()
+            .zip(&row[4 * q..])
+        {
+            a[q] = v;
+        }
+    }
+    // Chunk t of row[3..] is x[4t + 3], x[4t + 4], ... = c0[t + 1], c5[t], for the tiles whose
+    // two columns both lie inside the row; the last one or two from c4 and c1.
+    let m = q.saturating_sub(1);
+    let shifted = row.get(3..3 + 4 * m).unwrap_or(&[]);
+    for ((s, a), b) in shifted
+        .chunks_exact(4)
+        .zip(c0[1..=m].iter_mut())
+        .zip(c5[..m].iter_mut())
+    {
+        *a = s[0];
+        *b = s[1];
+    }
     c0[0] = 0.0;
-    c0[1..].copy_from_slice(&c4[..tw - 1]);
-    c5[..tw - 1].copy_from_slice(&c1[1..]);
+    // At most two elements: a loop, not the memcpy call this replaces.
+    #[allow(clippy::manual_memcpy)]
+    for t in m..tw - 1 {
+        c0[t + 1] = c4[t];
+        c5[t] = c1[t + 1];
+    }
     c5[tw - 1] = 0.0;
 }
 
@@ -131,11 +181,13 @@ fn split_columns(row: &[f32], c: [&mut [f32]; 4]) {
         &mut c2[..q],
         &mut c3[..q],
     );
-    for a in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
-        a[q..].fill(0.0);
-    }
-    for (a, &v) in [c0, c1, c2].into_iter().zip(&row[4 * q..]) {
-        a[q] = v;
+    if q < c0.len() {
+        for a in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
+            a[q..].fill(0.0);
+        }
+        for (a, &v) in [c0, c1, c2].into_iter().zip(&row[4 * q..]) {
+            a[q] = v;
+        }
     }
 }
 
@@ -298,6 +350,10 @@ simd_copies! {
     ) => a_body;
     fn interleave4(dst: &mut [f32], s0: &[f32], s1: &[f32], s2: &[f32], s3: &[f32])
         => interleave4_body;
+    fn split(
+        row: &[f32], c0: &mut [f32], c1: &mut [f32], c2: &mut [f32], c3: &mut [f32],
+        c4: &mut [f32], c5: &mut [f32]
+    ) => split_body;
     fn deinterleave4(src: &[f32], d0: &mut [f32], d1: &mut [f32], d2: &mut [f32], d3: &mut [f32])
         => deinterleave4_body;
 }
