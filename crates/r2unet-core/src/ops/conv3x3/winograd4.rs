@@ -92,26 +92,38 @@ fn bt_row<const I: usize>(d: [f32; 6]) -> f32 {
     }
 }
 
-/// Splits input row `r` of `plane` (`h x w`, zero outside) by column mod 4 of the zero-padded
-/// row, `c[k][t] = x[4t + k - 1]` for `k` in 0..6: tile `t`'s six columns, `tw` each. `c4` and
-/// `c5` are `c0` and `c1` shifted by one tile, copies that spare the transforms a junk column
-/// per tile row (which the GEMMs would also pay for: a quarter of their work on 12x12 planes).
-fn split_row(plane: &[f32], h: usize, w: usize, r: isize, c: [&mut [f32]; 6]) {
-    let [c0, c1, c2, c3, c4, c5] = c;
-    if c0.is_empty() {
-        return;
-    }
-    if r < 0 || r >= h as isize {
-        for a in [c0, c1, c2, c3, c4, c5] {
-            a.fill(0.0);
+/// Splits input rows `r0..r0 + 4 * count + 2` of `plane` (`h x w`, zero outside) by row mod 4
+/// and column mod 4 of the zero-padded plane: `out[(a * 6 + k) * len + j * tw + t] =
+/// x[r0 + 4j + a][4t + k - 1]` for `k` in 0..6, tile `t`'s six columns, `tw` each, and `len =
+/// (count + 1) * tw`. `k` = 4 and 5 are 0 and 1 shifted by one tile, copies that spare the
+/// transforms a junk column per tile row (which the GEMMs would also pay for: a quarter of their
+/// work on 12x12 planes). One call for all the rows, read in order: on the training patches'
+/// planes a row is only 12 or 24 floats wide, and the first read of each row waits on memory.
+#[inline(always)]
+fn split_rows_body(plane: &[f32], h: usize, w: usize, r0: isize, count: usize, out: &mut [f32]) {
+    let tw = w.div_ceil(4);
+    let len = (count + 1) * tw;
+    for j in 0..=count {
+        // The last group holds only rows 0 and 1 (rows 4 and 5 of the last tile row).
+        for a in 0..if j < count { 4 } else { 2 } {
+            let r = r0 + (4 * j + a) as isize;
+            let group = &mut out[a * 6 * len..(a + 1) * 6 * len];
+            let mut it = group
+                .chunks_exact_mut(len)
+                .map(|c| &mut c[j * tw..(j + 1) * tw]);
+            let c: [&mut [f32]; 6] = std::array::from_fn(|_| it.next().expect("6 columns"));
+            if r < 0 || r >= h as isize {
+                c.into_iter().for_each(|c| c.fill(0.0));
+            } else {
+                let [c0, c1, c2, c3, c4, c5] = c;
+                let row = &plane[r as usize * w..(r as usize + 1) * w];
+                split_body(row, c0, c1, c2, c3, c4, c5);
+            }
         }
-        return;
     }
-    let row = &plane[r as usize * w..(r as usize + 1) * w];
-    split(row, c0, c1, c2, c3, c4, c5);
 }
 
-/// The body of [`split_row`] for a row inside the plane. `c0` and `c5` are read from the row at
+/// [`split_rows`] for one row inside the plane. `c0` and `c5` are read from the row at
 /// an offset of three (`x[4t + 3]` and `x[4t + 4]` are `c0[t + 1]` and `c5[t]`) in the same
 /// vectorised pass as the other four, not copied from `c4` and `c1` afterwards: those copies were
 /// two `memcpy` calls of a few dozen bytes per row, 4-6 % of a training step (bench/NOTES.md
@@ -350,10 +362,9 @@ simd_copies! {
     ) => a_body;
     fn interleave4(dst: &mut [f32], s0: &[f32], s1: &[f32], s2: &[f32], s3: &[f32])
         => interleave4_body;
-    fn split(
-        row: &[f32], c0: &mut [f32], c1: &mut [f32], c2: &mut [f32], c3: &mut [f32],
-        c4: &mut [f32], c5: &mut [f32]
-    ) => split_body;
+    fn split_rows(
+        plane: &[f32], h: usize, w: usize, r0: isize, count: usize, out: &mut [f32]
+    ) => split_rows_body;
     fn deinterleave4(src: &[f32], d0: &mut [f32], d1: &mut [f32], d2: &mut [f32], d3: &mut [f32])
         => deinterleave4_body;
 }
@@ -398,31 +409,50 @@ fn tasks(d: &Dims) -> Vec<Task> {
         .collect()
 }
 
+/// The scratch floats that [`input_transform`] needs for `n` tiles, `tw` per tile row.
+fn input_scratch(n: usize, tw: usize) -> usize {
+    36 * n + 24 * (n + tw)
+}
+
 /// V = B^T d B for the task's tile rows of `x`: `v[(xi * c_in + ci) * n + gi * tw + t]` for its
-/// `gi`-th tile row, `n` = its tile rows times `tw`. `raw` is scratch of `72 * n` floats.
-fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], raw: &mut [f32]) {
+/// `gi`-th tile row, `n` = its tile rows times `tw`. `scratch` holds [`input_scratch`] floats.
+///
+/// Each run of consecutive tile rows of one image is split by input row mod 4 as well as by
+/// column mod 4: the six input rows of tile row `ty` are rows 0-3 of its own group of four and
+/// rows 0-1 of the next, so every input row is split once (not once for each of the one or two
+/// tile rows it belongs to), and the vertical step runs over the whole run at once.
+fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut [f32]) {
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
     let (plane, c_in) = (d.h * d.w, d.c_in);
     let n = task.1 * tw;
-    let (raw, tmp) = raw[..72 * n].split_at_mut(36 * n);
+    let (tmp, split) = scratch[..input_scratch(n, tw)].split_at_mut(36 * n);
     for ci in 0..c_in {
-        // raw[(6k + column) * n + gi * tw ..]: input row 4 ty - 1 + k of tile row gi, split into
-        // its tiles' six columns.
-        for (gi, b, ty) in tile_rows(task, th) {
+        let mut gi = 0;
+        while gi < task.1 {
+            let (b, ty0) = ((task.0 + gi) / th, (task.0 + gi) % th);
+            let count = (th - ty0).min(task.1 - gi);
             let img = &x[(b * c_in + ci) * plane..(b * c_in + ci + 1) * plane];
-            for k in 0..6 {
-                let mut it = raw[6 * k * n..6 * (k + 1) * n]
+            // split[(a * 6 + p) * len + j * tw + t]: input row 4 (ty0 + j) + a - 1, column
+            // 4 t + p - 1, for tile rows ty0..=ty0 + count (the last for rows 4 and 5 only).
+            let len = (count + 1) * tw;
+            let split = &mut split[..24 * len];
+            split_rows(img, d.h, d.w, 4 * ty0 as isize - 1, count, split);
+            // The vertical step for column p: input row k of tile row j is row k mod 4 of
+            // group j + k / 4; into tmp[(6 i + p) * n + gi * tw ..].
+            for p in 0..6 {
+                let rows: [&[f32]; 6] = std::array::from_fn(|k| {
+                    &split[((k % 4) * 6 + p) * len + (k / 4) * tw..][..count * tw]
+                });
+                let mut it = tmp
                     .chunks_exact_mut(n)
-                    .map(|c| &mut c[gi * tw..(gi + 1) * tw]);
-                let c: [&mut [f32]; 6] = std::array::from_fn(|_| it.next().expect("6 columns"));
-                split_row(img, d.h, d.w, 4 * ty as isize - 1 + k as isize, c);
+                    .skip(p)
+                    .step_by(6)
+                    .map(|c| &mut c[gi * tw..(gi + count) * tw]);
+                bt6(rows, std::array::from_fn(|_| it.next().expect("6 rows")));
             }
+            gi += count;
         }
-        // The vertical step over all six columns of every tile at once (they lie end to end),
-        // then the horizontal one into the six transformed columns of each row i.
-        let rows: [&[f32]; 6] = std::array::from_fn(|k| &raw[6 * k * n..6 * (k + 1) * n]);
-        let mut it = tmp.chunks_exact_mut(6 * n);
-        bt6(rows, std::array::from_fn(|_| it.next().expect("6 rows")));
+        // Then the horizontal one into the six transformed columns of each row i.
         for i in 0..6 {
             let c: [&[f32]; 6] = std::array::from_fn(|p| &tmp[(6 * i + p) * n..][..n]);
             let mut it = v[(i * 6) * c_in * n..(i * 6 + 6) * c_in * n]
@@ -444,7 +474,8 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     let q = d.w / 4;
     let fill = |task: Task, out: &SharedOut| {
         let n = task.1 * tw;
-        with_scratch(36 * c_in * n, 36 * c_out * n, 72 * n, |v, m, rows| {
+        let rows_len = input_scratch(n, tw).max(40 * n);
+        with_scratch(36 * c_in * n, 36 * c_out * n, rows_len, |v, m, rows| {
             input_transform(x, &d, task, v, rows);
             products::<36>(&u, v, m, c_in, c_out, n);
 
@@ -501,7 +532,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     let pairs = c_out * c_in;
     let task = |acc: &mut [f32], &task: &Task| {
         let n = task.1 * tw;
-        with_scratch(36 * c_in * n, 36 * c_out * n, 72 * n, |v, m, rows| {
+        let rows_len = input_scratch(n, tw).max(40 * n);
+        with_scratch(36 * c_in * n, 36 * c_out * n, rows_len, |v, m, rows| {
             input_transform(x, &d, task, v, rows);
             let (split, h) = rows[..40 * n].split_at_mut(16 * n);
             for co in 0..c_out {
