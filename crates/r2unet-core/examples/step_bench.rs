@@ -101,6 +101,18 @@ pub fn ops() {
     t("conv1x1 fwd+bwd autodiff 32->16 @48", &mut || {
         let _ = conv1x1(&c1a, x32a.clone()).sum().backward();
     });
+    use r2unet::ops::up2x2::up2x2;
+    t("up2x2 fwd 32->16 24->48", &mut || {
+        let _ = up2x2(&up, x32.clone());
+    });
+    let up_a = ConvTranspose2dConfig::new([32, 16], [2, 2])
+        .with_stride([2, 2])
+        .init(&ad);
+    let x32_24a =
+        Tensor::<4>::random([32, 32, 24, 24], Distribution::Normal(0.0, 1.0), &ad).require_grad();
+    t("up2x2 fwd+bwd autodiff 32->16 24->48", &mut || {
+        let _ = up2x2(&up_a, x32_24a.clone()).sum().backward();
+    });
     use r2unet::ops::max_pool2x2::max_pool2x2;
     t("max_pool2x2 fwd @48 c16", &mut || {
         let _ = max_pool2x2(&pool, x16.clone());
