@@ -141,24 +141,7 @@ fn split_body(
     let tw = c0.len();
     let q = row.len() / 4;
     // Chunk t of the row is x[4t..4t + 4] = c1[t], c2[t], c3[t], c4[t].
-    deinterleave4_body(
-        &row[..4 * q],
-        &mut c1[..q],
-        &mut c2[..q],
-        &mut c3[..q],
-        &mut c4[..q],
-    );
-    if q < tw {
-        for a in [&mut *c1, &mut *c2, &mut *c3, &mut *c4] {
-            a[q..].fill(0.0);
-        }
-        for (a, &v) in [&mut *c1, &mut *c2, &mut *c3]
-            .into_iter()
-            .zip(&row[4 * q..])
-        {
-            a[q] = v;
-        }
-    }
+    split_columns_body(row, c1, c2, c3, c4);
     // Chunk t of row[3..] is x[4t + 3], x[4t + 4], ... = c0[t + 1], c5[t], for the tiles whose
     // two columns both lie inside the row; the last one or two from c4 and c1.
     let m = q.saturating_sub(1);
@@ -183,10 +166,9 @@ fn split_body(
 
 /// `c_k[t] = row[4t + k]`, zero past the row's end.
 #[inline(always)]
-fn split_columns(row: &[f32], c: [&mut [f32]; 4]) {
+fn split_columns_body(row: &[f32], c0: &mut [f32], c1: &mut [f32], c2: &mut [f32], c3: &mut [f32]) {
     let q = row.len() / 4;
-    let [c0, c1, c2, c3] = c;
-    deinterleave4(
+    deinterleave4_body(
         &row[..4 * q],
         &mut c0[..q],
         &mut c1[..q],
@@ -365,8 +347,9 @@ simd_copies! {
     fn split_rows(
         plane: &[f32], h: usize, w: usize, r0: isize, count: usize, out: &mut [f32]
     ) => split_rows_body;
-    fn deinterleave4(src: &[f32], d0: &mut [f32], d1: &mut [f32], d2: &mut [f32], d3: &mut [f32])
-        => deinterleave4_body;
+    fn split_columns(
+        row: &[f32], c0: &mut [f32], c1: &mut [f32], c2: &mut [f32], c3: &mut [f32]
+    ) => split_columns_body;
 }
 
 /// [`bt`] on arrays of slices.
@@ -548,7 +531,9 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
                             std::array::from_fn(|_| it.next().expect("4 columns"));
                         let row_i = 4 * ty + r;
                         if row_i < d.h {
-                            split_columns(&dy[(b * c_out + co) * plane + row_i * d.w..][..d.w], c);
+                            let [c0, c1, c2, c3] = c;
+                            let row = &dy[(b * c_out + co) * plane + row_i * d.w..][..d.w];
+                            split_columns(row, c0, c1, c2, c3);
                         } else {
                             c.into_iter().for_each(|c| c.fill(0.0));
                         }
