@@ -302,6 +302,38 @@ fn a_body(
     }
 }
 
+/// The runs of a task's tile rows that lie in one image: (first tile row of the task's, image,
+/// its tile row there, how many).
+fn runs(task: Task, th: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut gi = 0;
+    std::iter::from_fn(move || {
+        (gi < task.1).then(|| {
+            let (b, ty0) = ((task.0 + gi) / th, (task.0 + gi) % th);
+            let count = (th - ty0).min(task.1 - gi);
+            gi += count;
+            (gi - count, b, ty0, count)
+        })
+    })
+}
+
+/// Writes the output rows in `dst` (`w` wide, as many as it holds) from a run of tile rows'
+/// output columns: row `4j + r`, column `4t + c` is `yb[(r * 4 + c) * n + first + j * tw + t]`.
+/// One call for the whole run: an output row of a training patch is 48 or 24 floats.
+#[inline(always)]
+fn write_rows_body(dst: &mut [f32], yb: &[f32], n: usize, first: usize, w: usize) {
+    let (tw, q) = (w.div_ceil(4), w / 4);
+    for (row_i, row) in dst.chunks_exact_mut(w).enumerate() {
+        let (j, r) = (row_i / 4, row_i % 4);
+        let src: [&[f32]; 4] =
+            std::array::from_fn(|c| &yb[(r * 4 + c) * n + first + j * tw..][..tw]);
+        let [s0, s1, s2, s3] = src.map(|s| &s[..q]);
+        interleave4_body(&mut row[..4 * q], s0, s1, s2, s3);
+        for (c, v) in row[4 * q..].iter_mut().enumerate() {
+            *v = src[c][q];
+        }
+    }
+}
+
 /// `dst[4t + k] = s_k[t]`, as a loop the compiler turns into shuffles.
 #[inline(always)]
 fn interleave4_body(dst: &mut [f32], s0: &[f32], s1: &[f32], s2: &[f32], s3: &[f32]) {
@@ -342,8 +374,8 @@ simd_copies! {
         v0: &mut [f32], v1: &mut [f32], v2: &mut [f32], v3: &mut [f32], v4: &mut [f32],
         v5: &mut [f32]
     ) => a_body;
-    fn interleave4(dst: &mut [f32], s0: &[f32], s1: &[f32], s2: &[f32], s3: &[f32])
-        => interleave4_body;
+    fn write_rows(dst: &mut [f32], yb: &[f32], n: usize, first: usize, w: usize)
+        => write_rows_body;
     fn split_rows(
         plane: &[f32], h: usize, w: usize, r0: isize, count: usize, out: &mut [f32]
     ) => split_rows_body;
@@ -410,10 +442,7 @@ fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut
     let n = task.1 * tw;
     let (tmp, split) = scratch[..input_scratch(n, tw)].split_at_mut(36 * n);
     for ci in 0..c_in {
-        let mut gi = 0;
-        while gi < task.1 {
-            let (b, ty0) = ((task.0 + gi) / th, (task.0 + gi) % th);
-            let count = (th - ty0).min(task.1 - gi);
+        for (gi, b, ty0, count) in runs(task, th) {
             let img = &x[(b * c_in + ci) * plane..(b * c_in + ci + 1) * plane];
             // split[(a * 6 + p) * len + j * tw + t]: input row 4 (ty0 + j) + a - 1, column
             // 4 t + p - 1, for tile rows ty0..=ty0 + count (the last for rows 4 and 5 only).
@@ -433,7 +462,6 @@ fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut
                     .map(|c| &mut c[gi * tw..(gi + count) * tw]);
                 bt6(rows, std::array::from_fn(|_| it.next().expect("6 rows")));
             }
-            gi += count;
         }
         // Then the horizontal one into the six transformed columns of each row i.
         for i in 0..6 {
@@ -451,10 +479,8 @@ fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     d.check_forward(x, weight);
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
-    let plane = d.h * d.w;
     let u = transform_weights(weight, &d);
     let (c_in, c_out) = (d.c_in, d.c_out);
-    let q = d.w / 4;
     let fill = |task: Task, out: &SharedOut| {
         let n = task.1 * tw;
         let rows_len = input_scratch(n, tw).max(40 * n);
@@ -476,25 +502,15 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                     let mut it = yb.chunks_exact_mut(n).skip(c).step_by(4);
                     at6(src, std::array::from_fn(|_| it.next().expect("4 rows")));
                 }
-                // yb[(r * 4 + c) * n + gi * tw + t]: output row 4 ty + r, column 4 t + c.
-                for (gi, b, ty) in tile_rows(task, th) {
-                    for r in 0..4 {
-                        let row_i = 4 * ty + r;
-                        if row_i >= d.h {
-                            break;
-                        }
-                        let at = (b * c_out + co) * plane + row_i * d.w;
-                        // SAFETY: row `row_i` of channel co of image b belongs to this task's
-                        // tile rows only.
-                        let row = unsafe { out.slice_mut(at..at + d.w) };
-                        let src: [&[f32]; 4] =
-                            std::array::from_fn(|c| &yb[(r * 4 + c) * n + gi * tw..][..tw]);
-                        let [s0, s1, s2, s3] = src.map(|s| &s[..q]);
-                        interleave4(&mut row[..4 * q], s0, s1, s2, s3);
-                        for (c, v) in row[4 * q..].iter_mut().enumerate() {
-                            *v = src[c][q];
-                        }
-                    }
+                // yb[(r * 4 + c) * n + gi * tw + t]: output row 4 ty + r, column 4 t + c; one
+                // call per run of tile rows in one image, whose output rows are contiguous.
+                for (gi, b, ty0, count) in runs(task, th) {
+                    let rows = (4 * count).min(d.h - 4 * ty0);
+                    let at = ((b * c_out + co) * d.h + 4 * ty0) * d.w;
+                    // SAFETY: output rows 4 ty0 .. 4 ty0 + rows of channel co of image b belong
+                    // to this task's tile rows only.
+                    let dst = unsafe { out.slice_mut(at..at + rows * d.w) };
+                    write_rows(dst, &yb[..16 * n], n, gi * tw, d.w);
                 }
             }
         });
