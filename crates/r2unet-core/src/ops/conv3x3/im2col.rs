@@ -13,7 +13,7 @@
 
 use super::Dims;
 use crate::ops::gemm::gemm;
-use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
+use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks, with_buffer};
 
 /// Rows per band: the im2col band (`9 * c_in * rows * w` floats) near 128 K floats (512 KiB).
 fn band_rows(d: &Dims) -> usize {
@@ -89,13 +89,7 @@ thread_local! {
 /// Runs `f` on this thread's im2col buffer of `len` floats (contents unspecified: `im2col_band`
 /// overwrites every element).
 fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    COL.with(|col| {
-        let mut col = col.borrow_mut();
-        if col.len() < len {
-            col.resize(len, 0.0);
-        }
-        f(&mut col[..len])
-    })
+    with_buffer(&COL, len, f)
 }
 
 /// [`super::forward`] as im2col + GEMM.

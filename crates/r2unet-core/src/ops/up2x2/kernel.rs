@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 
 use crate::ops::gemm::gemm;
-use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
+use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks, with_buffer};
 use crate::ops::simd::simd_copies;
 
 /// Shape of one layer: `batch x c_in x h x w` to `batch x c_out x 2h x 2w`.
@@ -71,19 +71,8 @@ fn tasks(d: &Dims) -> Vec<Task> {
 }
 
 thread_local! {
+    /// Each thread's product (forward) or gathered output gradient (backward).
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// `f` on this thread's scratch of `len` floats (a task never runs inside another: nothing in a
-/// task waits on rayon).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < len {
-            s.resize(len, 0.0);
-        }
-        f(&mut s[..len])
-    })
 }
 
 #[inline(always)]
@@ -128,7 +117,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], d: Dims) -> Vec<f32> {
     let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
     for_each_task(&tasks(&d), |&(b, r0, rows)| {
         let n = rows * w;
-        with_scratch(q * n, |p| {
+        with_buffer(&SCRATCH, q * n, |p| {
             gemm(
                 q,
                 n,
@@ -173,7 +162,7 @@ pub fn backward(x: &[f32], dy: &[f32], weight: &[f32], d: Dims) -> (Vec<f32>, Ve
     let pairs = d.c_in * q;
     let mut acc = sum_over_tasks(&tasks(&d), pairs + d.c_out, |acc, &(b, r0, rows)| {
         let n = rows * w;
-        with_scratch(q * n, |g| {
+        with_buffer(&SCRATCH, q * n, |g| {
             for co in 0..d.c_out {
                 for a in 0..2 {
                     let (g0, g1) =
