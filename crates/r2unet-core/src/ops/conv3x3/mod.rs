@@ -30,6 +30,8 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::TensorData;
 use burn::tensor::{DType, Tensor};
 
+use crate::ops::parallel::{SharedOut, for_each_index};
+
 /// Shape of one convolution: `batch x c_in x h x w` to `batch x c_out x h x w`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dims {
@@ -81,14 +83,30 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
 /// Gradient of the input: a 3x3 convolution of `dy` with the weights flipped in space and with
 /// input and output channels swapped.
 pub fn input_grad(dy: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
-    let mut flipped = vec![0.0f32; weight.len()];
-    for co in 0..d.c_out {
-        for ci in 0..d.c_in {
-            for kk in 0..9 {
-                flipped[(ci * d.c_out + co) * 9 + (8 - kk)] = weight[(co * d.c_in + ci) * 9 + kk];
-            }
+    assert_eq!(weight.len(), d.c_out * d.c_in * 9, "conv3x3: weight length");
+    let mut flipped: Vec<f32> = Vec::with_capacity(weight.len());
+    // SAFETY: `flipped` has room for every weight and is left alone until `set_len`; the task
+    // for input channel `ci` writes that channel's block of `c_out` kernels only.
+    let out = unsafe {
+        SharedOut::new(
+            flipped.spare_capacity_mut().as_mut_ptr().cast(),
+            weight.len(),
+        )
+    };
+    // In parallel, one input channel a task: done in order on one thread, the flip held the
+    // other thread idle for 7 % of a 6x6 plane's input gradient at 128 channels.
+    for_each_index(d.c_in, |ci| {
+        // SAFETY: input channel ci's kernels, written by this task only.
+        let block = unsafe { out.slice_mut(ci * d.c_out * 9..(ci + 1) * d.c_out * 9) };
+        for (co, k) in block.chunks_exact_mut(9).enumerate() {
+            let src = &weight[(co * d.c_in + ci) * 9..][..9];
+            k.iter_mut()
+                .zip(src.iter().rev())
+                .for_each(|(k, &w)| *k = w);
         }
-    }
+    });
+    // SAFETY: the tasks wrote every input channel's kernels.
+    unsafe { flipped.set_len(weight.len()) };
     let swapped = Dims {
         c_in: d.c_out,
         c_out: d.c_in,

@@ -13,9 +13,10 @@ use super::*;
 #[test]
 fn winograd_matches_the_definition() {
     // Odd and even sides (clipped last tile), one tile row per task and many, several images
-    // in one task.
+    // in one task; 99 channel pairs, two blocks of the weight transform, the last one short.
     for d in [
         dims(2, 3, 5, 7, 6),
+        dims(2, 9, 11, 5, 6),
         dims(1, 2, 3, 301, 257),
         dims(3, 1, 1, 1, 2),
         dims(5, 16, 8, 6, 5),
@@ -33,6 +34,7 @@ fn winograd_matches_the_definition() {
 fn winograd_weight_gradient_matches_im2col() {
     for d in [
         dims(2, 3, 5, 7, 6),
+        dims(2, 9, 11, 5, 6),
         dims(1, 2, 3, 61, 57),
         dims(3, 1, 1, 1, 2),
         dims(5, 16, 8, 6, 5),
@@ -68,9 +70,11 @@ const WINOGRAD4_TOLERANCE: f32 = 3e-5;
 #[test]
 fn winograd4_matches_im2col() {
     // Sides that are not multiples of 4 (partial tiles), a plane smaller than one tile, one and
-    // several tile rows per task, several images per task, 1 to 64 channels.
+    // several tile rows per task, several images per task, 1 to 128 channels, 99 channel pairs
+    // (the weight transform's last block short).
     for d in [
         dims(1, 3, 5, 5, 7),
+        dims(2, 9, 11, 10, 9),
         dims(2, 16, 16, 13, 9),
         dims(3, 32, 32, 24, 24),
         dims(2, 64, 64, 6, 6),
@@ -100,6 +104,7 @@ fn winograd4_weight_gradient_matches_im2col() {
     // Measured at most 2.8e-6 of the largest gradient on these shapes (F(2x2): 6e-7).
     for d in [
         dims(1, 3, 5, 5, 7),
+        dims(2, 9, 11, 10, 9),
         dims(2, 16, 16, 13, 9),
         dims(3, 32, 32, 24, 24),
         dims(2, 64, 64, 6, 6),

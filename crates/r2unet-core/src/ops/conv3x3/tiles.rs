@@ -6,7 +6,7 @@
 //! so that the GEMM loops unroll.
 use super::Dims;
 use crate::ops::gemm::gemm;
-use crate::ops::parallel::{SharedOut, for_each_task};
+use crate::ops::parallel::{SharedOut, for_each_index, for_each_task};
 
 /// A task: tile rows `first..first + count` of the batch, numbered by (image, tile row) so that
 /// a task takes tile rows of several images where the images are small (the 12x12 and 6x6 planes
@@ -157,4 +157,73 @@ pub(super) fn accumulate_products<const P: usize>(
             (1, n as isize),
         );
     }
+}
+
+/// (Output, input) channel pairs per block of [`by_position`] and [`from_positions`].
+const PAIR_BLOCK: usize = 64;
+
+/// `u[xi * pairs + p] = kernel(p)[xi]` for the `P` positions `xi` and every (output, input)
+/// channel pair `p`: the weights' transform, position-major as [`products`] reads it.
+///
+/// Blocks of pairs run as parallel tasks, each computing its pairs into a local array and writing
+/// each position's row of them in one run. Written a pair at a time (as before), the `P` rows lay
+/// `pairs` floats apart, a power of two (16 to 64 KiB on the 64- and 128-channel layers), so all
+/// `P` fell into the same few cache sets; and on one thread, this took a quarter of a 6x6 plane's
+/// forward pass at 128 channels (bench/NOTES.md section 25).
+pub(super) fn by_position<const P: usize>(
+    pairs: usize,
+    kernel: impl Fn(usize) -> [f32; P] + Send + Sync,
+) -> Vec<f32> {
+    let mut u: Vec<f32> = Vec::with_capacity(P * pairs);
+    // SAFETY: `u` has room for `P * pairs` floats and is left alone until `set_len`; block `b`
+    // writes elements `xi * pairs + p` for its own pairs `p` only.
+    let out = unsafe { SharedOut::new(u.spare_capacity_mut().as_mut_ptr().cast(), P * pairs) };
+    for_each_index(pairs.div_ceil(PAIR_BLOCK), |b| {
+        let first = b * PAIR_BLOCK;
+        let len = PAIR_BLOCK.min(pairs - first);
+        let mut block = [[0.0f32; PAIR_BLOCK]; P];
+        for i in 0..len {
+            for (row, v) in block.iter_mut().zip(kernel(first + i)) {
+                row[i] = v;
+            }
+        }
+        for (xi, row) in block.iter().enumerate() {
+            let at = xi * pairs + first;
+            // SAFETY: these pairs belong to this block only.
+            unsafe { out.slice_mut(at..at + len) }.copy_from_slice(&row[..len]);
+        }
+    });
+    // SAFETY: the blocks cover every pair, each writing all `P` of its positions.
+    unsafe { u.set_len(P * pairs) };
+    u
+}
+
+/// The way back, for the weights' gradient: `dw[p * 9..][..9] = kernel(q)` with
+/// `q[xi] = acc[xi * pairs + p]`, in parallel blocks of pairs that read each position's row in
+/// one run, for the same reason as [`by_position`].
+pub(super) fn from_positions<const P: usize>(
+    acc: &[f32],
+    pairs: usize,
+    kernel: impl Fn([f32; P]) -> [f32; 9] + Send + Sync,
+) -> Vec<f32> {
+    assert!(acc.len() >= P * pairs, "from_positions: accumulator length");
+    let mut dw: Vec<f32> = Vec::with_capacity(9 * pairs);
+    // SAFETY: as in `by_position`; block `b` writes the 9 weights of its own pairs only.
+    let out = unsafe { SharedOut::new(dw.spare_capacity_mut().as_mut_ptr().cast(), 9 * pairs) };
+    for_each_index(pairs.div_ceil(PAIR_BLOCK), |b| {
+        let first = b * PAIR_BLOCK;
+        let len = PAIR_BLOCK.min(pairs - first);
+        let mut block = [[0.0f32; PAIR_BLOCK]; P];
+        for (xi, row) in block.iter_mut().enumerate() {
+            row[..len].copy_from_slice(&acc[xi * pairs + first..][..len]);
+        }
+        // SAFETY: these pairs belong to this block only.
+        let dst = unsafe { out.slice_mut(9 * first..9 * (first + len)) };
+        for (i, w) in dst.chunks_exact_mut(9).enumerate() {
+            w.copy_from_slice(&kernel(std::array::from_fn(|xi| block[xi][i])));
+        }
+    });
+    // SAFETY: the blocks cover every pair, each writing its 9 weights.
+    unsafe { dw.set_len(9 * pairs) };
+    dw
 }

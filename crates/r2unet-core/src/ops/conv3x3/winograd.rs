@@ -16,7 +16,8 @@
 //! 6x6 planes of a batch of patches still make GEMMs of useful size.
 use super::Dims;
 use super::tiles::{
-    Task, accumulate_products, fill_output, products, tile_rows, tile_rows_per_task, with_scratch,
+    Task, accumulate_products, by_position, fill_output, from_positions, products, tile_rows,
+    tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
 use crate::ops::simd::simd_copies;
@@ -40,9 +41,7 @@ pub fn pays_for_weight_grad(d: &Dims) -> bool {
 
 /// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g`.
 fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
-    let pairs = d.c_out * d.c_in;
-    let mut u = vec![0.0f32; 16 * pairs];
-    for p in 0..pairs {
+    by_position::<16>(d.c_out * d.c_in, |p| {
         let g = &weight[p * 9..p * 9 + 9];
         // t = G g: 4x3
         let mut t = [[0.0f32; 3]; 4];
@@ -53,15 +52,13 @@ fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
             t[2][l] = 0.5 * (g0 - g1 + g2);
             t[3][l] = g2;
         }
+        let mut u = [0.0f32; 16];
         for (i, row) in t.iter().enumerate() {
             let (a, b, c) = (row[0], row[1], row[2]);
-            let out = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-            for (j, v) in out.into_iter().enumerate() {
-                u[(i * 4 + j) * pairs + p] = v;
-            }
+            u[i * 4..i * 4 + 4].copy_from_slice(&[a, 0.5 * (a + b + c), 0.5 * (a - b + c), c]);
         }
-    }
-    u
+        u
+    })
 }
 
 /// `a[t] = row[2t]`, `b[t] = row[2t + 1]`, zero past the row's end.
@@ -307,20 +304,16 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
         1 => 0.5 * (q[1] - q[2]),
         _ => 0.5 * (q[1] + q[2]) + q[3],
     };
-    let mut dw = vec![0.0f32; pairs * 9];
-    for p in 0..pairs {
-        let wd = |i: usize, j: usize| acc[(i * 4 + j) * pairs + p];
+    from_positions::<16>(&acc, pairs, |wd| {
         // Columns first: h[i][l] = sum_j Wd[i][j] G[j][l].
         let h: [[f32; 3]; 4] = std::array::from_fn(|i| {
-            std::array::from_fn(|l| gt(l, [wd(i, 0), wd(i, 1), wd(i, 2), wd(i, 3)]))
+            std::array::from_fn(|l| gt(l, std::array::from_fn(|j| wd[i * 4 + j])))
         });
-        for k in 0..3 {
-            for l in 0..3 {
-                dw[p * 9 + k * 3 + l] = gt(k, [h[0][l], h[1][l], h[2][l], h[3][l]]);
-            }
-        }
-    }
-    dw
+        std::array::from_fn(|kl| {
+            let (k, l) = (kl / 3, kl % 3);
+            gt(k, [h[0][l], h[1][l], h[2][l], h[3][l]])
+        })
+    })
 }
 
 /// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].

@@ -19,7 +19,8 @@
 //! end to end in these arrays, `tw` tiles each.
 use super::Dims;
 use super::tiles::{
-    Task, accumulate_products, fill_output, products, tile_rows, tile_rows_per_task, with_scratch,
+    Task, accumulate_products, by_position, fill_output, from_positions, products, tile_rows,
+    tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
 use crate::ops::simd::simd_copies;
@@ -44,8 +45,6 @@ pub fn pays_for_weight_grad(d: &Dims) -> bool {
 /// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g`, computed in f64 so that the only
 /// rounding is the final one (G's 1/6, 1/12 and 1/24 are not exact in f32).
 fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
-    let pairs = d.c_out * d.c_in;
-    let mut u = vec![0.0f32; 36 * pairs];
     // G g for one column (g0, g1, g2) of the kernel.
     let g_col = |g0: f64, g1: f64, g2: f64| {
         [
@@ -57,18 +56,19 @@ fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
             g2,
         ]
     };
-    for p in 0..pairs {
+    by_position::<36>(d.c_out * d.c_in, |p| {
         let g: [f64; 9] = std::array::from_fn(|k| f64::from(weight[p * 9 + k]));
         // t = G g: 6x3, one column at a time.
         let cols: [[f64; 6]; 3] = std::array::from_fn(|l| g_col(g[l], g[3 + l], g[6 + l]));
+        let mut u = [0.0f32; 36];
         for i in 0..6 {
             let row = g_col(cols[0][i], cols[1][i], cols[2][i]);
             for (j, v) in row.into_iter().enumerate() {
-                u[(i * 6 + j) * pairs + p] = v as f32;
+                u[i * 6 + j] = v as f32;
             }
         }
-    }
-    u
+        u
+    })
 }
 
 /// Row `I` of B^T applied to `d`:
@@ -581,18 +581,12 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
         1 => (q[2] - q[1]) / 6.0 + (q[3] - q[4]) / 12.0,
         _ => -(q[1] + q[2]) / 6.0 + (q[3] + q[4]) / 6.0 + q[5],
     };
-    let mut dw = vec![0.0f32; pairs * 9];
-    for p in 0..pairs {
-        let wd = |i: usize, j: usize| f64::from(acc[(i * 6 + j) * pairs + p]);
+    from_positions::<36>(&acc, pairs, |q| {
+        let wd = |i: usize, j: usize| f64::from(q[i * 6 + j]);
         // Columns first: hh[i][l] = sum_j Wd[i][j] G[j][l].
         let hh: [[f64; 3]; 6] = std::array::from_fn(|i| {
             std::array::from_fn(|l| gt(l, std::array::from_fn(|j| wd(i, j))))
         });
-        for k in 0..3 {
-            for l in 0..3 {
-                dw[p * 9 + k * 3 + l] = gt(k, std::array::from_fn(|i| hh[i][l])) as f32;
-            }
-        }
-    }
-    dw
+        std::array::from_fn(|kl| gt(kl / 3, std::array::from_fn(|i| hh[i][kl % 3])) as f32)
+    })
 }
