@@ -31,6 +31,22 @@ pub(super) fn tile_rows(
     (0..count).map(move |i| (i, (first + i) / th, (first + i) % th))
 }
 
+/// `K` rows of `buf`, `len` floats each, row `i` starting at `first + i * stride`: the transforms'
+/// arguments. By index, not as the `next()`s of a `chunks_exact_mut().skip().step_by()` chain,
+/// whose calls the compiler left out of line: on the training patches' short rows they were 3 %
+/// of a step (bench/NOTES.md section 25). Panics when the rows overlap or leave `buf`.
+#[inline(always)]
+pub(super) fn rows_mut<const K: usize>(
+    buf: &mut [f32],
+    first: usize,
+    stride: usize,
+    len: usize,
+) -> [&mut [f32]; K] {
+    let ranges = std::array::from_fn(|i| first + i * stride..first + i * stride + len);
+    buf.get_disjoint_mut(ranges)
+        .expect("rows inside the buffer and apart")
+}
+
 /// Per-thread scratch: transformed inputs, products, and row buffers. One for both kernels: a
 /// task never runs inside another (nothing in a task waits on rayon), so one is borrowed at a
 /// time, and a thread holds the larger of the two kernels' needs rather than their sum.

@@ -16,8 +16,8 @@
 //! 6x6 planes of a batch of patches still make GEMMs of useful size.
 use super::Dims;
 use super::tiles::{
-    Task, accumulate_products, by_position, fill_output, from_positions, products, tile_rows,
-    tile_rows_per_task, with_scratch,
+    Task, accumulate_products, by_position, fill_output, from_positions, products, rows_mut,
+    tile_rows, tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
 use crate::ops::simd::simd_copies;
@@ -287,11 +287,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
                 }
                 let y4 = &rows[..4 * n];
                 let corners = [&y4[..n], &y4[n..2 * n], &y4[2 * n..3 * n], &y4[3 * n..]];
-                let mut it = m
-                    .chunks_mut(c_out * n)
-                    .map(|c| &mut c[co * n..(co + 1) * n]);
-                let mut out: [&mut [f32]; 16] =
-                    std::array::from_fn(|_| it.next().expect("16 blocks"));
+                let mut out: [&mut [f32]; 16] = rows_mut(m, co * n, c_out * n, n);
                 grad_transform(corners, &mut out);
             }
             accumulate_products::<16>(acc, m, v, c_in, c_out, n);

@@ -19,8 +19,8 @@
 //! end to end in these arrays, `tw` tiles each.
 use super::Dims;
 use super::tiles::{
-    Task, accumulate_products, by_position, fill_output, from_positions, products, tile_rows,
-    tile_rows_per_task, with_scratch,
+    Task, accumulate_products, by_position, fill_output, from_positions, products, rows_mut,
+    tile_rows, tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
 use crate::ops::simd::simd_copies;
@@ -107,11 +107,7 @@ fn split_rows_body(plane: &[f32], h: usize, w: usize, r0: isize, count: usize, o
         // The last group holds only rows 0 and 1 (rows 4 and 5 of the last tile row).
         for a in 0..if j < count { 4 } else { 2 } {
             let r = r0 + (4 * j + a) as isize;
-            let group = &mut out[a * 6 * len..(a + 1) * 6 * len];
-            let mut it = group
-                .chunks_exact_mut(len)
-                .map(|c| &mut c[j * tw..(j + 1) * tw]);
-            let c: [&mut [f32]; 6] = std::array::from_fn(|_| it.next().expect("6 columns"));
+            let c: [&mut [f32]; 6] = rows_mut(out, a * 6 * len + j * tw, len, tw);
             if r < 0 || r >= h as isize {
                 c.into_iter().for_each(|c| c.fill(0.0));
             } else {
@@ -324,8 +320,14 @@ fn write_rows_body(dst: &mut [f32], yb: &[f32], n: usize, first: usize, w: usize
     let (tw, q) = (w.div_ceil(4), w / 4);
     for (row_i, row) in dst.chunks_exact_mut(w).enumerate() {
         let (j, r) = (row_i / 4, row_i % 4);
-        let src: [&[f32]; 4] =
-            std::array::from_fn(|c| &yb[(r * 4 + c) * n + first + j * tw..][..tw]);
+        // Spelled out: as an `array::from_fn`, its closure stayed a call per column.
+        let at = r * 4 * n + first + j * tw;
+        let src: [&[f32]; 4] = [
+            &yb[at..][..tw],
+            &yb[at + n..][..tw],
+            &yb[at + 2 * n..][..tw],
+            &yb[at + 3 * n..][..tw],
+        ];
         let [s0, s1, s2, s3] = src.map(|s| &s[..q]);
         interleave4_body(&mut row[..4 * q], s0, s1, s2, s3);
         for (c, v) in row[4 * q..].iter_mut().enumerate() {
@@ -455,22 +457,13 @@ fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut
                 let rows: [&[f32]; 6] = std::array::from_fn(|k| {
                     &split[((k % 4) * 6 + p) * len + (k / 4) * tw..][..count * tw]
                 });
-                let mut it = tmp
-                    .chunks_exact_mut(n)
-                    .skip(p)
-                    .step_by(6)
-                    .map(|c| &mut c[gi * tw..(gi + count) * tw]);
-                bt6(rows, std::array::from_fn(|_| it.next().expect("6 rows")));
+                bt6(rows, rows_mut(tmp, p * n + gi * tw, 6 * n, count * tw));
             }
         }
         // Then the horizontal one into the six transformed columns of each row i.
         for i in 0..6 {
             let c: [&[f32]; 6] = std::array::from_fn(|p| &tmp[(6 * i + p) * n..][..n]);
-            let mut it = v[(i * 6) * c_in * n..(i * 6 + 6) * c_in * n]
-                .chunks_exact_mut(c_in * n)
-                .map(|blk| &mut blk[ci * n..(ci + 1) * n]);
-            let outs: [&mut [f32]; 6] = std::array::from_fn(|_| it.next().expect("6 columns"));
-            bt6(c, outs);
+            bt6(c, rows_mut(v, (i * 6 * c_in + ci) * n, c_in * n, n));
         }
     }
 }
@@ -493,14 +486,12 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                 // sb[(i * 4 + c) * n + t]: along row i of tile t's products (A^T, column c).
                 for i in 0..6 {
                     let src = std::array::from_fn(|j| &m[((i * 6 + j) * c_out + co) * n..][..n]);
-                    let mut it = sb[i * 4 * n..(i + 1) * 4 * n].chunks_exact_mut(n);
-                    at6(src, std::array::from_fn(|_| it.next().expect("4 columns")));
+                    at6(src, rows_mut(sb, i * 4 * n, n, n));
                 }
                 // Then down column c of those: output row r, column c of every tile.
                 for c in 0..4 {
                     let src = std::array::from_fn(|i| &sb[(i * 4 + c) * n..][..n]);
-                    let mut it = yb.chunks_exact_mut(n).skip(c).step_by(4);
-                    at6(src, std::array::from_fn(|_| it.next().expect("4 rows")));
+                    at6(src, rows_mut(yb, c * n, 4 * n, n));
                 }
                 // yb[(r * 4 + c) * n + gi * tw + t]: output row 4 ty + r, column 4 t + c; one
                 // call per run of tile rows in one image, whose output rows are contiguous.
@@ -540,11 +531,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
                 // 4 t + c (zero outside the plane).
                 for (gi, b, ty) in tile_rows(task, th) {
                     for r in 0..4 {
-                        let mut it = split[r * 4 * n..(r + 1) * 4 * n]
-                            .chunks_exact_mut(n)
-                            .map(|c| &mut c[gi * tw..(gi + 1) * tw]);
-                        let c: [&mut [f32]; 4] =
-                            std::array::from_fn(|_| it.next().expect("4 columns"));
+                        let c: [&mut [f32]; 4] = rows_mut(split, r * 4 * n + gi * tw, n, tw);
                         let row_i = 4 * ty + r;
                         if row_i < d.h {
                             let [c0, c1, c2, c3] = c;
@@ -558,17 +545,11 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
                 // Along each row r (h[(r * 6 + j) * n ..]), then down each column j into M.
                 for r in 0..4 {
                     let src = std::array::from_fn(|c| &split[(r * 4 + c) * n..][..n]);
-                    let mut it = h[r * 6 * n..(r + 1) * 6 * n].chunks_exact_mut(n);
-                    a6(src, std::array::from_fn(|_| it.next().expect("6 columns")));
+                    a6(src, rows_mut(h, r * 6 * n, n, n));
                 }
                 for j in 0..6 {
                     let src = std::array::from_fn(|r| &h[(r * 6 + j) * n..][..n]);
-                    let mut it = m
-                        .chunks_exact_mut(c_out * n)
-                        .skip(j)
-                        .step_by(6)
-                        .map(|blk| &mut blk[co * n..(co + 1) * n]);
-                    a6(src, std::array::from_fn(|_| it.next().expect("6 rows")));
+                    a6(src, rows_mut(m, (j * c_out + co) * n, 6 * c_out * n, n));
                 }
             }
             accumulate_products::<36>(acc, m, v, c_in, c_out, n);
