@@ -7,7 +7,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::step_norm::StepNorm;
-use crate::ops::conv3x3::conv3x3;
+use crate::ops::conv3x3::{conv3x3, conv3x3_add};
 
 /// Configuration to create a [recurrent convolutional layer](Rcl).
 #[derive(Config, Debug)]
@@ -61,7 +61,7 @@ impl Rcl {
         for k in 1..=self.t {
             h = self
                 .norm
-                .forward_relu(fx.clone() + conv3x3(&self.recurrent, h), k);
+                .forward_relu(conv3x3_add(&self.recurrent, h, fx.clone()), k);
         }
         h
     }

@@ -35,6 +35,36 @@ impl<B: Backend + Conv3x3Backend> Backward<B, 2> for Conv3x3Backward {
     }
 }
 
+/// `addend + conv3x3(x, weight)`: the convolution's two gradients, and the output's gradient as
+/// it is for the addend.
+#[derive(Debug)]
+struct Conv3x3AddBackward;
+
+impl<B: Backend + Conv3x3Backend> Backward<B, 3> for Conv3x3AddBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_addend] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (x, weight) = ops.state;
+        let c_out = weight.shape()[0];
+        if let Some(node) = node_addend {
+            grads.register::<B>(node.id, dy.clone());
+        }
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::conv3x3_input_grad(dy.clone(), weight));
+        }
+        if let Some(node) = node_weight {
+            grads.register::<B>(node.id, B::conv3x3_weight_grad(x, dy, c_out));
+        }
+    }
+}
+
 impl<B: Backend + Conv3x3Backend, C: CheckpointStrategy> Conv3x3Backend for Autodiff<B, C> {
     fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
         let parents = [x.node(), weight.node()];
@@ -51,6 +81,30 @@ impl<B: Backend + Conv3x3Backend, C: CheckpointStrategy> Conv3x3Backend for Auto
             OpsKind::UnTracked(prep) => {
                 prep.finish(B::conv3x3(x.into_primitive(), weight.into_primitive()))
             }
+        }
+    }
+
+    fn conv3x3_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        addend: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let parents = [x.node(), weight.node(), addend.node()];
+        match Conv3x3AddBackward
+            .prepare::<C>(parents)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, weight) = (x.into_primitive(), weight.into_primitive());
+                let y = B::conv3x3_add(x.clone(), weight.clone(), addend.into_primitive());
+                prep.finish((x, weight), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3_add(
+                x.into_primitive(),
+                weight.into_primitive(),
+                addend.into_primitive(),
+            )),
         }
     }
 

@@ -80,6 +80,39 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     }
 }
 
+/// `addend + conv3x3(x, weight)`, `addend` shaped as the output: the RCL's `W_f * x + W_r * h`.
+/// F(4x4) adds it as it writes each task's output rows, while they are in cache; the other
+/// algorithms (the small planes, where the sum is small) add it after, in parallel. burn-flex's
+/// own add ran on one thread while the other waited: 3 % of a training step (bench/NOTES.md
+/// section 25).
+pub fn forward_add(x: &[f32], weight: &[f32], addend: &[f32], d: Dims) -> Vec<f32> {
+    assert_eq!(
+        addend.len(),
+        d.batch * d.c_out * d.plane(),
+        "conv3x3: addend length"
+    );
+    if winograd4::pays(&d) {
+        return winograd4::forward_add(x, weight, Some(addend), d);
+    }
+    let mut y = forward(x, weight, d);
+    add_assign(&mut y, addend);
+    y
+}
+
+/// `y += a` in parallel blocks.
+fn add_assign(y: &mut [f32], a: &[f32]) {
+    const BLOCK: usize = 1 << 15;
+    let len = y.len();
+    // SAFETY: `y` is borrowed for the whole call, and block `i` touches its own elements only.
+    let out = unsafe { SharedOut::new(y.as_mut_ptr(), len) };
+    for_each_index(len.div_ceil(BLOCK), |i| {
+        let range = i * BLOCK..len.min((i + 1) * BLOCK);
+        // SAFETY: this block's elements, touched by this task only.
+        let dst = unsafe { out.slice_mut(range.clone()) };
+        dst.iter_mut().zip(&a[range]).for_each(|(y, a)| *y += a);
+    });
+}
+
 /// Gradient of the input: a 3x3 convolution of `dy` with the weights flipped in space and with
 /// input and output channels swapped.
 pub fn input_grad(dy: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
@@ -133,6 +166,12 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
 pub trait Conv3x3Backend: Backend {
     /// `[batch, c_in, h, w]`, `[c_out, c_in, 3, 3]` to `[batch, c_out, h, w]`.
     fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `addend + conv3x3(x, weight)`, `addend` of the output's shape.
+    fn conv3x3_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        addend: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
     /// The input's gradient from the output's.
     fn conv3x3_input_grad(dy: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
     /// The weights' gradient from the input and the output's gradient.
@@ -166,6 +205,19 @@ impl Conv3x3Backend for Flex {
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
         let d = dims(&x, weight.layout().shape()[0]);
         let y = forward(x.storage::<f32>(), weight.storage::<f32>(), d);
+        f32_tensor(y, [d.batch, d.c_out, d.h, d.w])
+    }
+
+    fn conv3x3_add(x: FlexTensor, weight: FlexTensor, addend: FlexTensor) -> FlexTensor {
+        let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+        let addend = addend.to_contiguous();
+        let d = dims(&x, weight.layout().shape()[0]);
+        let y = forward_add(
+            x.storage::<f32>(),
+            weight.storage::<f32>(),
+            addend.storage::<f32>(),
+            d,
+        );
         f32_tensor(y, [d.batch, d.c_out, d.h, d.w])
     }
 
@@ -232,6 +284,22 @@ pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     return Tensor::from_dispatch(<Dispatch as Conv3x3Backend>::conv3x3(
         x.into_dispatch(),
         conv.weight.val().into_dispatch(),
+    ));
+    #[cfg(not(feature = "flex"))]
+    unreachable!("the fast path needs the flex feature")
+}
+
+/// `addend + conv.forward(x)` ([`conv3x3`] plus an addend of the output's shape), with the add
+/// inside the fast kernel's output pass where that applies.
+pub fn conv3x3_add(conv: &Conv2d, x: Tensor<4>, addend: Tensor<4>) -> Tensor<4> {
+    if !fast_path_applies(conv, &x) || addend.dtype() != DType::F32 {
+        return addend + conv3x3(conv, x);
+    }
+    #[cfg(feature = "flex")]
+    return Tensor::from_dispatch(<Dispatch as Conv3x3Backend>::conv3x3_add(
+        x.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        addend.into_dispatch(),
     ));
     #[cfg(not(feature = "flex"))]
     unreachable!("the fast path needs the flex feature")

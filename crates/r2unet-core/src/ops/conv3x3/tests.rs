@@ -189,6 +189,48 @@ fn forward_and_gradients_match_burns_convolution() {
     }
 }
 
+/// The RCL's `addend + conv(x)` in one op against burn's convolution and add: output and the
+/// three gradients, with F(4x4) (which adds as it writes), F(2x2) and im2col (which add after).
+#[cfg(all(feature = "flex", feature = "autodiff"))]
+#[test]
+fn conv_plus_addend_matches_burns_convolution_and_add() {
+    let device = burn::tensor::Device::flex().autodiff();
+    for (batch, c, h, w) in [(2, 16, 26, 25), (2, 32, 14, 9), (2, 3, 9, 7)] {
+        let layer = conv(c, c, &device);
+        let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let addend = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        assert!(fast_path_applies(&layer, &x));
+        let fast = conv3x3_add(&layer, x.clone(), addend.clone());
+        let slow = addend.clone() + layer.forward(x.clone());
+        let probe = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let g_fast = (fast.clone() * probe.clone()).sum().backward();
+        let g_slow = (slow.clone() * probe).sum().backward();
+        // Relative to the largest value, as F(4x4)'s error is (WINOGRAD4_TOLERANCE).
+        let check = |what: &str, a: Tensor<4>, b: Tensor<4>| {
+            let scale: f32 = b.clone().abs().max().into_scalar();
+            let err = max_abs_diff(a, b) / scale.max(1.0);
+            assert!(
+                err < WINOGRAD4_TOLERANCE,
+                "{what} {batch}x{c}x{h}x{w}: {err}"
+            );
+        };
+        check("output", fast.inner(), slow.inner());
+        check("dx", x.grad(&g_fast).unwrap(), x.grad(&g_slow).unwrap());
+        check(
+            "addend",
+            addend.grad(&g_fast).unwrap(),
+            addend.grad(&g_slow).unwrap(),
+        );
+        check(
+            "dW",
+            layer.weight.grad(&g_fast).unwrap(),
+            layer.weight.grad(&g_slow).unwrap(),
+        );
+    }
+}
+
 #[cfg(feature = "flex")]
 #[test]
 fn other_convolutions_fall_back_to_burn() {

@@ -470,7 +470,20 @@ fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut
 
 /// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
+    forward_add(x, weight, None, d)
+}
+
+/// [`forward`] plus `addend` (of the output's shape), added to each run of output rows as it is
+/// written, while those rows are in cache.
+pub fn forward_add(x: &[f32], weight: &[f32], addend: Option<&[f32]>, d: Dims) -> Vec<f32> {
     d.check_forward(x, weight);
+    if let Some(a) = addend {
+        assert_eq!(
+            a.len(),
+            d.batch * d.c_out * d.h * d.w,
+            "conv3x3: addend length"
+        );
+    }
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
     let u = transform_weights(weight, &d);
     let (c_in, c_out) = (d.c_in, d.c_out);
@@ -502,6 +515,10 @@ pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
                     // to this task's tile rows only.
                     let dst = unsafe { out.slice_mut(at..at + rows * d.w) };
                     write_rows(dst, &yb[..16 * n], n, gi * tw, d.w);
+                    if let Some(a) = addend {
+                        let a = &a[at..at + rows * d.w];
+                        dst.iter_mut().zip(a).for_each(|(y, a)| *y += a);
+                    }
                 }
             }
         });
