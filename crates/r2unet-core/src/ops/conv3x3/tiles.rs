@@ -182,9 +182,9 @@ const PAIR_BLOCK: usize = 64;
 /// channel pair `p`: the weights' transform, position-major as [`products`] reads it.
 ///
 /// Blocks of pairs run as parallel tasks, each computing its pairs into a local array and writing
-/// each position's row of them in one run. Written a pair at a time (as before), the `P` rows lay
+/// each position's row of them in one run. Written a pair at a time, the `P` rows lie
 /// `pairs` floats apart, a power of two (16 to 64 KiB on the 64- and 128-channel layers), so all
-/// `P` fell into the same few cache sets; and on one thread, this took a quarter of a 6x6 plane's
+/// `P` fall into the same few cache sets; and on one thread, this took a fifth of a 6x6 plane's
 /// forward pass at 128 channels (bench/NOTES.md section 25).
 pub(super) fn by_position<const P: usize>(
     pairs: usize,
