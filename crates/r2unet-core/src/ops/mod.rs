@@ -9,6 +9,8 @@ mod gemm_avx512;
 pub mod max_pool2x2;
 pub(crate) mod parallel;
 pub(crate) mod simd;
+#[cfg(feature = "flex")]
+mod tracked;
 pub mod up2x2;
 
 /// Whether this project's CPU kernels (`conv3x3`, `bn_relu`, `conv1x1`, `up2x2`, `max_pool2x2`) can run on `device`: burn-flex, and

@@ -3,7 +3,7 @@
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 
@@ -46,23 +46,13 @@ impl<B: Backend + Conv1x1Backend, C: CheckpointStrategy> Conv1x1Backend for Auto
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let parents = [x.node(), weight.node(), bias.node()];
-        match Conv1x1Backward
-            .prepare::<C>(parents)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let y = B::conv1x1(x.clone(), weight.clone(), bias.into_primitive());
-                prep.finish((x, weight), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv1x1(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-            )),
-        }
+        crate::ops::tracked::x_weight_and_third::<B, C, _>(
+            Conv1x1Backward,
+            x,
+            weight,
+            bias,
+            B::conv1x1,
+        )
     }
 
     fn conv1x1_input_grad(_dy: FloatTensor<Self>, _weight: FloatTensor<Self>) -> FloatTensor<Self> {

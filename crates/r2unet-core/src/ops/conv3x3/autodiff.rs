@@ -89,23 +89,13 @@ impl<B: Backend + Conv3x3Backend, C: CheckpointStrategy> Conv3x3Backend for Auto
         weight: FloatTensor<Self>,
         addend: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let parents = [x.node(), weight.node(), addend.node()];
-        match Conv3x3AddBackward
-            .prepare::<C>(parents)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let y = B::conv3x3_add(x.clone(), weight.clone(), addend.into_primitive());
-                prep.finish((x, weight), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3_add(
-                x.into_primitive(),
-                weight.into_primitive(),
-                addend.into_primitive(),
-            )),
-        }
+        crate::ops::tracked::x_weight_and_third::<B, C, _>(
+            Conv3x3AddBackward,
+            x,
+            weight,
+            addend,
+            B::conv3x3_add,
+        )
     }
 
     fn conv3x3_input_grad(_dy: FloatTensor<Self>, _weight: FloatTensor<Self>) -> FloatTensor<Self> {

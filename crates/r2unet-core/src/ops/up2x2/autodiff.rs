@@ -4,7 +4,7 @@ use burn::backend::Backend;
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::tensor::FloatTensor;
 
 use super::Up2x2Backend;
@@ -41,23 +41,7 @@ impl<B: Backend + Up2x2Backend, C: CheckpointStrategy> Up2x2Backend for Autodiff
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let parents = [x.node(), weight.node(), bias.node()];
-        match Up2x2Backward
-            .prepare::<C>(parents)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                let y = B::up2x2(x.clone(), weight.clone(), bias.into_primitive());
-                prep.finish((x, weight), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::up2x2(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-            )),
-        }
+        crate::ops::tracked::x_weight_and_third::<B, C, _>(Up2x2Backward, x, weight, bias, B::up2x2)
     }
 
     fn up2x2_backward(
