@@ -1,9 +1,9 @@
 //! The backward pass of the 3x3 convolution on burn's autodiff backend.
 #![cfg(feature = "autodiff")]
-use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 
@@ -24,14 +24,25 @@ impl<B: Backend + Conv3x3Backend> Backward<B, 2> for Conv3x3Backward {
     ) {
         let [node_x, node_weight] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
-        let (x, weight) = ops.state;
-        let c_out = weight.shape()[0];
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::conv3x3_input_grad(dy.clone(), weight));
-        }
-        if let Some(node) = node_weight {
-            grads.register::<B>(node.id, B::conv3x3_weight_grad(x, dy, c_out));
-        }
+        let ids = (node_x.map(|n| n.id), node_weight.map(|n| n.id));
+        register_conv_grads::<B>(grads, ids, ops.state, dy);
+    }
+}
+
+/// The input's and the weights' gradients from the output's, for those of the two that are
+/// tracked (`ids`), from the forward pass's input and weights.
+fn register_conv_grads<B: Backend + Conv3x3Backend>(
+    grads: &mut Gradients,
+    ids: (Option<NodeId>, Option<NodeId>),
+    (x, weight): (FloatTensor<B>, FloatTensor<B>),
+    dy: FloatTensor<B>,
+) {
+    let c_out = weight.shape()[0];
+    if let Some(id) = ids.0 {
+        grads.register::<B>(id, B::conv3x3_input_grad(dy.clone(), weight));
+    }
+    if let Some(id) = ids.1 {
+        grads.register::<B>(id, B::conv3x3_weight_grad(x, dy, c_out));
     }
 }
 
@@ -51,17 +62,11 @@ impl<B: Backend + Conv3x3Backend> Backward<B, 3> for Conv3x3AddBackward {
     ) {
         let [node_x, node_weight, node_addend] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
-        let (x, weight) = ops.state;
-        let c_out = weight.shape()[0];
         if let Some(node) = node_addend {
             grads.register::<B>(node.id, dy.clone());
         }
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::conv3x3_input_grad(dy.clone(), weight));
-        }
-        if let Some(node) = node_weight {
-            grads.register::<B>(node.id, B::conv3x3_weight_grad(x, dy, c_out));
-        }
+        let ids = (node_x.map(|n| n.id), node_weight.map(|n| n.id));
+        register_conv_grads::<B>(grads, ids, ops.state, dy);
     }
 }
 
