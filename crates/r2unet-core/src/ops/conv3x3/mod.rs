@@ -17,6 +17,8 @@ pub mod lowered;
 mod tiles;
 pub mod winograd;
 pub mod winograd4;
+#[cfg(target_arch = "x86_64")]
+mod winograd4_avx512;
 
 #[cfg(feature = "flex")]
 use burn::backend::flex::FlexTensor;

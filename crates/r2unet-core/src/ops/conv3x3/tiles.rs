@@ -34,7 +34,9 @@ pub(super) fn tile_rows(
 /// `K` rows of `buf`, `len` floats each, row `i` starting at `first + i * stride`: the transforms'
 /// arguments. By index, not as the `next()`s of a `chunks_exact_mut().skip().step_by()` chain,
 /// whose calls the compiler left out of line: on the training patches' short rows they were 3 %
-/// of a step (bench/NOTES.md section 25). Panics when the rows overlap or leave `buf`.
+/// of a step (bench/NOTES.md section 25); and with two comparisons, not `get_disjoint_mut`'s
+/// check of every pair of ranges, which stayed a call of its own inside the transforms' SIMD
+/// copies (4 % of a step, section 26). Panics when the rows overlap or leave `buf`.
 #[inline(always)]
 pub(super) fn rows_mut<const K: usize>(
     buf: &mut [f32],
@@ -42,9 +44,25 @@ pub(super) fn rows_mut<const K: usize>(
     stride: usize,
     len: usize,
 ) -> [&mut [f32]; K] {
-    let ranges = std::array::from_fn(|i| first + i * stride..first + i * stride + len);
-    buf.get_disjoint_mut(ranges)
-        .expect("rows inside the buffer and apart")
+    assert!(
+        K <= 1 || stride >= len,
+        "rows_mut: rows of {len} floats {stride} apart overlap"
+    );
+    let end = K
+        .checked_sub(1)
+        .and_then(|last| last.checked_mul(stride))
+        .and_then(|o| o.checked_add(first))
+        .and_then(|o| o.checked_add(len));
+    assert!(
+        end.is_some_and(|end| end <= buf.len()),
+        "rows_mut: rows outside the buffer"
+    );
+    let base = buf.as_mut_ptr();
+    // SAFETY: row i is `first + i * stride .. + len`, inside `buf` (the last one ends at `end`,
+    // checked), and the rows are disjoint since `stride >= len`.
+    std::array::from_fn(|i| unsafe {
+        std::slice::from_raw_parts_mut(base.add(first + i * stride), len)
+    })
 }
 
 /// Per-thread scratch: transformed inputs, products, and row buffers. One for both kernels: a

@@ -360,48 +360,41 @@ fn deinterleave4_body(src: &[f32], d0: &mut [f32], d1: &mut [f32], d2: &mut [f32
     }
 }
 
-// The transforms run from copies for the widest vectors the CPU has (see `super::simd`).
+// Each task's transforms run from copies for the widest vectors the CPU has (see `super::simd`),
+// one call a task and direction: as separate copies of each step, called per channel and row
+// run, the calls' argument passing took as many samples as the steps' work (bench/NOTES.md
+// section 26).
 simd_copies! {
-    fn bt(
-        d0: &[f32], d1: &[f32], d2: &[f32], d3: &[f32], d4: &[f32], d5: &[f32],
-        v0: &mut [f32], v1: &mut [f32], v2: &mut [f32], v3: &mut [f32], v4: &mut [f32],
-        v5: &mut [f32]
-    ) => bt_body;
-    fn at_step(
-        m0: &[f32], m1: &[f32], m2: &[f32], m3: &[f32], m4: &[f32], m5: &[f32],
-        y0: &mut [f32], y1: &mut [f32], y2: &mut [f32], y3: &mut [f32]
-    ) => at_body;
-    fn a_step(
-        y0: &[f32], y1: &[f32], y2: &[f32], y3: &[f32],
-        v0: &mut [f32], v1: &mut [f32], v2: &mut [f32], v3: &mut [f32], v4: &mut [f32],
-        v5: &mut [f32]
-    ) => a_body;
-    fn write_rows(dst: &mut [f32], yb: &[f32], n: usize, first: usize, w: usize)
-        => write_rows_body;
-    fn split_rows(
-        plane: &[f32], h: usize, w: usize, r0: isize, count: usize, out: &mut [f32]
-    ) => split_rows_body;
-    fn split_columns(
-        row: &[f32], c0: &mut [f32], c1: &mut [f32], c2: &mut [f32], c3: &mut [f32]
-    ) => split_columns_body;
+    fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut [f32])
+        => input_transform_body;
+    fn output_transform(
+        m: &[f32], d: &Dims, task: Task, addend: Option<&[f32]>, out: &SharedOut,
+        scratch: &mut [f32]
+    ) => output_transform_body;
+    fn output_grad_transform(
+        dy: &[f32], d: &Dims, task: Task, m: &mut [f32], scratch: &mut [f32]
+    ) => output_grad_transform_body;
 }
 
-/// [`bt`] on arrays of slices.
+/// [`bt_body`] on arrays of slices.
+#[inline(always)]
 fn bt6(d: [&[f32]; 6], v: [&mut [f32]; 6]) {
     let [v0, v1, v2, v3, v4, v5] = v;
-    bt(d[0], d[1], d[2], d[3], d[4], d[5], v0, v1, v2, v3, v4, v5);
+    bt_body(d[0], d[1], d[2], d[3], d[4], d[5], v0, v1, v2, v3, v4, v5);
 }
 
-/// [`at_step`] on arrays of slices.
+/// [`at_body`] on arrays of slices.
+#[inline(always)]
 fn at6(m: [&[f32]; 6], y: [&mut [f32]; 4]) {
     let [y0, y1, y2, y3] = y;
-    at_step(m[0], m[1], m[2], m[3], m[4], m[5], y0, y1, y2, y3);
+    at_body(m[0], m[1], m[2], m[3], m[4], m[5], y0, y1, y2, y3);
 }
 
-/// [`a_step`] on arrays of slices.
+/// [`a_body`] on arrays of slices.
+#[inline(always)]
 fn a6(y: [&[f32]; 4], v: [&mut [f32]; 6]) {
     let [v0, v1, v2, v3, v4, v5] = v;
-    a_step(y[0], y[1], y[2], y[3], v0, v1, v2, v3, v4, v5);
+    a_body(y[0], y[1], y[2], y[3], v0, v1, v2, v3, v4, v5);
 }
 
 /// The tasks: each's transformed tiles near 96 K floats (384 KiB, well inside a core's 2 MiB L2)
@@ -428,42 +421,168 @@ fn tasks(d: &Dims) -> Vec<Task> {
 
 /// The scratch floats that [`input_transform`] needs for `n` tiles, `tw` per tile row.
 fn input_scratch(n: usize, tw: usize) -> usize {
-    36 * n + 24 * (n + tw)
+    48 * (n + tw)
 }
 
 /// V = B^T d B for the task's tile rows of `x`: `v[(xi * c_in + ci) * n + gi * tw + t]` for its
 /// `gi`-th tile row, `n` = its tile rows times `tw`. `scratch` holds [`input_scratch`] floats.
 ///
-/// Each run of consecutive tile rows of one image is split by input row mod 4 as well as by
-/// column mod 4: the six input rows of tile row `ty` are rows 0-3 of its own group of four and
-/// rows 0-1 of the next, so every input row is split once (not once for each of the one or two
-/// tile rows it belongs to), and the vertical step runs over the whole run at once.
-fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut [f32]) {
+/// The horizontal step first, once per input row; then the vertical one, over all of a run's
+/// tile rows at once and straight into `v`. For the vertical step, a run of consecutive tile rows
+/// of one image is split by input row mod 4: the six input rows of tile row `ty` are rows 0-3 of
+/// its own group of four and rows 0-1 of the next, so every input row is transformed once (not
+/// once for each of the one or two tile rows it belongs to), and each of the vertical step's six
+/// inputs is one contiguous array.
+#[inline(always)]
+fn input_transform_body(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut [f32]) {
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
     let (plane, c_in) = (d.h * d.w, d.c_in);
     let n = task.1 * tw;
-    let (tmp, split) = scratch[..input_scratch(n, tw)].split_at_mut(36 * n);
     for ci in 0..c_in {
         for (gi, b, ty0, count) in runs(task, th) {
             let img = &x[(b * c_in + ci) * plane..(b * c_in + ci + 1) * plane];
-            // split[(a * 6 + p) * len + j * tw + t]: input row 4 (ty0 + j) + a - 1, column
-            // 4 t + p - 1, for tile rows ty0..=ty0 + count (the last for rows 4 and 5 only).
+            // rows[(a * 6 + i) * len + j * tw + t]: the horizontal step's output i for tile
+            // column t of input row 4 (ty0 + j) + a - 1, for tile rows ty0..=ty0 + count (the
+            // last for rows 4 and 5 only).
             let len = (count + 1) * tw;
-            let split = &mut split[..24 * len];
-            split_rows(img, d.h, d.w, 4 * ty0 as isize - 1, count, split);
-            // The vertical step for column p: input row k of tile row j is row k mod 4 of
-            // group j + k / 4; into tmp[(6 i + p) * n + gi * tw ..].
-            for p in 0..6 {
-                let rows: [&[f32]; 6] = std::array::from_fn(|k| {
-                    &split[((k % 4) * 6 + p) * len + (k / 4) * tw..][..count * tw]
+            let (rows, split) = scratch[..input_scratch(n, tw)].split_at_mut(24 * len);
+            transform_rows(img, d, 4 * ty0 as isize - 1, count, rows, split);
+            // Input row k of tile row j is row k mod 4 of group j + k / 4; position (k, i) is
+            // row 6 k + i of v.
+            for i in 0..6 {
+                let d: [&[f32]; 6] = std::array::from_fn(|k| {
+                    &rows[((k % 4) * 6 + i) * len + (k / 4) * tw..][..count * tw]
                 });
-                bt6(rows, rows_mut(tmp, p * n + gi * tw, 6 * n, count * tw));
+                let at = (i * c_in + ci) * n + gi * tw;
+                bt6(d, rows_mut(v, at, 6 * c_in * n, count * tw));
             }
         }
-        // Then the horizontal one into the six transformed columns of each row i.
+    }
+}
+
+/// The horizontal step of [`input_transform`] for input rows `r0..r0 + 4 * count + 2` of `img`:
+/// `rows[(a * 6 + i) * len + j * tw + t] = (B^T (x[4t - 1], ..., x[4t + 4]))[i]` for row `r0 +
+/// 4j + a`, `len = (count + 1) * tw`. By hand on AVX-512 (`winograd4_avx512.rs`); elsewhere
+/// each row is split by column mod 4 into `split` (24 `len` floats) and transformed from there.
+#[inline(always)]
+fn transform_rows(
+    img: &[f32],
+    d: &Dims,
+    r0: isize,
+    count: usize,
+    rows: &mut [f32],
+    split: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::simd::has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        return unsafe { super::winograd4_avx512::transform_rows(img, d.h, d.w, r0, count, rows) };
+    }
+    portable_transform_rows(img, d, r0, count, rows, split);
+}
+
+/// [`transform_rows`] without AVX-512.
+#[inline(always)]
+fn portable_transform_rows(
+    img: &[f32],
+    d: &Dims,
+    r0: isize,
+    count: usize,
+    rows: &mut [f32],
+    split: &mut [f32],
+) {
+    let len = (count + 1) * d.w.div_ceil(4);
+    // split[(a * 6 + p) * len + j * tw + t]: input row r0 + 4j + a, column 4t + p - 1.
+    let split = &mut split[..24 * len];
+    split_rows_body(img, d.h, d.w, r0, count, split);
+    // The last group's rows 2 and 3 are not split, and what their transform computes from the
+    // scratch's old contents is never read.
+    for a in 0..4 {
+        let c: [&[f32]; 6] = std::array::from_fn(|p| &split[(a * 6 + p) * len..][..len]);
+        bt6(c, rows_mut(rows, a * 6 * len, len, len));
+    }
+}
+
+/// Y = A^T M A for the task's tile rows, written into their output rows of `out` (plus
+/// `addend`'s, where given); `m[(xi * c_out + co) * n + t]` as [`products`] leaves it. `scratch`
+/// holds `40 n` floats.
+#[inline(always)]
+fn output_transform_body(
+    m: &[f32],
+    d: &Dims,
+    task: Task,
+    addend: Option<&[f32]>,
+    out: &SharedOut,
+    scratch: &mut [f32],
+) {
+    let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
+    let (n, c_out) = (task.1 * tw, d.c_out);
+    let (yb, sb) = scratch[..40 * n].split_at_mut(16 * n);
+    for co in 0..c_out {
+        // sb[(i * 4 + c) * n + t]: along row i of tile t's products (A^T, column c).
         for i in 0..6 {
-            let c: [&[f32]; 6] = std::array::from_fn(|p| &tmp[(6 * i + p) * n..][..n]);
-            bt6(c, rows_mut(v, (i * 6 * c_in + ci) * n, c_in * n, n));
+            let src = std::array::from_fn(|j| &m[((i * 6 + j) * c_out + co) * n..][..n]);
+            at6(src, rows_mut(sb, i * 4 * n, n, n));
+        }
+        // Then down column c of those: output row r, column c of every tile.
+        for c in 0..4 {
+            let src = std::array::from_fn(|i| &sb[(i * 4 + c) * n..][..n]);
+            at6(src, rows_mut(yb, c * n, 4 * n, n));
+        }
+        // yb[(r * 4 + c) * n + gi * tw + t]: output row 4 ty + r, column 4 t + c; one call per
+        // run of tile rows in one image, whose output rows are contiguous.
+        for (gi, b, ty0, count) in runs(task, th) {
+            let rows = (4 * count).min(d.h - 4 * ty0);
+            let at = ((b * c_out + co) * d.h + 4 * ty0) * d.w;
+            // SAFETY: output rows 4 ty0 .. 4 ty0 + rows of channel co of image b belong to this
+            // task's tile rows only (the caller's contract with `fill_output`).
+            let dst = unsafe { out.slice_mut(at..at + rows * d.w) };
+            write_rows_body(dst, &yb[..16 * n], n, gi * tw, d.w);
+            if let Some(a) = addend {
+                let a = &a[at..at + rows * d.w];
+                dst.iter_mut().zip(a).for_each(|(y, a)| *y += a);
+            }
+        }
+    }
+}
+
+/// A dY A^T for the task's tile rows of the output gradient `dy`, into `m[(xi * c_out + co) * n
+/// + t]` (the layout of [`products`]' output). `scratch` holds `40 n` floats.
+#[inline(always)]
+fn output_grad_transform_body(
+    dy: &[f32],
+    d: &Dims,
+    task: Task,
+    m: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
+    let (n, c_out, plane) = (task.1 * tw, d.c_out, d.h * d.w);
+    let (split, h) = scratch[..40 * n].split_at_mut(16 * n);
+    for co in 0..c_out {
+        // split[(r * 4 + c) * n + gi * tw + t]: output gradient row 4 ty + r, column 4 t + c
+        // (zero outside the plane).
+        for (gi, b, ty) in tile_rows(task, th) {
+            for r in 0..4 {
+                let c: [&mut [f32]; 4] = rows_mut(split, r * 4 * n + gi * tw, n, tw);
+                let row_i = 4 * ty + r;
+                if row_i < d.h {
+                    let [c0, c1, c2, c3] = c;
+                    let row = &dy[(b * c_out + co) * plane + row_i * d.w..][..d.w];
+                    split_columns_body(row, c0, c1, c2, c3);
+                } else {
+                    c.into_iter().for_each(|c| c.fill(0.0));
+                }
+            }
+        }
+        // Along each row r (h[(r * 6 + j) * n ..]), then down each column j into M.
+        for r in 0..4 {
+            let src = std::array::from_fn(|c| &split[(r * 4 + c) * n..][..n]);
+            a6(src, rows_mut(h, r * 6 * n, n, n));
+        }
+        for j in 0..6 {
+            let src = std::array::from_fn(|r| &h[(r * 6 + j) * n..][..n]);
+            a6(src, rows_mut(m, (j * c_out + co) * n, 6 * c_out * n, n));
         }
     }
 }
@@ -484,7 +603,7 @@ pub fn forward_add(x: &[f32], weight: &[f32], addend: Option<&[f32]>, d: Dims) -
             "conv3x3: addend length"
         );
     }
-    let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
+    let tw = d.w.div_ceil(4);
     let u = transform_weights(weight, &d);
     let (c_in, c_out) = (d.c_in, d.c_out);
     let fill = |task: Task, out: &SharedOut| {
@@ -493,34 +612,7 @@ pub fn forward_add(x: &[f32], weight: &[f32], addend: Option<&[f32]>, d: Dims) -
         with_scratch(36 * c_in * n, 36 * c_out * n, rows_len, |v, m, rows| {
             input_transform(x, &d, task, v, rows);
             products::<36>(&u, v, m, c_in, c_out, n);
-
-            let (yb, sb) = rows[..40 * n].split_at_mut(16 * n);
-            for co in 0..c_out {
-                // sb[(i * 4 + c) * n + t]: along row i of tile t's products (A^T, column c).
-                for i in 0..6 {
-                    let src = std::array::from_fn(|j| &m[((i * 6 + j) * c_out + co) * n..][..n]);
-                    at6(src, rows_mut(sb, i * 4 * n, n, n));
-                }
-                // Then down column c of those: output row r, column c of every tile.
-                for c in 0..4 {
-                    let src = std::array::from_fn(|i| &sb[(i * 4 + c) * n..][..n]);
-                    at6(src, rows_mut(yb, c * n, 4 * n, n));
-                }
-                // yb[(r * 4 + c) * n + gi * tw + t]: output row 4 ty + r, column 4 t + c; one
-                // call per run of tile rows in one image, whose output rows are contiguous.
-                for (gi, b, ty0, count) in runs(task, th) {
-                    let rows = (4 * count).min(d.h - 4 * ty0);
-                    let at = ((b * c_out + co) * d.h + 4 * ty0) * d.w;
-                    // SAFETY: output rows 4 ty0 .. 4 ty0 + rows of channel co of image b belong
-                    // to this task's tile rows only.
-                    let dst = unsafe { out.slice_mut(at..at + rows * d.w) };
-                    write_rows(dst, &yb[..16 * n], n, gi * tw, d.w);
-                    if let Some(a) = addend {
-                        let a = &a[at..at + rows * d.w];
-                        dst.iter_mut().zip(a).for_each(|(y, a)| *y += a);
-                    }
-                }
-            }
+            output_transform(m, &d, task, addend, out, rows);
         });
     };
     // SAFETY: the tasks cover every tile row of every image once, and `fill` writes every column
@@ -534,41 +626,15 @@ pub fn forward_add(x: &[f32], weight: &[f32], addend: Option<&[f32]>, d: Dims) -
 /// dimension), then `G^T . G` back to 3x3.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     d.check_weight_grad(x, dy);
-    let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
-    let (plane, c_in, c_out) = (d.h * d.w, d.c_in, d.c_out);
+    let tw = d.w.div_ceil(4);
+    let (c_in, c_out) = (d.c_in, d.c_out);
     let pairs = c_out * c_in;
     let task = |acc: &mut [f32], &task: &Task| {
         let n = task.1 * tw;
         let rows_len = input_scratch(n, tw).max(40 * n);
         with_scratch(36 * c_in * n, 36 * c_out * n, rows_len, |v, m, rows| {
             input_transform(x, &d, task, v, rows);
-            let (split, h) = rows[..40 * n].split_at_mut(16 * n);
-            for co in 0..c_out {
-                // split[(r * 4 + c) * n + gi * tw + t]: output gradient row 4 ty + r, column
-                // 4 t + c (zero outside the plane).
-                for (gi, b, ty) in tile_rows(task, th) {
-                    for r in 0..4 {
-                        let c: [&mut [f32]; 4] = rows_mut(split, r * 4 * n + gi * tw, n, tw);
-                        let row_i = 4 * ty + r;
-                        if row_i < d.h {
-                            let [c0, c1, c2, c3] = c;
-                            let row = &dy[(b * c_out + co) * plane + row_i * d.w..][..d.w];
-                            split_columns(row, c0, c1, c2, c3);
-                        } else {
-                            c.into_iter().for_each(|c| c.fill(0.0));
-                        }
-                    }
-                }
-                // Along each row r (h[(r * 6 + j) * n ..]), then down each column j into M.
-                for r in 0..4 {
-                    let src = std::array::from_fn(|c| &split[(r * 4 + c) * n..][..n]);
-                    a6(src, rows_mut(h, r * 6 * n, n, n));
-                }
-                for j in 0..6 {
-                    let src = std::array::from_fn(|r| &h[(r * 6 + j) * n..][..n]);
-                    a6(src, rows_mut(m, (j * c_out + co) * n, 6 * c_out * n, n));
-                }
-            }
+            output_grad_transform(dy, &d, task, m, rows);
             accumulate_products::<36>(acc, m, v, c_in, c_out, n);
         });
     };
@@ -587,4 +653,66 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
         });
         std::array::from_fn(|kl| gt(kl / 3, std::array::from_fn(|i| hh[i][kl % 3])) as f32)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX-512 horizontal step against the portable one, on widths around the 16-tile
+    /// blocks' edges (partial tiles, one block, several, a last block of one tile) and on runs
+    /// that start above, inside and below the plane.
+    #[test]
+    fn transform_rows_match_the_portable_path() {
+        if !cfg!(target_arch = "x86_64") || !crate::ops::simd::has_avx512() {
+            eprintln!("no AVX-512 here: only the portable path runs");
+            return;
+        }
+        for (h, w) in [
+            (1, 1),
+            (5, 3),
+            (6, 7),
+            (9, 48),
+            (7, 63),
+            (8, 64),
+            (13, 65),
+            (4, 68),
+            (3, 130),
+            (2, 301),
+        ] {
+            let d = Dims {
+                batch: 1,
+                c_in: 1,
+                c_out: 1,
+                h,
+                w,
+            };
+            let img: Vec<f32> = (0..h * w)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let tw = w.div_ceil(4);
+            for (r0, count) in [(-1, 1), (-1, h.div_ceil(4)), (3, 1), (h as isize - 2, 2)] {
+                let len = (count + 1) * tw;
+                let mut split = vec![0.0; 24 * len];
+                let mut want = vec![0.0; 24 * len];
+                portable_transform_rows(&img, &d, r0, count, &mut want, &mut split);
+                let mut got = vec![f32::NAN; 24 * len];
+                // SAFETY: AVX-512F checked above.
+                unsafe {
+                    super::super::winograd4_avx512::transform_rows(&img, h, w, r0, count, &mut got)
+                };
+                // Rows 2 and 3 of the last group are not computed.
+                for (k, (g, e)) in got.iter().zip(&want).enumerate() {
+                    let (a, j) = (k / (6 * len), k % len / tw);
+                    if j == count && a >= 2 {
+                        continue;
+                    }
+                    assert!(
+                        (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                        "{h}x{w} from row {r0}, {count} tile rows: element {k}: {g} against {e}"
+                    );
+                }
+            }
+        }
+    }
 }

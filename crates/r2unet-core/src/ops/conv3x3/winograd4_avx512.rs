@@ -1,0 +1,152 @@
+//! F(4x4)'s per-row work on AVX-512: the horizontal step of the input transform, straight from
+//! an input row.
+//!
+//! Why by hand: a training patch's rows are 48 or 24 floats, 12 or 6 tiles, fewer than a vector's
+//! 16 lanes, so the compiler's loops over one row's tiles ran in their scalar remainders, and the
+//! portable path splits each row by column mod 4 into six arrays before a second pass transforms
+//! them: 28 % of a training step went to those two passes and their per-row bookkeeping
+//! (bench/NOTES.md section 26). Here sixteen tiles' 64 columns are four loads, their split eight
+//! permutes, the tiles' shared edge columns two lane shifts, and the six outputs six masked
+//! stores, with nothing in between.
+use std::arch::x86_64::{
+    __m512, __mmask16, _mm512_add_ps, _mm512_alignr_epi32, _mm512_castps_si512,
+    _mm512_castsi512_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_permutex2var_ps, _mm512_set1_ps,
+    _mm512_setr_epi32, _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_sub_ps,
+};
+
+/// The low `k` lanes (`k` at most 16).
+fn lanes(k: usize) -> __mmask16 {
+    ((1u32 << k) - 1) as __mmask16
+}
+
+/// As [`super::winograd4`]'s `split_rows` followed by its horizontal transform:
+/// `out[(a * 6 + i) * len + j * tw + t] = (B^T (x[4t - 1], ..., x[4t + 4]))[i]` for input row
+/// `r = r0 + 4j + a` of `plane` (`h x w`, zero outside), `tw = ceil(w / 4)`, `len = (count + 1)
+/// * tw`, for `j` in `0..count` and `a` in 0..4, and for `j = count` and `a` in 0..2.
+///
+/// # Safety
+///
+/// The CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn transform_rows(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    r0: isize,
+    count: usize,
+    out: &mut [f32],
+) {
+    let tw = w.div_ceil(4);
+    let len = (count + 1) * tw;
+    assert!(plane.len() >= h * w, "winograd4: plane length");
+    assert!(out.len() >= 24 * len, "winograd4: split rows' scratch");
+    let base = out.as_mut_ptr();
+    for j in 0..=count {
+        for a in 0..if j < count { 4 } else { 2 } {
+            let r = r0 + (4 * j + a) as isize;
+            // SAFETY: rows a * 6 + i, i < 6, of `out` (each `len` long) from column j * tw, tw
+            // floats each, lie inside `out` (asserted above).
+            let dst = unsafe { base.add(a * 6 * len + j * tw) };
+            if r < 0 || r >= h as isize {
+                for i in 0..6 {
+                    // SAFETY: as above.
+                    unsafe { std::ptr::write_bytes(dst.add(i * len), 0, tw) };
+                }
+            } else {
+                let row = &plane[r as usize * w..(r as usize + 1) * w];
+                // SAFETY: as above; AVX-512F by the caller's contract.
+                unsafe { transform_row(row, dst, len) };
+            }
+        }
+    }
+}
+
+/// `dst[i * stride + t] = (B^T (x[4t - 1], ..., x[4t + 4]))[i]` for the `ceil(w / 4)` tiles `t`
+/// of `row` (`w` floats, zero outside), sixteen tiles at a time.
+///
+/// # Safety
+///
+/// AVX-512F; `dst` is valid for writes of six rows of `ceil(row.len() / 4)` floats at `stride`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_row(row: &[f32], dst: *mut f32, stride: usize) {
+    let w = row.len();
+    let tw = w.div_ceil(4);
+    let x = row.as_ptr();
+    // Floats at..at + 16 of the row, zero past its end.
+    let load = |at: usize| {
+        if at >= w {
+            _mm512_setzero_ps()
+        } else {
+            // SAFETY: the mask keeps the load inside the row.
+            unsafe { _mm512_maskz_loadu_ps(lanes((w - at).min(16)), x.add(at)) }
+        }
+    };
+    // Columns 4t + k of 8 tiles from two vectors of 32 floats: k = 0 and 1 (`even`), 2 and 3
+    // (`odd`) in the low and high halves.
+    let even = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    let odd = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    let (four, five, two) = (
+        _mm512_set1_ps(4.0),
+        _mm512_set1_ps(5.0),
+        _mm512_set1_ps(2.0),
+    );
+    // Lane 15: x[4 t0 - 1], the first tile's left column (zero left of the row).
+    let mut before = _mm512_setzero_ps();
+    let mut t0 = 0;
+    while t0 < tw {
+        let at = 4 * t0;
+        let (r0, r1, r2, r3) = (load(at), load(at + 16), load(at + 32), load(at + 48));
+        let (lo01, lo23) = (
+            _mm512_permutex2var_ps(r0, even, r1),
+            _mm512_permutex2var_ps(r0, odd, r1),
+        );
+        let (hi01, hi23) = (
+            _mm512_permutex2var_ps(r2, even, r3),
+            _mm512_permutex2var_ps(r2, odd, r3),
+        );
+        // c_k[t] = x[4 (t0 + t) + k].
+        let c0 = _mm512_shuffle_f32x4::<0x44>(lo01, hi01);
+        let c1 = _mm512_shuffle_f32x4::<0xEE>(lo01, hi01);
+        let c2 = _mm512_shuffle_f32x4::<0x44>(lo23, hi23);
+        let c3 = _mm512_shuffle_f32x4::<0xEE>(lo23, hi23);
+        // The tiles' six columns 4t - 1 .. 4t + 4: the first is c3 one tile to the left, the last
+        // c0 one tile to the right.
+        let after = if at + 64 < w {
+            // SAFETY: inside the row.
+            _mm512_set1_ps(unsafe { *x.add(at + 64) })
+        } else {
+            _mm512_setzero_ps()
+        };
+        let d0 = _mm512_castsi512_ps(_mm512_alignr_epi32::<15>(
+            _mm512_castps_si512(c3),
+            _mm512_castps_si512(before),
+        ));
+        let d5 = _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+            _mm512_castps_si512(after),
+            _mm512_castps_si512(c0),
+        ));
+        let (d1, d2, d3, d4) = (c0, c1, c2, c3);
+        // The rows of B^T, as in `winograd4::bt_row`.
+        let p = _mm512_fnmadd_ps(four, d2, d4);
+        let q = _mm512_fnmadd_ps(four, d1, d3);
+        let s = _mm512_sub_ps(d4, d2);
+        let e = _mm512_mul_ps(two, _mm512_sub_ps(d3, d1));
+        let outs: [__m512; 6] = [
+            _mm512_fmadd_ps(four, d0, _mm512_fnmadd_ps(five, d2, d4)),
+            _mm512_add_ps(p, q),
+            _mm512_sub_ps(p, q),
+            _mm512_add_ps(s, e),
+            _mm512_sub_ps(s, e),
+            _mm512_fmadd_ps(four, d1, _mm512_fnmadd_ps(five, d3, d5)),
+        ];
+        let mask = lanes((tw - t0).min(16));
+        for (i, o) in outs.into_iter().enumerate() {
+            // SAFETY: row i of dst, tiles t0.. up to tw (the caller's contract).
+            unsafe { _mm512_mask_storeu_ps(dst.add(i * stride + t0), mask, o) };
+        }
+        before = c3;
+        t0 += 16;
+    }
+}
