@@ -506,6 +506,9 @@ fn portable_transform_rows(
 /// Y = A^T M A for the task's tile rows, written into their output rows of `out` (plus
 /// `addend`'s, where given); `m[(xi * c_out + co) * n + t]` as [`products`] leaves it. `scratch`
 /// holds `40 n` floats.
+///
+/// The vertical step first, over all of the task's tiles at once; then the horizontal one, row
+/// by output row, straight into the output on AVX-512 (`winograd4_avx512.rs`).
 #[inline(always)]
 fn output_transform_body(
     m: &[f32],
@@ -517,32 +520,69 @@ fn output_transform_body(
 ) {
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
     let (n, c_out) = (task.1 * tw, d.c_out);
-    let (yb, sb) = scratch[..40 * n].split_at_mut(16 * n);
+    let (s, yb) = scratch[..40 * n].split_at_mut(24 * n);
     for co in 0..c_out {
-        // sb[(i * 4 + c) * n + t]: along row i of tile t's products (A^T, column c).
-        for i in 0..6 {
-            let src = std::array::from_fn(|j| &m[((i * 6 + j) * c_out + co) * n..][..n]);
-            at6(src, rows_mut(sb, i * 4 * n, n, n));
+        // s[(r * 6 + j) * n + t]: down column j of tile t's products (A^T, row r).
+        for j in 0..6 {
+            let src = std::array::from_fn(|i| &m[((i * 6 + j) * c_out + co) * n..][..n]);
+            at6(src, rows_mut(s, j * n, 6 * n, n));
         }
-        // Then down column c of those: output row r, column c of every tile.
-        for c in 0..4 {
-            let src = std::array::from_fn(|i| &sb[(i * 4 + c) * n..][..n]);
-            at6(src, rows_mut(yb, c * n, 4 * n, n));
-        }
-        // yb[(r * 4 + c) * n + gi * tw + t]: output row 4 ty + r, column 4 t + c; one call per
-        // run of tile rows in one image, whose output rows are contiguous.
+        // One call per run of tile rows in one image, whose output rows are contiguous.
         for (gi, b, ty0, count) in runs(task, th) {
             let rows = (4 * count).min(d.h - 4 * ty0);
             let at = ((b * c_out + co) * d.h + 4 * ty0) * d.w;
             // SAFETY: output rows 4 ty0 .. 4 ty0 + rows of channel co of image b belong to this
             // task's tile rows only (the caller's contract with `fill_output`).
             let dst = unsafe { out.slice_mut(at..at + rows * d.w) };
-            write_rows_body(dst, &yb[..16 * n], n, gi * tw, d.w);
-            if let Some(a) = addend {
-                let a = &a[at..at + rows * d.w];
-                dst.iter_mut().zip(a).for_each(|(y, a)| *y += a);
-            }
+            let addend = addend.map(|a| &a[at..at + rows * d.w]);
+            write_output_rows(dst, s, n, gi * tw, d.w, addend, yb);
         }
+    }
+}
+
+/// Output rows `dst` (`w` wide) of a run of tile rows from the vertical step's `s` (see
+/// [`output_transform_body`]), the run's first tile at `first`: the horizontal step, the
+/// columns interleaved back into rows, and `addend` added. Without AVX-512, the horizontal
+/// step runs over all of the run's tiles into `yb` (`16 n` floats) first.
+#[inline(always)]
+fn write_output_rows(
+    dst: &mut [f32],
+    s: &[f32],
+    n: usize,
+    first: usize,
+    w: usize,
+    addend: Option<&[f32]>,
+    yb: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::simd::has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked at run time).
+        return unsafe { super::winograd4_avx512::write_output_rows(dst, s, n, first, w, addend) };
+    }
+    portable_write_output_rows(dst, s, n, first, w, addend, yb);
+}
+
+/// [`write_output_rows`] without AVX-512.
+#[inline(always)]
+fn portable_write_output_rows(
+    dst: &mut [f32],
+    s: &[f32],
+    n: usize,
+    first: usize,
+    w: usize,
+    addend: Option<&[f32]>,
+    yb: &mut [f32],
+) {
+    let tw = w.div_ceil(4);
+    let len = dst.len().div_ceil(4 * w) * tw;
+    // yb[(r * 4 + c) * n + first + j * tw + t]: output row 4j + r, column 4t + c.
+    for r in 0..4 {
+        let src = std::array::from_fn(|j| &s[(r * 6 + j) * n + first..][..len]);
+        at6(src, rows_mut(yb, r * 4 * n + first, n, len));
+    }
+    write_rows_body(dst, &yb[..16 * n], n, first, w);
+    if let Some(a) = addend {
+        dst.iter_mut().zip(a).for_each(|(y, a)| *y += a);
     }
 }
 
@@ -558,33 +598,55 @@ fn output_grad_transform_body(
 ) {
     let (th, tw) = (d.h.div_ceil(4), d.w.div_ceil(4));
     let (n, c_out, plane) = (task.1 * tw, d.c_out, d.h * d.w);
-    let (split, h) = scratch[..40 * n].split_at_mut(16 * n);
+    let (h, split) = scratch[..40 * n].split_at_mut(24 * n);
     for co in 0..c_out {
-        // split[(r * 4 + c) * n + gi * tw + t]: output gradient row 4 ty + r, column 4 t + c
-        // (zero outside the plane).
+        // h[(r * 6 + j) * n + gi * tw + t]: along output gradient row 4 ty + r of tile t (A,
+        // column j; zero outside the plane).
         for (gi, b, ty) in tile_rows(task, th) {
             for r in 0..4 {
-                let c: [&mut [f32]; 4] = rows_mut(split, r * 4 * n + gi * tw, n, tw);
+                let at = r * 6 * n + gi * tw;
                 let row_i = 4 * ty + r;
                 if row_i < d.h {
-                    let [c0, c1, c2, c3] = c;
                     let row = &dy[(b * c_out + co) * plane + row_i * d.w..][..d.w];
-                    split_columns_body(row, c0, c1, c2, c3);
+                    grad_row(row, h, at, n, split);
                 } else {
-                    c.into_iter().for_each(|c| c.fill(0.0));
+                    let rows: [&mut [f32]; 6] = rows_mut(h, at, n, tw);
+                    rows.into_iter().for_each(|c| c.fill(0.0));
                 }
             }
         }
-        // Along each row r (h[(r * 6 + j) * n ..]), then down each column j into M.
-        for r in 0..4 {
-            let src = std::array::from_fn(|c| &split[(r * 4 + c) * n..][..n]);
-            a6(src, rows_mut(h, r * 6 * n, n, n));
-        }
+        // Then down each column j into M.
         for j in 0..6 {
             let src = std::array::from_fn(|r| &h[(r * 6 + j) * n..][..n]);
             a6(src, rows_mut(m, (j * c_out + co) * n, 6 * c_out * n, n));
         }
     }
+}
+
+/// `h[at + j * stride + t] = (A (y[4t], ..., y[4t + 3]))[j]` for the tiles `t` of the output
+/// gradient row `row`: by hand on AVX-512, elsewhere split by column mod 4 into `split` first.
+#[inline(always)]
+fn grad_row(row: &[f32], h: &mut [f32], at: usize, stride: usize, split: &mut [f32]) {
+    let tw = row.len().div_ceil(4);
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::simd::has_avx512() {
+        assert!(stride >= tw, "winograd4: gradient rows overlap");
+        let rows = &mut h[at..at + 5 * stride + tw];
+        // SAFETY: the CPU has AVX-512F (checked at run time), and `rows` holds six rows of `tw`
+        // floats `stride` apart.
+        return unsafe { super::winograd4_avx512::grad_row(row, rows.as_mut_ptr(), stride) };
+    }
+    portable_grad_row(row, h, at, stride, split);
+}
+
+/// [`grad_row`] without AVX-512.
+#[inline(always)]
+fn portable_grad_row(row: &[f32], h: &mut [f32], at: usize, stride: usize, split: &mut [f32]) {
+    let tw = row.len().div_ceil(4);
+    let dst: [&mut [f32]; 6] = rows_mut(h, at, stride, tw);
+    let [c0, c1, c2, c3] = rows_mut(split, 0, tw, tw);
+    split_columns_body(row, c0, c1, c2, c3);
+    a6([c0, c1, c2, c3].map(|c| &*c), dst);
 }
 
 /// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
@@ -658,6 +720,57 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The AVX-512 output rows (the output transform's horizontal step, the interleave and the
+    /// addend) and output-gradient rows against the portable ones, on the same widths.
+    #[test]
+    fn output_rows_match_the_portable_path() {
+        if !cfg!(target_arch = "x86_64") || !crate::ops::simd::has_avx512() {
+            eprintln!("no AVX-512 here: only the portable path runs");
+            return;
+        }
+        let close = |g: f32, e: f32| (g - e).abs() <= 1e-5 * (1.0 + e.abs());
+        for w in [1usize, 3, 7, 48, 63, 64, 65, 68, 130, 301] {
+            let tw = w.div_ceil(4);
+            // A run of 2 tile rows from tile 3 of a task of 5 tile rows; its last row cut at 7.
+            let (n, first, rows) = (5 * tw, 3 * tw, 7);
+            let s: Vec<f32> = (0..24 * n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let addend: Vec<f32> = (0..rows * w).map(|i| (i % 13) as f32 - 6.0).collect();
+            for addend in [None, Some(&addend[..])] {
+                let mut want = vec![0.0; rows * w];
+                let mut yb = vec![0.0; 16 * n];
+                portable_write_output_rows(&mut want, &s, n, first, w, addend, &mut yb);
+                let mut got = vec![f32::NAN; rows * w];
+                // SAFETY: AVX-512F checked above.
+                unsafe {
+                    super::super::winograd4_avx512::write_output_rows(
+                        &mut got, &s, n, first, w, addend,
+                    )
+                };
+                for (k, (&g, &e)) in got.iter().zip(&want).enumerate() {
+                    assert!(close(g, e), "width {w}, element {k}: {g} against {e}");
+                }
+            }
+            let row = &s[..w];
+            let (at, stride) = (tw + 1, 2 * tw + 3);
+            let mut want = vec![0.0; 6 * stride + at];
+            let mut split = vec![0.0; 4 * tw];
+            portable_grad_row(row, &mut want, at, stride, &mut split);
+            let mut got = vec![0.0; want.len()];
+            // SAFETY: AVX-512F checked above; six rows of tw at stride from `at`.
+            unsafe {
+                super::super::winograd4_avx512::grad_row(row, got[at..].as_mut_ptr(), stride)
+            };
+            for (k, (&g, &e)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    close(g, e),
+                    "gradient row of width {w}, element {k}: {g} against {e}"
+                );
+            }
+        }
+    }
 
     /// The AVX-512 horizontal step against the portable one, on widths around the 16-tile
     /// blocks' edges (partial tiles, one block, several, a last block of one tile) and on runs
