@@ -65,7 +65,7 @@ fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
 #[inline(always)]
 fn split_columns(row: &[f32], a: &mut [f32], b: &mut [f32]) {
     let half = row.len() / 2;
-    deinterleave(&row[..2 * half], &mut a[..half], &mut b[..half]);
+    deinterleave_body(&row[..2 * half], &mut a[..half], &mut b[..half]);
     a[half..].fill(0.0);
     b[half..].fill(0.0);
     if row.len() % 2 == 1 {
@@ -75,6 +75,7 @@ fn split_columns(row: &[f32], a: &mut [f32], b: &mut [f32]) {
 
 /// Splits input row `r` of `plane` (`h x w`, zero outside) into the zero-padded row's even
 /// (`e[t] = x[2t - 1]`) and odd (`o[t] = x[2t]`) columns, `tw + 1` each.
+#[inline(always)]
 fn split_row(plane: &[f32], h: usize, w: usize, r: isize, e: &mut [f32], o: &mut [f32]) {
     if r < 0 || r >= h as isize {
         e.fill(0.0);
@@ -161,14 +162,15 @@ fn deinterleave_body(src: &[f32], a: &mut [f32], b: &mut [f32]) {
 }
 
 // The transforms are plain loops that the compiler vectorises, run from copies for the widest
-// vectors the CPU has (see `super::simd`).
+// vectors the CPU has (see `super::simd`): one call a task and direction, since per row (a
+// 6x6 plane's row is 6 floats) the calls cost more than the work (bench/NOTES.md section 26).
 simd_copies! {
-    fn tile_row_transform<const PLUS: bool>(rows: [&[f32]; 4], outs: [&mut [f32]; 4], l: usize)
-        => tile_row_body;
-    fn output_transform(m: &[&[f32]; 16], y: [&mut [f32]; 4]) => output_body;
-    fn grad_transform(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) => grad_body;
-    fn interleave(dst: &mut [f32], a: &[f32], b: &[f32]) => interleave_body;
-    fn deinterleave(src: &[f32], a: &mut [f32], b: &mut [f32]) => deinterleave_body;
+    fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], raw: &mut [f32])
+        => input_transform_body;
+    fn output_transform(m: &[f32], d: &Dims, task: Task, out: &SharedOut, yb: &mut [f32])
+        => output_transform_body;
+    fn output_grad_transform(dy: &[f32], d: &Dims, task: Task, m: &mut [f32], y4: &mut [f32])
+        => output_grad_transform_body;
 }
 
 /// The tasks, of equal size but the last: each's transformed tiles near 64 K floats (256 KiB).
@@ -190,7 +192,8 @@ fn tasks(d: &Dims) -> Vec<Task> {
 /// V = B^T d B (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]) for the task's tile rows of
 /// `x`: `v[(xi * c_in + ci) * n + gi * (tw + 1) + t]` for its `gi`-th tile row, `n` = its tile
 /// rows times `tw + 1`. `raw` is scratch of `8 * n` floats.
-fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], raw: &mut [f32]) {
+#[inline(always)]
+fn input_transform_body(x: &[f32], d: &Dims, task: Task, v: &mut [f32], raw: &mut [f32]) {
     let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
     let (rl, plane, c_in) = (tw + 1, d.h * d.w, d.c_in);
     let n = task.1 * rl;
@@ -226,9 +229,9 @@ fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], raw: &mut [f3
             let rows = [r(ka, 0), r(kb, 0), r(ka, 1), r(kb, 1)];
             let outs = [&mut v0[..n], &mut v1[..n], &mut v2[..n], v3];
             if plus {
-                tile_row_transform::<true>(rows, outs, l);
+                tile_row_body::<true>(rows, outs, l);
             } else {
-                tile_row_transform::<false>(rows, outs, l);
+                tile_row_body::<false>(rows, outs, l);
             }
         }
     }
@@ -254,42 +257,93 @@ fn grad_body(y: [&[f32]; 4], out: &mut [&mut [f32]; 16]) {
     }
 }
 
+/// A dY A^T for the task's tile rows of the output gradient `dy`, into `m[(xi * c_out + co) * n
+/// + t]` (the layout of [`products`]' output). `y4` holds `4 n` floats.
+#[inline(always)]
+fn output_grad_transform_body(dy: &[f32], d: &Dims, task: Task, m: &mut [f32], y4: &mut [f32]) {
+    let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
+    let (rl, plane, c_out) = (tw + 1, d.h * d.w, d.c_out);
+    let n = task.1 * rl;
+    for co in 0..c_out {
+        // The output gradient of every tile, split into its four corners (zero outside).
+        for (gi, b, ty) in tile_rows(task, th) {
+            for dr in 0..2 {
+                let (e, rest) = y4[2 * dr * n..].split_at_mut(n);
+                let (e, o) = (
+                    &mut e[gi * rl..(gi + 1) * rl],
+                    &mut rest[gi * rl..(gi + 1) * rl],
+                );
+                let r = 2 * ty + dr;
+                if r < d.h {
+                    split_columns(&dy[(b * c_out + co) * plane + r * d.w..][..d.w], e, o);
+                } else {
+                    e.fill(0.0);
+                    o.fill(0.0);
+                }
+            }
+        }
+        let corners = [
+            &y4[..n],
+            &y4[n..2 * n],
+            &y4[2 * n..3 * n],
+            &y4[3 * n..4 * n],
+        ];
+        let mut out: [&mut [f32]; 16] = rows_mut(m, co * n, c_out * n, n);
+        grad_body(corners, &mut out);
+    }
+}
+
+/// Y = A^T M A (A^T = [1 1 1 0; 0 1 -1 -1]) for the task's tile rows, written into their output
+/// rows of `out`; `m[(xi * c_out + co) * n + t]` as [`products`] leaves it. `yb` holds `4 n`
+/// floats.
+#[inline(always)]
+fn output_transform_body(m: &[f32], d: &Dims, task: Task, out: &SharedOut, yb: &mut [f32]) {
+    let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
+    let (rl, plane, c_out) = (tw + 1, d.h * d.w, d.c_out);
+    let n = task.1 * rl;
+    let yb = &mut yb[..4 * n];
+    for co in 0..c_out {
+        let mm: [&[f32]; 16] = std::array::from_fn(|k| &m[(k * c_out + co) * n..][..n]);
+        let (y0, rest) = yb.split_at_mut(n);
+        let (y1, rest) = rest.split_at_mut(n);
+        let (y2, y3) = rest.split_at_mut(n);
+        output_body(&mm, [y0, y1, y2, y3]);
+        // yb: (top, col 0), (top, col 1), (bottom, col 0), (bottom, col 1).
+        for (gi, b, ty) in tile_rows(task, th) {
+            for (dy, (c0, c1)) in [(0usize, (0usize, 1usize)), (1, (2, 3))] {
+                let r = 2 * ty + dy;
+                if r >= d.h {
+                    continue;
+                }
+                let at = (b * c_out + co) * plane + r * d.w;
+                // SAFETY: row r of channel co of image b belongs to this task's tile rows only
+                // (the caller's contract with `fill_output`).
+                let row = unsafe { out.slice_mut(at..at + d.w) };
+                let even = &yb[c0 * n + gi * rl..][..tw];
+                let odd = &yb[c1 * n + gi * rl..][..tw];
+                let pairs = d.w / 2;
+                interleave_body(&mut row[..2 * pairs], &even[..pairs], &odd[..pairs]);
+                if d.w % 2 == 1 {
+                    row[d.w - 1] = even[pairs];
+                }
+            }
+        }
+    }
+}
+
 /// The weights' gradient, as [`super::im2col::weight_grad`]: per product position `xi`,
 /// `sum over tiles of (A dY A^T)[xi] (B^T x B)[xi]^T` (a GEMM with the tiles as its long inner
 /// dimension), then `G^T . G` back to 3x3.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     d.check_weight_grad(x, dy);
-    let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
-    let (rl, plane, c_in, c_out) = (tw + 1, d.h * d.w, d.c_in, d.c_out);
+    let rl = d.w.div_ceil(2) + 1;
+    let (c_in, c_out) = (d.c_in, d.c_out);
     let pairs = c_out * c_in;
     let task = |acc: &mut [f32], &task: &Task| {
         let n = task.1 * rl;
         with_scratch(16 * c_in * n, 16 * c_out * n, 8 * n, |v, m, rows| {
             input_transform(x, &d, task, v, rows);
-            // The output gradient of every tile, split into its four corners (zero outside).
-            for co in 0..c_out {
-                let (y4, _) = rows.split_at_mut(4 * n);
-                for (gi, b, ty) in tile_rows(task, th) {
-                    for dr in 0..2 {
-                        let (e, rest) = y4[2 * dr * n..].split_at_mut(n);
-                        let (e, o) = (
-                            &mut e[gi * rl..(gi + 1) * rl],
-                            &mut rest[gi * rl..(gi + 1) * rl],
-                        );
-                        let r = 2 * ty + dr;
-                        if r < d.h {
-                            split_columns(&dy[(b * c_out + co) * plane + r * d.w..][..d.w], e, o);
-                        } else {
-                            e.fill(0.0);
-                            o.fill(0.0);
-                        }
-                    }
-                }
-                let y4 = &rows[..4 * n];
-                let corners = [&y4[..n], &y4[n..2 * n], &y4[2 * n..3 * n], &y4[3 * n..]];
-                let mut out: [&mut [f32]; 16] = rows_mut(m, co * n, c_out * n, n);
-                grad_transform(corners, &mut out);
-            }
+            output_grad_transform(dy, &d, task, m, &mut rows[..4 * n]);
             accumulate_products::<16>(acc, m, v, c_in, c_out, n);
         });
     };
@@ -315,46 +369,15 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
 /// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     d.check_forward(x, weight);
-    let (th, tw) = (d.h.div_ceil(2), d.w.div_ceil(2));
-    let plane = d.h * d.w;
     let u = transform_weights(weight, &d);
     let (c_in, c_out) = (d.c_in, d.c_out);
-    let rl = tw + 1;
+    let rl = d.w.div_ceil(2) + 1;
     let fill = |task: Task, out: &SharedOut| {
         let n = task.1 * rl;
         with_scratch(16 * c_in * n, 16 * c_out * n, 16 * n, |v, m, rows| {
             input_transform(x, &d, task, v, &mut rows[..8 * n]);
             products::<16>(&u, v, m, c_in, c_out, n);
-
-            // Output transform Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1].
-            let yb = &mut rows[..4 * n];
-            for co in 0..c_out {
-                let mm: [&[f32]; 16] = std::array::from_fn(|k| &m[(k * c_out + co) * n..][..n]);
-                let (y0, rest) = yb.split_at_mut(n);
-                let (y1, rest) = rest.split_at_mut(n);
-                let (y2, y3) = rest.split_at_mut(n);
-                output_transform(&mm, [y0, y1, y2, y3]);
-                // yb: (top, col 0), (top, col 1), (bottom, col 0), (bottom, col 1).
-                for (gi, b, ty) in tile_rows(task, th) {
-                    for (dy, (c0, c1)) in [(0usize, (0usize, 1usize)), (1, (2, 3))] {
-                        let r = 2 * ty + dy;
-                        if r >= d.h {
-                            continue;
-                        }
-                        let at = (b * c_out + co) * plane + r * d.w;
-                        // SAFETY: row r of channel co of image b belongs to this task's tile rows
-                        // only.
-                        let row = unsafe { out.slice_mut(at..at + d.w) };
-                        let even = &yb[c0 * n + gi * rl..][..tw];
-                        let odd = &yb[c1 * n + gi * rl..][..tw];
-                        let pairs = d.w / 2;
-                        interleave(&mut row[..2 * pairs], &even[..pairs], &odd[..pairs]);
-                        if d.w % 2 == 1 {
-                            row[d.w - 1] = even[pairs];
-                        }
-                    }
-                }
-            }
+            output_transform(m, &d, task, out, &mut rows[..4 * n]);
         });
     };
     // SAFETY: the tasks cover every tile row of every image once, and `fill` writes every column
