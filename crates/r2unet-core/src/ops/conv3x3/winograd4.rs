@@ -26,13 +26,14 @@ use crate::ops::parallel::{SharedOut, sum_over_tasks};
 use crate::ops::simd::simd_copies;
 
 /// Whether F(4x4) beats both F(2x2) and im2col + GEMM on this shape, measured with the kernel
-/// bench (`examples/kernel_bench.rs`, bench/NOTES.md section 18): from 16 channels on planes at
-/// least 24 wide and high (1.1-1.6x F(2x2)'s speed, 48x48 to 584x584). On 12x12 planes it only
-/// ties with F(2x2), and on 6x6 planes, where 2x2 tiles of 4x4 outputs cover 64 pixels for 36,
-/// it runs at about half F(2x2)'s speed.
+/// bench (`examples/kernel_bench.rs`, bench/NOTES.md sections 18 and 26): from 16 channels on
+/// planes at least 12 wide and high. With the transforms of section 26 it runs a batch of 12x12
+/// planes at 64 channels at 1.44x F(2x2)'s speed (3x3 tiles cover the plane exactly, where
+/// F(2x2)'s 6x6 tiles carry a junk column); before them it only tied there. On 6x6 planes, where
+/// 2x2 tiles of 4x4 outputs cover 64 pixels for 36, it runs at about 0.6x F(2x2)'s speed.
 pub fn pays(d: &Dims) -> bool {
     let c = d.c_in.min(d.c_out);
-    c >= 16 && d.h.min(d.w) >= 24
+    c >= 16 && d.h.min(d.w) >= 12
 }
 
 /// The same for the weights' gradient, where F(4x4) wins on more shapes than in the forward pass:
