@@ -9,8 +9,9 @@
 //! keeps its 16 accumulators in registers while it walks the `k` rows of `rhs` (each 64 floats,
 //! read in order) and broadcasts one `lhs` element per row and step.
 use std::arch::x86_64::{
-    __m512, __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
-    _mm512_set1_ps, _mm512_setzero_ps,
+    __m512, __mmask16, _mm512_castpd_ps, _mm512_castps_pd, _mm512_fmadd_ps, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4,
+    _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
 };
 
 /// Whether [`gemm`] can run here.
@@ -39,6 +40,149 @@ pub(super) unsafe fn gemm(
     rhs: *const f32,
     ldr: usize,
 ) {
+    // SAFETY: the caller's contract.
+    unsafe { blocks(m, n, k, dst, ldd, lhs, lda, rhs, ldr, false) }
+}
+
+/// `dst[i][j] += sum over p of lhs[i][p] * rhs[j][p]` for `i < m`, `j < n`, `p < k`: the
+/// weight gradients' products (`dW += dY X^T`, a task's tiles or pixels as the long `k`), with
+/// row strides `ldd`, `lda` and `ldr` and unit column strides.
+///
+/// Why not the `gemm` crate here either: on the 16-channel layers' shapes (16 x 16, `k` a
+/// task's 170 tiles) it ran at 57-63 GFLOP/s (bench/NOTES.md section 26). `rhs` is packed
+/// transposed, sixteen rows by sixteen floats at a time through registers, and [`gemm`]'s
+/// blocks run on it, adding to `dst`.
+///
+/// # Safety
+///
+/// The CPU has AVX-512F ([`available`]); `lhs` is valid for reads of `m` rows of `k` floats at
+/// stride `lda`, `rhs` of `n` rows of `k` at stride `ldr`, `dst` for reads and writes of `m`
+/// rows of `n` at stride `ldd`, and `dst` overlaps neither input.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn gemm_nt_acc(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: usize,
+    lhs: *const f32,
+    lda: usize,
+    rhs: *const f32,
+    ldr: usize,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    PACKED.with(|packed| {
+        let packed = &mut *packed.borrow_mut();
+        if packed.len() < k * n {
+            packed.resize(k * n, 0.0);
+        }
+        // packed[p * n + j] = rhs[j][p], a 16 x 16 block at a time.
+        for j in (0..n).step_by(16) {
+            let rows = (n - j).min(16);
+            for p in (0..k).step_by(16) {
+                let cols = (k - p).min(16);
+                let block: [__m512; 16] = std::array::from_fn(|r| {
+                    if r < rows {
+                        // SAFETY: floats p..p + cols of row j + r of rhs.
+                        unsafe { _mm512_maskz_loadu_ps(lanes(cols), rhs.add((j + r) * ldr + p)) }
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
+                for (c, v) in transpose16(block).into_iter().take(cols).enumerate() {
+                    // SAFETY: floats j..j + rows of packed row p + c < k.
+                    unsafe {
+                        _mm512_mask_storeu_ps(
+                            packed.as_mut_ptr().add((p + c) * n + j),
+                            lanes(rows),
+                            v,
+                        )
+                    };
+                }
+            }
+        }
+        // SAFETY: packed holds k rows of n floats; the rest as the caller's contract.
+        unsafe { blocks(m, n, k, dst, ldd, lhs, lda, packed.as_ptr(), n, true) };
+    });
+}
+
+thread_local! {
+    /// [`gemm_nt_acc`]'s transposed `rhs`, kept between calls.
+    static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The low `k` lanes (`k` at most 16).
+fn lanes(k: usize) -> __mmask16 {
+    ((1u32 << k) - 1) as __mmask16
+}
+
+/// The transpose of a 16 x 16 block: `out[c]` lane `r` is `rows[r]` lane `c`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // t[2q], t[2q + 1]: rows 2q and 2q + 1 interleaved, columns 4L + (0, 1) and 4L + (2, 3) of
+    // each 128-bit lane L.
+    let t: [__m512; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_ps(a, b)
+        } else {
+            _mm512_unpackhi_ps(a, b)
+        }
+    });
+    // u[4g + x], lane L: column 4L + x of rows 4g..4g + 4.
+    let u: [__m512; 16] = std::array::from_fn(|i| {
+        let (g, x) = (i / 4, i % 4);
+        let (a, b) = (
+            _mm512_castps_pd(t[4 * g + x / 2]),
+            _mm512_castps_pd(t[4 * g + 2 + x / 2]),
+        );
+        _mm512_castpd_ps(if x % 2 == 0 {
+            _mm512_unpacklo_pd(a, b)
+        } else {
+            _mm512_unpackhi_pd(a, b)
+        })
+    });
+    // Column 4L + x: lane L of u[x], u[4 + x], u[8 + x], u[12 + x].
+    std::array::from_fn(|c| {
+        let (l, x) = (c / 4, c % 4);
+        let (a, b) = if l < 2 {
+            (
+                _mm512_shuffle_f32x4::<0x44>(u[x], u[4 + x]),
+                _mm512_shuffle_f32x4::<0x44>(u[8 + x], u[12 + x]),
+            )
+        } else {
+            (
+                _mm512_shuffle_f32x4::<0xEE>(u[x], u[4 + x]),
+                _mm512_shuffle_f32x4::<0xEE>(u[8 + x], u[12 + x]),
+            )
+        };
+        if l % 2 == 0 {
+            _mm512_shuffle_f32x4::<0x88>(a, b)
+        } else {
+            _mm512_shuffle_f32x4::<0xDD>(a, b)
+        }
+    })
+}
+
+/// [`gemm`], adding to `dst` (which must then be valid for reads too) where `accumulate`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn blocks(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: usize,
+    lhs: *const f32,
+    lda: usize,
+    rhs: *const f32,
+    ldr: usize,
+    accumulate: bool,
+) {
     let mut j = 0;
     while j < n {
         let width = (n - j).min(64);
@@ -47,7 +191,15 @@ pub(super) unsafe fn gemm(
         let mask = ((1u32 << (width - 16 * (vectors - 1))) - 1) as __mmask16;
         let mut i = 0;
         while i < m {
-            let rows = if m - i >= 4 { 4 } else { 1 };
+            // At least eight accumulators where the rows allow: the FMAs' four cycles of latency
+            // on two ports keep eight in flight, and a block of 4 rows by one vector (the
+            // weight gradients' 16 input channels) has only four.
+            let rows = match m - i {
+                r if r >= 16 && vectors == 1 => 16,
+                r if r >= 8 && vectors <= 2 => 8,
+                r if r >= 4 => 4,
+                _ => 1,
+            };
             // SAFETY: rows i..i + rows and columns j..j + width lie inside the operands, as the
             // caller's contract gives them.
             unsafe {
@@ -60,8 +212,12 @@ pub(super) unsafe fn gemm(
                     rhs: rhs.add(j),
                     ldr,
                     mask,
+                    accumulate,
                 };
                 match (rows, vectors) {
+                    (16, _) => b.run::<16, 1>(),
+                    (8, 2) => b.run::<8, 2>(),
+                    (8, _) => b.run::<8, 1>(),
                     (4, 4) => b.run::<4, 4>(),
                     (4, 3) => b.run::<4, 3>(),
                     (4, 2) => b.run::<4, 2>(),
@@ -88,6 +244,8 @@ struct Block {
     rhs: *const f32,
     ldr: usize,
     mask: __mmask16,
+    /// Start from `dst`'s values rather than zero.
+    accumulate: bool,
 }
 
 impl Block {
@@ -99,6 +257,16 @@ impl Block {
     unsafe fn run<const R: usize, const V: usize>(&self) {
         let lane_mask = |v: usize| if v + 1 == V { self.mask } else { 0xffff };
         let mut acc = [[_mm512_setzero_ps(); V]; R];
+        if self.accumulate {
+            for (i, row) in acc.iter_mut().enumerate() {
+                for (v, c) in row.iter_mut().enumerate() {
+                    // SAFETY: row i of dst, columns of this block (masked past the last one).
+                    *c = unsafe {
+                        _mm512_maskz_loadu_ps(lane_mask(v), self.dst.add(i * self.ldd + 16 * v))
+                    };
+                }
+            }
+        }
         for p in 0..self.k {
             // SAFETY: row p of rhs, columns of this block (masked past the last one).
             let b: [__m512; V] = std::array::from_fn(|v| unsafe {
@@ -200,6 +368,171 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The accumulated `lhs rhs^T` against the `gemm` crate: edges of 1-15 rows and columns, `k`
+    /// of 0, under 16, a multiple of 16 and not.
+    #[test]
+    fn nt_accumulate_matches_the_gemm_crate() {
+        if !super::available() {
+            eprintln!("no AVX-512 on this CPU: nothing to compare");
+            return;
+        }
+        for (m, n, k) in [
+            (16, 16, 170),
+            (4, 4, 16),
+            (7, 5, 33),
+            (1, 1, 1),
+            (5, 6, 0),
+            (33, 18, 200),
+            (128, 128, 36),
+            (3, 9, 15),
+            (20, 37, 47),
+        ] {
+            let (ldd, lda, ldr) = (n + 3, k + 1, k + 5);
+            let lhs: Vec<f32> = (0..m * lda)
+                .map(|i| ((i * 37) % 19) as f32 / 7.0 - 1.0)
+                .collect();
+            let rhs: Vec<f32> = (0..n * ldr)
+                .map(|i| ((i * 11) % 23) as f32 / 9.0 - 1.2)
+                .collect();
+            let start: Vec<f32> = (0..m * ldd).map(|i| (i % 5) as f32 - 2.0).collect();
+            let mut ours = start.clone();
+            let mut theirs = start.clone();
+            // SAFETY: the buffers hold m x ldd, m x lda and n x ldr floats; AVX-512 checked.
+            unsafe {
+                super::gemm_nt_acc(
+                    m,
+                    n,
+                    k,
+                    ours.as_mut_ptr(),
+                    ldd,
+                    lhs.as_ptr(),
+                    lda,
+                    rhs.as_ptr(),
+                    ldr,
+                );
+                ::gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    theirs.as_mut_ptr(),
+                    1,
+                    ldd as isize,
+                    true,
+                    lhs.as_ptr(),
+                    1,
+                    lda as isize,
+                    rhs.as_ptr(),
+                    ldr as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    ::gemm::Parallelism::None,
+                );
+            }
+            for i in 0..m {
+                for j in 0..ldd {
+                    let (a, b) = (ours[i * ldd + j], theirs[i * ldd + j]);
+                    if j < n {
+                        assert!(
+                            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                            "{m}x{n}x{k}: ({i}, {j}) {a} against {b}"
+                        );
+                    } else {
+                        assert_eq!(
+                            a,
+                            start[i * ldd + j],
+                            "{m}x{n}x{k}: wrote past row {i}'s end"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Not a test: the rates of `gemm_nt_acc` and the `gemm` crate on the weight gradients'
+    /// shapes, alternating, best of five rounds, for bench/NOTES.md section 26:
+    /// `cargo test --release -p r2unet-core --features native -- nt_rates --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn nt_rates() {
+        if !super::available() {
+            eprintln!("no AVX-512 on this CPU: nothing to compare");
+            return;
+        }
+        let shapes = [
+            (16, 16, 170),
+            (32, 32, 84),
+            (64, 64, 63),
+            (128, 128, 64),
+            (128, 1152, 36),
+            (16, 64, 2304),
+        ];
+        for (m, n, k) in shapes {
+            let lhs: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32).collect();
+            let rhs: Vec<f32> = (0..n * k).map(|i| (i % 5) as f32).collect();
+            let mut dst = vec![0.0f32; m * n];
+            let reps = (200_000_000 / (2 * m * n * k)).max(1);
+            let (mut ours, mut crate_) = (f64::MAX, f64::MAX);
+            for _round in 0..5 {
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    // SAFETY: m x n, m x k and n x k floats; AVX-512 checked.
+                    unsafe {
+                        super::gemm_nt_acc(
+                            m,
+                            n,
+                            k,
+                            dst.as_mut_ptr(),
+                            n,
+                            lhs.as_ptr(),
+                            k,
+                            rhs.as_ptr(),
+                            k,
+                        )
+                    };
+                }
+                ours = ours.min(t.elapsed().as_secs_f64() / reps as f64);
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    // SAFETY: as above.
+                    unsafe {
+                        ::gemm::gemm(
+                            m,
+                            n,
+                            k,
+                            dst.as_mut_ptr(),
+                            1,
+                            n as isize,
+                            true,
+                            lhs.as_ptr(),
+                            1,
+                            k as isize,
+                            rhs.as_ptr(),
+                            k as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            ::gemm::Parallelism::None,
+                        )
+                    };
+                }
+                crate_ = crate_.min(t.elapsed().as_secs_f64() / reps as f64);
+            }
+            let rate = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
+            println!(
+                "{m} x {n} x {k}: gemm_nt_acc {:.1} GFLOP/s, gemm crate {:.1} GFLOP/s",
+                rate(ours),
+                rate(crate_)
+            );
         }
     }
 }
