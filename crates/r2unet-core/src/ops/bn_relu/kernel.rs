@@ -68,23 +68,12 @@ pub fn forward(
     for_each_channel(d.channels, |c| {
         // Shifted sums (by the first element) keep the one-pass variance accurate.
         let shift = x[c * d.plane] as f64;
-        let (mut s, mut s2) = (0.0f64, 0.0f64);
-        for row in channel(x, &d, c) {
-            let (a, a2) = shifted_sums(row, shift as f32);
-            s += a as f64;
-            s2 += a2 as f64;
-        }
+        let (s, s2) = channel_sums(x, &d, c, shift as f32);
         let m = s / n;
         let v = (s2 / n - m * m).max(0.0) as f32;
         let mu = (m + shift) as f32;
         let (scale, shift_out) = affine(gamma[c], beta[c], mu, v, eps);
-        for b in 0..d.batch {
-            let at = b * d.channels * d.plane + c * d.plane;
-            let src = &x[at..at + d.plane];
-            // SAFETY: channel c of image b is written by this task only.
-            let dst = unsafe { out.slice_mut(at..at + d.plane) };
-            affine_relu(dst, src, scale, shift_out);
-        }
+        channel_affine_relu(&out, x, &d, c, scale, shift_out);
         // SAFETY: element c (< channels) of `mean` and `var` is written by this channel's task
         // only.
         unsafe {
@@ -110,12 +99,7 @@ pub fn eval(x: &[f32], scale: &[f32], shift: &[f32], d: Dims) -> Vec<f32> {
     // tasks; the task of channel c writes channel c of every image.
     let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
     for_each_channel(d.channels, |c| {
-        for b in 0..d.batch {
-            let at = b * d.channels * d.plane + c * d.plane;
-            // SAFETY: channel c of image b is written by this task only.
-            let dst = unsafe { out.slice_mut(at..at + d.plane) };
-            affine_relu(dst, &x[at..at + d.plane], scale[c], shift[c]);
-        }
+        channel_affine_relu(&out, x, &d, c, scale[c], shift[c])
     });
     // SAFETY: every channel of every image was written above.
     unsafe { y.set_len(len) };
@@ -154,22 +138,12 @@ pub fn backward(
         let mu = mean[c];
         let relu = affine(gamma[c], beta[c], mu, var[c], eps);
         // g = dy where the ReLU passed, 0 elsewhere; xhat = (x - mean) * inv.
-        let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
-        for (xs, gs) in channel(x, &d, c).zip(channel(dy, &d, c)) {
-            let (a, b) = grad_sums(xs, gs, mu, relu);
-            sum_g += a as f64;
-            sum_gx += b as f64;
-        }
+        let (sum_g, sum_gx) = channel_grad_sums(x, dy, &d, c, mu, relu);
         let sum_gxhat = (sum_gx as f32) * inv;
         let k = gamma[c] * inv / n;
         let (mean_g, mean_gxhat) = (sum_g as f32 / n, sum_gxhat / n);
-        for b in 0..d.batch {
-            let at = b * d.channels * d.plane + c * d.plane;
-            // SAFETY: channel c of image b is written by this task only.
-            let dst = unsafe { out.slice_mut(at..at + d.plane) };
-            let (xs, gs) = (&x[at..at + d.plane], &dy[at..at + d.plane]);
-            grad_out(dst, xs, gs, relu, [mu, inv, k * n, mean_g, mean_gxhat]);
-        }
+        let p = [mu, inv, k * n, mean_g, mean_gxhat];
+        channel_grad_out(&out, x, dy, &d, c, relu, p);
         // SAFETY: element c (< channels) of `dgamma` and `dbeta` is written by this channel's
         // task only.
         unsafe {
@@ -187,84 +161,168 @@ pub fn backward(
 /// (two AVX-512 registers, four AVX2, eight SSE) and also round less than one long chain.
 const LANES: usize = 32;
 
-/// `(sum of (v - shift), sum of (v - shift)^2)` over `row`.
-#[inline(always)]
-fn shifted_sums_body(row: &[f32], shift: f32) -> (f32, f32) {
-    let (mut a, mut a2) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let mut chunks = row.chunks_exact(LANES);
-    for ch in &mut chunks {
-        for k in 0..LANES {
-            let t = ch[k] - shift;
-            a[k] += t;
-            a2[k] += t * t;
+/// Elements summed into the f32 lanes before they are added to the f64 totals: the lanes run on
+/// across images, so that a 6x6 plane's 36 elements do not each pay for summing 32 lanes (per
+/// plane, that reduction and the call around it were most of the work on the small planes,
+/// bench/NOTES.md section 26), while no lane adds more than about a hundred terms in f32.
+const FLUSH: usize = 32 * LANES;
+
+/// Two sums over 32 lanes, flushed into f64 every [`FLUSH`] elements.
+struct Sums {
+    lanes: [[f32; LANES]; 2],
+    pending: usize,
+    total: (f64, f64),
+}
+
+impl Sums {
+    #[inline(always)]
+    fn new() -> Self {
+        Sums {
+            lanes: [[0.0; LANES]; 2],
+            pending: 0,
+            total: (0.0, 0.0),
         }
     }
-    for (k, &v) in chunks.remainder().iter().enumerate() {
-        let t = v - shift;
-        a[k] += t;
-        a2[k] += t * t;
+
+    /// Adds `f(xs[i], gs[i])` for every `i < xs.len()` (`(a, b)` pairs, into lanes `i mod
+    /// LANES`).
+    #[inline(always)]
+    fn add(&mut self, xs: &[f32], gs: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) {
+        let len = xs.len();
+        let gs = &gs[..len];
+        let full = len - len % LANES;
+        let [a, b] = &mut self.lanes;
+        for (xc, gc) in xs[..full]
+            .chunks_exact(LANES)
+            .zip(gs[..full].chunks_exact(LANES))
+        {
+            for k in 0..LANES {
+                let (u, v) = f(xc[k], gc[k]);
+                a[k] += u;
+                b[k] += v;
+            }
+        }
+        for (k, (&x, &g)) in xs[full..].iter().zip(&gs[full..]).enumerate() {
+            let (u, v) = f(x, g);
+            a[k] += u;
+            b[k] += v;
+        }
+        self.pending += len;
+        if self.pending >= FLUSH {
+            self.flush();
+        }
     }
-    (a.iter().sum(), a2.iter().sum())
+
+    #[inline(always)]
+    fn flush(&mut self) {
+        let [a, b] = &mut self.lanes;
+        self.total.0 += a.iter().sum::<f32>() as f64;
+        self.total.1 += b.iter().sum::<f32>() as f64;
+        *a = [0.0; LANES];
+        *b = [0.0; LANES];
+        self.pending = 0;
+    }
+
+    #[inline(always)]
+    fn finish(mut self) -> (f64, f64) {
+        self.flush();
+        self.total
+    }
 }
 
-/// `dst = max(0, src * scale + shift)`.
+/// `(sum of (v - shift), sum of (v - shift)^2)` over channel `c` of every image.
 #[inline(always)]
-fn affine_relu_body(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
-    for (o, &v) in dst.iter_mut().zip(src) {
-        *o = (v * scale + shift).max(0.0);
+fn channel_sums_body(x: &[f32], d: &Dims, c: usize, shift: f32) -> (f64, f64) {
+    let mut sums = Sums::new();
+    for row in channel(x, d, c) {
+        sums.add(row, row, |v, _| {
+            let t = v - shift;
+            (t, t * t)
+        });
+    }
+    sums.finish()
+}
+
+/// `y = max(0, x * scale + shift)` for channel `c` of every image, into `out` (`x`'s shape).
+#[inline(always)]
+fn channel_affine_relu_body(
+    out: &SharedOut,
+    x: &[f32],
+    d: &Dims,
+    c: usize,
+    scale: f32,
+    shift: f32,
+) {
+    for b in 0..d.batch {
+        let at = b * d.channels * d.plane + c * d.plane;
+        // SAFETY: channel c of image b is written by channel c's task only (the callers run one
+        // task a channel).
+        let dst = unsafe { out.slice_mut(at..at + d.plane) };
+        for (o, &v) in dst.iter_mut().zip(&x[at..at + d.plane]) {
+            *o = (v * scale + shift).max(0.0);
+        }
     }
 }
 
-/// `(sum of g, sum of g * (x - mu))` with `g = dy` where the ReLU passed (`x * scale + shift >
-/// 0`, `relu = (scale, shift)`), 0 elsewhere.
+/// `(sum of g, sum of g * (x - mu))` over channel `c` of every image, with `g = dy` where the
+/// ReLU passed (`x * scale + shift > 0`, `relu = (scale, shift)`), 0 elsewhere.
 #[inline(always)]
-fn grad_sums_body(xs: &[f32], gs: &[f32], mu: f32, relu: (f32, f32)) -> (f32, f32) {
+fn channel_grad_sums_body(
+    x: &[f32],
+    dy: &[f32],
+    d: &Dims,
+    c: usize,
+    mu: f32,
+    relu: (f32, f32),
+) -> (f64, f64) {
     let (scale, shift) = relu;
-    let n = xs.len();
-    let gs = &gs[..n];
-    let (mut a, mut b) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let full = n - n % LANES;
-    for i in (0..full).step_by(LANES) {
-        let (xc, gc) = (&xs[i..i + LANES], &gs[i..i + LANES]);
-        for k in 0..LANES {
-            let g = if xc[k] * scale + shift > 0.0 {
-                gc[k]
-            } else {
-                0.0
-            };
-            a[k] += g;
-            b[k] += g * (xc[k] - mu);
-        }
+    let mut sums = Sums::new();
+    for (xs, gs) in channel(x, d, c).zip(channel(dy, d, c)) {
+        sums.add(xs, gs, |x, g| {
+            let g = if x * scale + shift > 0.0 { g } else { 0.0 };
+            (g, g * (x - mu))
+        });
     }
-    for i in full..n {
-        let g = if xs[i] * scale + shift > 0.0 {
-            gs[i]
-        } else {
-            0.0
-        };
-        a[i - full] += g;
-        b[i - full] += g * (xs[i] - mu);
-    }
-    (a.iter().sum(), b.iter().sum())
+    sums.finish()
 }
 
-/// `dx = k_n * (g - mean_g - (x - mu) * inv * mean_gxhat)`, `p = [mu, inv, k_n, mean_g,
-/// mean_gxhat]`, `g` as in [`grad_sums_body`].
+/// `dx = k_n * (g - mean_g - (x - mu) * inv * mean_gxhat)` for channel `c` of every image, into
+/// `out`; `p = [mu, inv, k_n, mean_g, mean_gxhat]`, `g` as in [`channel_grad_sums_body`].
 #[inline(always)]
-fn grad_out_body(dst: &mut [f32], xs: &[f32], gs: &[f32], relu: (f32, f32), p: [f32; 5]) {
+fn channel_grad_out_body(
+    out: &SharedOut,
+    x: &[f32],
+    dy: &[f32],
+    d: &Dims,
+    c: usize,
+    relu: (f32, f32),
+    p: [f32; 5],
+) {
     let (scale, shift) = relu;
     let [mu, inv, k_n, mean_g, mean_gxhat] = p;
-    for ((o, &xv), &gv) in dst.iter_mut().zip(xs).zip(gs) {
-        let g = if xv * scale + shift > 0.0 { gv } else { 0.0 };
-        let xhat = (xv - mu) * inv;
-        *o = k_n * (g - mean_g - xhat * mean_gxhat);
+    for b in 0..d.batch {
+        let at = b * d.channels * d.plane + c * d.plane;
+        // SAFETY: channel c of image b is written by channel c's task only.
+        let dst = unsafe { out.slice_mut(at..at + d.plane) };
+        let (xs, gs) = (&x[at..at + d.plane], &dy[at..at + d.plane]);
+        for ((o, &xv), &gv) in dst.iter_mut().zip(xs).zip(gs) {
+            let g = if xv * scale + shift > 0.0 { gv } else { 0.0 };
+            let xhat = (xv - mu) * inv;
+            *o = k_n * (g - mean_g - xhat * mean_gxhat);
+        }
     }
 }
 
+// One call a channel, from copies for the widest vectors the CPU has (see `crate::ops::simd`).
 simd_copies! {
-    fn shifted_sums(row: &[f32], shift: f32) -> (f32, f32) => shifted_sums_body;
-    fn affine_relu(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) => affine_relu_body;
-    fn grad_sums(xs: &[f32], gs: &[f32], mu: f32, relu: (f32, f32)) -> (f32, f32) => grad_sums_body;
-    fn grad_out(dst: &mut [f32], xs: &[f32], gs: &[f32], relu: (f32, f32), p: [f32; 5])
-        => grad_out_body;
+    fn channel_sums(x: &[f32], d: &Dims, c: usize, shift: f32) -> (f64, f64) => channel_sums_body;
+    fn channel_affine_relu(
+        out: &SharedOut, x: &[f32], d: &Dims, c: usize, scale: f32, shift: f32
+    ) => channel_affine_relu_body;
+    fn channel_grad_sums(
+        x: &[f32], dy: &[f32], d: &Dims, c: usize, mu: f32, relu: (f32, f32)
+    ) -> (f64, f64) => channel_grad_sums_body;
+    fn channel_grad_out(
+        out: &SharedOut, x: &[f32], dy: &[f32], d: &Dims, c: usize, relu: (f32, f32), p: [f32; 5]
+    ) => channel_grad_out_body;
 }
