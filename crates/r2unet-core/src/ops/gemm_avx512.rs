@@ -459,7 +459,7 @@ mod tests {
     /// shapes, alternating, best of five rounds, for bench/NOTES.md section 26:
     /// `cargo test --release -p r2unet-core --features native -- nt_rates --ignored --nocapture`.
     #[test]
-    #[ignore]
+    #[ignore = "a measurement: run with --ignored --nocapture"]
     fn nt_rates() {
         if !super::available() {
             eprintln!("no AVX-512 on this CPU: nothing to compare");
