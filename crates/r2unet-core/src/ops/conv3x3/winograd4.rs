@@ -628,9 +628,9 @@ fn output_grad_transform_body(
 /// gradient row `row`: by hand on AVX-512, elsewhere split by column mod 4 into `split` first.
 #[inline(always)]
 fn grad_row(row: &[f32], h: &mut [f32], at: usize, stride: usize, split: &mut [f32]) {
-    let tw = row.len().div_ceil(4);
     #[cfg(target_arch = "x86_64")]
     if crate::ops::simd::has_avx512() {
+        let tw = row.len().div_ceil(4);
         assert!(stride >= tw, "winograd4: gradient rows overlap");
         let rows = &mut h[at..at + 5 * stride + tw];
         // SAFETY: the CPU has AVX-512F (checked at run time), and `rows` holds six rows of `tw`
@@ -718,7 +718,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     })
 }
 
-#[cfg(test)]
+// The AVX-512 paths against the portable ones: x86-64 only.
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
@@ -726,7 +727,7 @@ mod tests {
     /// addend) and output-gradient rows against the portable ones, on the same widths.
     #[test]
     fn output_rows_match_the_portable_path() {
-        if !cfg!(target_arch = "x86_64") || !crate::ops::simd::has_avx512() {
+        if !crate::ops::simd::has_avx512() {
             eprintln!("no AVX-512 here: only the portable path runs");
             return;
         }
@@ -778,7 +779,7 @@ mod tests {
     /// that start above, inside and below the plane.
     #[test]
     fn transform_rows_match_the_portable_path() {
-        if !cfg!(target_arch = "x86_64") || !crate::ops::simd::has_avx512() {
+        if !crate::ops::simd::has_avx512() {
             eprintln!("no AVX-512 here: only the portable path runs");
             return;
         }
