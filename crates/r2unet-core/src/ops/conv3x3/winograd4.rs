@@ -27,13 +27,23 @@ use crate::ops::simd::simd_copies;
 
 /// Whether F(4x4) beats both F(2x2) and im2col + GEMM on this shape, measured with the kernel
 /// bench (`examples/kernel_bench.rs`, bench/NOTES.md sections 18 and 26): from 16 channels on
-/// planes at least 12 wide and high. With the transforms of section 26 it runs a batch of 12x12
-/// planes at 64 channels at 1.44x F(2x2)'s speed (3x3 tiles cover the plane exactly, where
-/// F(2x2)'s 6x6 tiles carry a junk column); before them it only tied there. On 6x6 planes, where
-/// 2x2 tiles of 4x4 outputs cover 64 pixels for 36, it runs at about 0.6x F(2x2)'s speed.
+/// planes at least 24 wide and high, and with the AVX-512 row transforms from 12x12. With those
+/// it runs a batch of 12x12 planes at 64 channels at 1.44x F(2x2)'s speed (3x3 tiles cover the
+/// plane exactly, where F(2x2)'s 6x6 tiles carry a junk column); the portable transforms only
+/// tied with F(2x2) there (section 18), so without AVX-512 the 12x12 planes stay on F(2x2). On
+/// 6x6 planes, where 2x2 tiles of 4x4 outputs cover 64 pixels for 36, F(4x4) runs at about 0.6x
+/// F(2x2)'s speed.
 pub fn pays(d: &Dims) -> bool {
-    let c = d.c_in.min(d.c_out);
-    c >= 16 && d.h.min(d.w) >= 12
+    let (c, side) = (d.c_in.min(d.c_out), d.h.min(d.w));
+    c >= 16 && (side >= 24 || (side >= 12 && rows_by_hand()))
+}
+
+/// Whether the per-row transforms run by hand (`winograd4_avx512.rs`).
+fn rows_by_hand() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::ops::simd::has_avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// The same for the weights' gradient, where F(4x4) wins on more shapes than in the forward pass:
