@@ -293,8 +293,81 @@ impl Block {
 
 #[cfg(test)]
 mod tests {
-    /// Against the `gemm` crate on shapes with every kind of edge: rows not a multiple of 4,
-    /// columns not a multiple of 16 or 64, row strides wider than the rows, `k` of 0 and 1.
+    /// Ours against the `gemm` crate on one shape: `dst = lhs rhs`, or with `nt`, `dst += lhs
+    /// rhs^T` (`rhs` stored as `n` rows of `k`); row strides wider than the rows, and every
+    /// element past a row's `n` left as it was.
+    fn compare(m: usize, n: usize, k: usize, nt: bool) {
+        let (ldd, lda) = (n + 3, k + 1);
+        let (rhs_rows, ldr) = if nt { (n, k + 5) } else { (k, n + 5) };
+        let lhs: Vec<f32> = (0..m * lda)
+            .map(|i| ((i * 37) % 19) as f32 / 7.0 - 1.0)
+            .collect();
+        let rhs: Vec<f32> = (0..rhs_rows * ldr)
+            .map(|i| ((i * 11) % 23) as f32 / 9.0 - 1.2)
+            .collect();
+        let start: Vec<f32> = if nt {
+            (0..m * ldd).map(|i| (i % 5) as f32 - 2.0).collect()
+        } else {
+            vec![f32::NAN; m * ldd]
+        };
+        let (mut ours, mut theirs) = (start.clone(), start.clone());
+        // The crate's (column, row) strides of rhs.
+        let (rhs_cs, rhs_rs) = if nt {
+            (ldr as isize, 1)
+        } else {
+            (1, ldr as isize)
+        };
+        // SAFETY: the buffers hold m x ldd, m x lda and rhs_rows x ldr floats; the callers
+        // checked for AVX-512.
+        unsafe {
+            let (dst, a, b) = (ours.as_mut_ptr(), lhs.as_ptr(), rhs.as_ptr());
+            if nt {
+                super::gemm_nt_acc(m, n, k, dst, ldd, a, lda, b, ldr);
+            } else {
+                super::gemm(m, n, k, dst, ldd, a, lda, b, ldr);
+            }
+            ::gemm::gemm(
+                m,
+                n,
+                k,
+                theirs.as_mut_ptr(),
+                1,
+                ldd as isize,
+                nt,
+                a,
+                1,
+                lda as isize,
+                b,
+                rhs_cs,
+                rhs_rs,
+                if nt { 1.0 } else { 0.0 },
+                1.0,
+                false,
+                false,
+                false,
+                ::gemm::Parallelism::None,
+            );
+        }
+        for i in 0..m {
+            for j in 0..ldd {
+                let (a, b) = (ours[i * ldd + j], theirs[i * ldd + j]);
+                if j < n {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{m}x{n}x{k} (nt: {nt}): ({i}, {j}) {a} against {b}"
+                    );
+                } else {
+                    assert_eq!(
+                        a.to_bits(),
+                        start[i * ldd + j].to_bits(),
+                        "{m}x{n}x{k} (nt: {nt}): wrote past row {i}'s end at {j}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Rows not a multiple of 4, columns not a multiple of 16 or 64, `k` of 0 and 1.
     #[test]
     fn matches_the_gemm_crate() {
         if !super::available() {
@@ -311,68 +384,12 @@ mod tests {
             (128, 36, 128),
             (3, 15, 9),
         ] {
-            let (ldd, lda, ldr) = (n + 3, k + 1, n + 5);
-            let lhs: Vec<f32> = (0..m * lda)
-                .map(|i| ((i * 37) % 19) as f32 / 7.0 - 1.0)
-                .collect();
-            let rhs: Vec<f32> = (0..k * ldr)
-                .map(|i| ((i * 11) % 23) as f32 / 9.0 - 1.2)
-                .collect();
-            let mut ours = vec![f32::NAN; m * ldd];
-            let mut theirs = ours.clone();
-            // SAFETY: the buffers hold m x ldd, m x lda and k x ldr floats; AVX-512 checked.
-            unsafe {
-                super::gemm(
-                    m,
-                    n,
-                    k,
-                    ours.as_mut_ptr(),
-                    ldd,
-                    lhs.as_ptr(),
-                    lda,
-                    rhs.as_ptr(),
-                    ldr,
-                );
-                ::gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    theirs.as_mut_ptr(),
-                    1,
-                    ldd as isize,
-                    false,
-                    lhs.as_ptr(),
-                    1,
-                    lda as isize,
-                    rhs.as_ptr(),
-                    1,
-                    ldr as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    ::gemm::Parallelism::None,
-                );
-            }
-            for i in 0..m {
-                for j in 0..ldd {
-                    let (a, b) = (ours[i * ldd + j], theirs[i * ldd + j]);
-                    if j < n {
-                        assert!(
-                            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                            "{m}x{n}x{k}: ({i}, {j}) {a} against {b}"
-                        );
-                    } else {
-                        assert!(a.is_nan(), "{m}x{n}x{k}: wrote past row {i}'s end at {j}");
-                    }
-                }
-            }
+            compare(m, n, k, false);
         }
     }
 
-    /// The accumulated `lhs rhs^T` against the `gemm` crate: edges of 1-15 rows and columns, `k`
-    /// of 0, under 16, a multiple of 16 and not.
+    /// The accumulated `lhs rhs^T`: edges of 1-15 rows and columns, `k` of 0, under 16, a
+    /// multiple of 16 and not.
     #[test]
     fn nt_accumulate_matches_the_gemm_crate() {
         if !super::available() {
@@ -390,68 +407,7 @@ mod tests {
             (3, 9, 15),
             (20, 37, 47),
         ] {
-            let (ldd, lda, ldr) = (n + 3, k + 1, k + 5);
-            let lhs: Vec<f32> = (0..m * lda)
-                .map(|i| ((i * 37) % 19) as f32 / 7.0 - 1.0)
-                .collect();
-            let rhs: Vec<f32> = (0..n * ldr)
-                .map(|i| ((i * 11) % 23) as f32 / 9.0 - 1.2)
-                .collect();
-            let start: Vec<f32> = (0..m * ldd).map(|i| (i % 5) as f32 - 2.0).collect();
-            let mut ours = start.clone();
-            let mut theirs = start.clone();
-            // SAFETY: the buffers hold m x ldd, m x lda and n x ldr floats; AVX-512 checked.
-            unsafe {
-                super::gemm_nt_acc(
-                    m,
-                    n,
-                    k,
-                    ours.as_mut_ptr(),
-                    ldd,
-                    lhs.as_ptr(),
-                    lda,
-                    rhs.as_ptr(),
-                    ldr,
-                );
-                ::gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    theirs.as_mut_ptr(),
-                    1,
-                    ldd as isize,
-                    true,
-                    lhs.as_ptr(),
-                    1,
-                    lda as isize,
-                    rhs.as_ptr(),
-                    ldr as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    ::gemm::Parallelism::None,
-                );
-            }
-            for i in 0..m {
-                for j in 0..ldd {
-                    let (a, b) = (ours[i * ldd + j], theirs[i * ldd + j]);
-                    if j < n {
-                        assert!(
-                            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                            "{m}x{n}x{k}: ({i}, {j}) {a} against {b}"
-                        );
-                    } else {
-                        assert_eq!(
-                            a,
-                            start[i * ldd + j],
-                            "{m}x{n}x{k}: wrote past row {i}'s end"
-                        );
-                    }
-                }
-            }
+            compare(m, n, k, true);
         }
     }
 

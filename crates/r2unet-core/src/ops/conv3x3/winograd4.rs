@@ -485,7 +485,7 @@ fn transform_rows(
     split: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if crate::ops::simd::has_avx512() {
+    if rows_by_hand() {
         // SAFETY: the CPU has AVX-512F (checked at run time).
         return unsafe { super::winograd4_avx512::transform_rows(img, d.h, d.w, r0, count, rows) };
     }
@@ -566,7 +566,7 @@ fn write_output_rows(
     yb: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if crate::ops::simd::has_avx512() {
+    if rows_by_hand() {
         // SAFETY: the CPU has AVX-512F (checked at run time).
         return unsafe { super::winograd4_avx512::write_output_rows(dst, s, n, first, w, addend) };
     }
@@ -639,7 +639,7 @@ fn output_grad_transform_body(
 #[inline(always)]
 fn grad_row(row: &[f32], h: &mut [f32], at: usize, stride: usize, split: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::ops::simd::has_avx512() {
+    if rows_by_hand() {
         let tw = row.len().div_ceil(4);
         assert!(stride >= tw, "winograd4: gradient rows overlap");
         let rows = &mut h[at..at + 5 * stride + tw];

@@ -84,15 +84,6 @@ unsafe fn transform_row(row: &[f32], dst: *mut f32, stride: usize) {
     let w = row.len();
     let tw = w.div_ceil(4);
     let x = row.as_ptr();
-    // Floats at..at + 16 of the row, zero past its end.
-    let load = |at: usize| {
-        if at >= w {
-            _mm512_setzero_ps()
-        } else {
-            // SAFETY: the mask keeps the load inside the row.
-            unsafe { _mm512_maskz_loadu_ps(lanes((w - at).min(16)), x.add(at)) }
-        }
-    };
     let (four, five, two) = (
         _mm512_set1_ps(4.0),
         _mm512_set1_ps(5.0),
@@ -104,7 +95,7 @@ unsafe fn transform_row(row: &[f32], dst: *mut f32, stride: usize) {
     while t0 < tw {
         let at = 4 * t0;
         // c_k[t] = x[4 (t0 + t) + k].
-        let [c0, c1, c2, c3] = split4([load(at), load(at + 16), load(at + 32), load(at + 48)]);
+        let [c0, c1, c2, c3] = columns(row, t0);
         // The tiles' six columns 4t - 1 .. 4t + 4: the first is c3 one tile to the left, the last
         // c0 one tile to the right.
         let after = if at + 64 < w {
@@ -143,6 +134,23 @@ unsafe fn transform_row(row: &[f32], dst: *mut f32, stride: usize) {
         before = c3;
         t0 += 16;
     }
+}
+
+/// `c_k[t] = row[4 (t0 + t) + k]` for the sixteen tiles from `t0`, zero past the row's end.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn columns(row: &[f32], t0: usize) -> [__m512; 4] {
+    let w = row.len();
+    let load = |at: usize| {
+        if at >= w {
+            _mm512_setzero_ps()
+        } else {
+            // SAFETY: the mask keeps the load inside the row.
+            unsafe { _mm512_maskz_loadu_ps(lanes((w - at).min(16)), row.as_ptr().add(at)) }
+        }
+    };
+    let at = 4 * t0;
+    split4([load(at), load(at + 16), load(at + 32), load(at + 48)])
 }
 
 /// `c_k[t] = x[at + 4t + k]` for sixteen tiles from four vectors of 64 floats.
@@ -266,15 +274,6 @@ pub(super) unsafe fn write_output_rows(
 pub(super) unsafe fn grad_row(row: &[f32], dst: *mut f32, stride: usize) {
     let w = row.len();
     let tw = w.div_ceil(4);
-    let x = row.as_ptr();
-    let load = |at: usize| {
-        if at >= w {
-            _mm512_setzero_ps()
-        } else {
-            // SAFETY: the mask keeps the load inside the row.
-            unsafe { _mm512_maskz_loadu_ps(lanes((w - at).min(16)), x.add(at)) }
-        }
-    };
     let (two, four, eight) = (
         _mm512_set1_ps(2.0),
         _mm512_set1_ps(4.0),
@@ -282,8 +281,7 @@ pub(super) unsafe fn grad_row(row: &[f32], dst: *mut f32, stride: usize) {
     );
     let mut t0 = 0;
     while t0 < tw {
-        let at = 4 * t0;
-        let [y0, y1, y2, y3] = split4([load(at), load(at + 16), load(at + 32), load(at + 48)]);
+        let [y0, y1, y2, y3] = columns(row, t0);
         // A's rows, as in `winograd4::a_body`.
         let (e, o) = (_mm512_add_ps(y0, y2), _mm512_add_ps(y1, y3));
         let (e2, o2) = (
