@@ -8,6 +8,7 @@
 //! 108 (bench/NOTES.md section 22). Nothing is packed: a block of 4 rows of `dst` by 64 columns
 //! keeps its 16 accumulators in registers while it walks the `k` rows of `rhs` (each 64 floats,
 //! read in order) and broadcasts one `lhs` element per row and step.
+use crate::ops::simd::lanes;
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_castpd_ps, _mm512_castps_pd, _mm512_fmadd_ps, _mm512_mask_storeu_ps,
     _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4,
@@ -114,11 +115,6 @@ thread_local! {
     static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The low `k` lanes (`k` at most 16).
-fn lanes(k: usize) -> __mmask16 {
-    ((1u32 << k) - 1) as __mmask16
-}
-
 /// The transpose of a 16 x 16 block: `out[c]` lane `r` is `rows[r]` lane `c`.
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -188,7 +184,7 @@ unsafe fn blocks(
         let width = (n - j).min(64);
         let vectors = width.div_ceil(16);
         // The last vector of the block holds the last 1 to 16 columns.
-        let mask = ((1u32 << (width - 16 * (vectors - 1))) - 1) as __mmask16;
+        let mask = lanes(width - 16 * (vectors - 1));
         let mut i = 0;
         while i < m {
             // At least eight accumulators where the rows allow: the FMAs' four cycles of latency

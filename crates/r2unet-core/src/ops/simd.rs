@@ -10,6 +10,17 @@ pub(crate) fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
+/// The mask of the first `k` lanes of a 16-lane AVX-512 vector (all 16 from `k` = 16 on): the
+/// masked loads and stores at the ends of rows and blocks.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn lanes(k: usize) -> std::arch::x86_64::__mmask16 {
+    if k >= 16 {
+        0xffff
+    } else {
+        ((1u32 << k) - 1) as std::arch::x86_64::__mmask16
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")

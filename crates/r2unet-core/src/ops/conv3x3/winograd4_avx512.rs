@@ -8,17 +8,13 @@
 //! (bench/NOTES.md section 26). Here sixteen tiles' 64 columns are four loads, their split eight
 //! permutes, the tiles' shared edge columns two lane shifts, and the six outputs six masked
 //! stores, with nothing in between.
+use crate::ops::simd::lanes;
 use std::arch::x86_64::{
-    __m512, __mmask16, _mm512_add_ps, _mm512_alignr_epi32, _mm512_castps_si512,
-    _mm512_castsi512_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_mask_storeu_ps,
-    _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_permutex2var_ps, _mm512_set1_ps,
-    _mm512_setr_epi32, _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_sub_ps,
+    __m512, _mm512_add_ps, _mm512_alignr_epi32, _mm512_castps_si512, _mm512_castsi512_ps,
+    _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
+    _mm512_permutex2var_ps, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps,
+    _mm512_shuffle_f32x4, _mm512_sub_ps,
 };
-
-/// The low `k` lanes (`k` at most 16).
-fn lanes(k: usize) -> __mmask16 {
-    ((1u32 << k) - 1) as __mmask16
-}
 
 /// As [`super::winograd4`]'s `split_rows` followed by its horizontal transform:
 /// `out[(a * 6 + i) * len + j * tw + t] = (B^T (x[4t - 1], ..., x[4t + 4]))[i]` for input row
@@ -57,7 +53,7 @@ pub(super) unsafe fn transform_rows(
                         unsafe {
                             _mm512_mask_storeu_ps(
                                 dst.add(i * len + t0),
-                                lanes((tw - t0).min(16)),
+                                lanes(tw - t0),
                                 _mm512_setzero_ps(),
                             )
                         };
@@ -126,7 +122,7 @@ unsafe fn transform_row(row: &[f32], dst: *mut f32, stride: usize) {
             _mm512_sub_ps(s, e),
             _mm512_fmadd_ps(four, d1, _mm512_fnmadd_ps(five, d3, d5)),
         ];
-        let mask = lanes((tw - t0).min(16));
+        let mask = lanes(tw - t0);
         for (i, o) in outs.into_iter().enumerate() {
             // SAFETY: row i of dst, tiles t0.. up to tw (the caller's contract).
             unsafe { _mm512_mask_storeu_ps(dst.add(i * stride + t0), mask, o) };
@@ -146,7 +142,7 @@ fn columns(row: &[f32], t0: usize) -> [__m512; 4] {
             _mm512_setzero_ps()
         } else {
             // SAFETY: the mask keeps the load inside the row.
-            unsafe { _mm512_maskz_loadu_ps(lanes((w - at).min(16)), row.as_ptr().add(at)) }
+            unsafe { _mm512_maskz_loadu_ps(lanes(w - at), row.as_ptr().add(at)) }
         }
     };
     let at = 4 * t0;
@@ -231,7 +227,7 @@ pub(super) unsafe fn write_output_rows(
         let src = s[r * 6 * n + first + j * tw..].as_ptr();
         let mut t0 = 0;
         while t0 < tw {
-            let mask = lanes((tw - t0).min(16));
+            let mask = lanes(tw - t0);
             // SAFETY: position p's tiles t0.. up to tw (asserted above).
             let m: [__m512; 6] = std::array::from_fn(|p| unsafe {
                 _mm512_maskz_loadu_ps(mask, src.add(p * n + t0))
@@ -250,7 +246,7 @@ pub(super) unsafe fn write_output_rows(
                 if at >= w {
                     break;
                 }
-                let mask = lanes((w - at).min(16));
+                let mask = lanes(w - at);
                 if let Some(add) = add {
                     // SAFETY: floats at.. of this row of the addend, masked to the row.
                     v = _mm512_add_ps(v, unsafe { _mm512_maskz_loadu_ps(mask, add.add(at)) });
@@ -296,7 +292,7 @@ pub(super) unsafe fn grad_row(row: &[f32], dst: *mut f32, stride: usize) {
             _mm512_sub_ps(e2, o2),
             y3,
         ];
-        let mask = lanes((tw - t0).min(16));
+        let mask = lanes(tw - t0);
         for (j, v) in outs.into_iter().enumerate() {
             // SAFETY: row j of dst, tiles t0.. up to tw (the caller's contract).
             unsafe { _mm512_mask_storeu_ps(dst.add(j * stride + t0), mask, v) };
