@@ -3,7 +3,7 @@
 //! Figures only, for profiling; `r2unet bench` is the benchmark of record.
 use std::time::Instant;
 
-use r2unet::ops::conv3x3::{self, Dims, im2col, winograd, winograd4};
+use r2unet::ops::conv3x3::{self, Dims, im2col, winograd, winograd3, winograd4};
 
 fn time<F: FnMut()>(mut f: F) -> f64 {
     f();
@@ -21,9 +21,9 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 /// grad" is whichever kernel the dispatch picks for it.
 fn main() {
     println!(
-        "| layer | im2col forward | Winograd forward | F(4x4) forward | input grad | im2col weight grad | Winograd weight grad | F(4x4) weight grad |"
+        "| layer | im2col forward | Winograd forward | F(4x4) forward | F(3x3) forward | input grad | im2col weight grad | Winograd weight grad | F(4x4) weight grad | F(3x3) weight grad |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let shapes = [
         (32, 16, 48),
         (32, 32, 24),
@@ -62,6 +62,19 @@ fn main() {
         let wg4 = time(|| {
             std::hint::black_box(winograd4::weight_grad(&x, &x, d));
         });
+        // F(3x3) only where it may run: on large planes its scratch is of the planes' size.
+        let small = side <= 8;
+        let w3 = small.then(|| {
+            time(|| {
+                std::hint::black_box(winograd3::forward(&x, &w, d));
+            })
+        });
+        let wg3 = small.then(|| {
+            time(|| {
+                std::hint::black_box(winograd3::weight_grad(&x, &x, d));
+            })
+        });
+        let rate = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{:.1}", flop / t / 1e9));
         let gi = time(|| {
             std::hint::black_box(conv3x3::input_grad(&x, &w, d));
         });
@@ -69,14 +82,16 @@ fn main() {
             std::hint::black_box(im2col::weight_grad(&x, &x, d));
         });
         println!(
-            "| {batch} x {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {batch} x {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
             flop / f / 1e9,
             flop / wf / 1e9,
             flop / w4 / 1e9,
+            rate(w3),
             flop / gi / 1e9,
             flop / gw / 1e9,
             flop / wg / 1e9,
-            flop / wg4 / 1e9
+            flop / wg4 / 1e9,
+            rate(wg3)
         );
     }
 }

@@ -16,6 +16,7 @@ pub mod im2col;
 pub mod lowered;
 mod tiles;
 pub mod winograd;
+pub mod winograd3;
 pub mod winograd4;
 #[cfg(target_arch = "x86_64")]
 mod winograd4_avx512;
@@ -75,6 +76,8 @@ impl Dims {
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     if winograd4::pays(&d) {
         winograd4::forward(x, weight, d)
+    } else if winograd3::pays(&d) {
+        winograd3::forward(x, weight, d)
     } else if winograd::pays(&d) {
         winograd::forward(x, weight, d)
     } else {
@@ -95,6 +98,9 @@ pub fn forward_add(x: &[f32], weight: &[f32], addend: &[f32], d: Dims) -> Vec<f3
     );
     if winograd4::pays(&d) {
         return winograd4::forward_add(x, weight, Some(addend), d);
+    }
+    if winograd3::pays(&d) {
+        return winograd3::forward_add(x, weight, Some(addend), d);
     }
     let mut y = forward(x, weight, d);
     add_assign(&mut y, addend);
@@ -155,6 +161,8 @@ pub fn input_grad(dy: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     if winograd4::pays_for_weight_grad(&d) {
         winograd4::weight_grad(x, dy, d)
+    } else if winograd3::pays_for_weight_grad(&d) {
+        winograd3::weight_grad(x, dy, d)
     } else if winograd::pays_for_weight_grad(&d) {
         winograd::weight_grad(x, dy, d)
     } else {

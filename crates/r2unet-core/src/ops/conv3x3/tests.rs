@@ -123,6 +123,65 @@ fn winograd4_weight_gradient_matches_im2col() {
     }
 }
 
+/// F(3x3)'s transforms carry factors up to 4 and 1/6: between F(2x2)'s error and F(4x4)'s.
+const WINOGRAD3_TOLERANCE: f32 = 2e-5;
+
+/// Shapes for F(3x3): sides that are and are not multiples of 3 (partial tiles), planes smaller
+/// than a tile, a full group of sixteen images and partial ones (lanes left empty), one and two
+/// tile rows to a task, 1 to 128 channels.
+fn winograd3_shapes() -> [Dims; 10] {
+    [
+        dims(16, 32, 32, 6, 6),
+        dims(17, 3, 5, 5, 7),
+        dims(2, 9, 11, 8, 4),
+        dims(33, 16, 8, 3, 3),
+        dims(1, 2, 1, 1, 1),
+        dims(3, 1, 2, 2, 1),
+        dims(20, 128, 128, 6, 6),
+        dims(5, 64, 128, 7, 8),
+        dims(4, 8, 16, 13, 10),
+        // Two tile rows to a task, the last task one.
+        dims(17, 4, 4, 8, 3),
+    ]
+}
+
+#[test]
+fn winograd3_matches_im2col() {
+    for d in winograd3_shapes() {
+        let x = pseudo_random(d.batch * d.c_in * d.plane(), 11);
+        let w = pseudo_random(d.c_out * d.c_in * 9, 12);
+        let want = im2col::forward(&x, &w, d);
+        let err = relative_error(&winograd3::forward(&x, &w, d), &want);
+        assert!(err < WINOGRAD3_TOLERANCE, "{d:?}: relative error {err}");
+        // With an addend, added as the planes are written.
+        let addend = pseudo_random(want.len(), 13);
+        let got = winograd3::forward_add(&x, &w, Some(&addend), d);
+        let want: Vec<f32> = want.iter().zip(&addend).map(|(y, a)| y + a).collect();
+        let err = relative_error(&got, &want);
+        assert!(
+            err < WINOGRAD3_TOLERANCE,
+            "{d:?} + addend: relative error {err}"
+        );
+    }
+    let d = dims(2, 3, 5, 7, 6);
+    let x = pseudo_random(d.batch * d.c_in * d.plane(), 9);
+    let w = pseudo_random(d.c_out * d.c_in * 9, 10);
+    let err = relative_error(&winograd3::forward(&x, &w, d), &reference(&x, &w, d));
+    assert!(err < WINOGRAD3_TOLERANCE, "{d:?}: relative error {err}");
+}
+
+#[test]
+fn winograd3_weight_gradient_matches_im2col() {
+    for d in winograd3_shapes() {
+        let x = pseudo_random(d.batch * d.c_in * d.plane(), 5);
+        let dy = pseudo_random(d.batch * d.c_out * d.plane(), 6);
+        let got = winograd3::weight_grad(&x, &dy, d);
+        let want = im2col::weight_grad(&x, &dy, d);
+        let err = relative_error(&got, &want);
+        assert!(err < WINOGRAD3_TOLERANCE, "{d:?}: relative error {err}");
+    }
+}
+
 #[cfg(feature = "flex")]
 fn conv(c_in: usize, c_out: usize, device: &burn::tensor::Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])
@@ -152,6 +211,8 @@ fn forward_and_gradients_match_burns_convolution() {
         // F(4x4) for all three (16 channels, sides from 24; then the weight gradient alone).
         (2, 16, 16, 26, 25),
         (3, 16, 32, 13, 12),
+        // F(3x3) for all three (32 channels, 6x6 planes, sixteen images and one more).
+        (17, 32, 32, 6, 6),
     ] {
         let layer = conv(c_in, c_out, &device);
         let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)
@@ -190,12 +251,18 @@ fn forward_and_gradients_match_burns_convolution() {
 }
 
 /// The RCL's `addend + conv(x)` in one op against burn's convolution and add: output and the
-/// three gradients, with F(4x4) (which adds as it writes), F(2x2) and im2col (which add after).
+/// three gradients, with F(4x4) and F(3x3) (which add as they write), F(2x2) and im2col (which
+/// add after).
 #[cfg(all(feature = "flex", feature = "autodiff"))]
 #[test]
 fn conv_plus_addend_matches_burns_convolution_and_add() {
     let device = burn::tensor::Device::flex().autodiff();
-    for (batch, c, h, w) in [(2, 16, 26, 25), (2, 32, 14, 9), (2, 3, 9, 7)] {
+    for (batch, c, h, w) in [
+        (2, 16, 26, 25),
+        (2, 32, 14, 9),
+        (2, 3, 9, 7),
+        (16, 32, 6, 6),
+    ] {
         let layer = conv(c, c, &device);
         let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device)
             .require_grad();

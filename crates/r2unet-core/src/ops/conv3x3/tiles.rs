@@ -194,20 +194,30 @@ pub(super) fn accumulate_products<const P: usize>(
 }
 
 /// (Output, input) channel pairs per block of [`by_position`] and [`from_positions`].
-const PAIR_BLOCK: usize = 64;
+pub(super) const PAIR_BLOCK: usize = 64;
 
-/// `u[xi * pairs + p] = kernel(p)[xi]` for the `P` positions `xi` and every (output, input)
-/// channel pair `p`: the weights' transform, position-major as [`products`] reads it.
+/// One value of each of a block's [`PAIR_BLOCK`] channel pairs: the weight transforms run over
+/// these, a pair in each lane, since a kernel's 3x3 taps are too few to vectorise along. One pair
+/// at a time, in f64 with divisions, F(3x3)'s transform at 128 channels took as long as the
+/// products of the 6x6 convolution it served (bench/NOTES.md section 27).
+pub(super) type Pairs = [f32; PAIR_BLOCK];
+
+/// `u[xi * pairs + p] = (G g_p G^T)[xi]` for the `P` positions `xi` and the 3x3 kernel `g_p` of
+/// every (output, input) channel pair `p` of `weight` (`[c_out, c_in, 3, 3]`): the weights'
+/// transform, position-major as [`products`] reads it. `kernel(g, u)` transforms a block of
+/// pairs, `g[k]` holding their tap `k` (zero past the last pair).
 ///
-/// Blocks of pairs run as parallel tasks, each computing its pairs into a local array and writing
-/// each position's row of them in one run. Written a pair at a time, the `P` rows lie
-/// `pairs` floats apart, a power of two (16 to 64 KiB on the 64- and 128-channel layers), so all
-/// `P` fall into the same few cache sets; and on one thread, this took a fifth of a 6x6 plane's
-/// forward pass at 128 channels (bench/NOTES.md section 25).
+/// Blocks of pairs run as parallel tasks, each writing each position's row of its pairs in one
+/// run. Written a pair at a time, the `P` rows lie `pairs` floats apart, a power of two (16 to 64
+/// KiB on the 64- and 128-channel layers), so all `P` fall into the same few cache sets; and on
+/// one thread, this took a fifth of a 6x6 plane's forward pass at 128 channels (bench/NOTES.md
+/// section 25).
 pub(super) fn by_position<const P: usize>(
-    pairs: usize,
-    kernel: impl Fn(usize) -> [f32; P] + Send + Sync,
+    weight: &[f32],
+    kernel: impl Fn(&[Pairs; 9], &mut [Pairs; P]) + Send + Sync,
 ) -> Vec<f32> {
+    assert_eq!(weight.len() % 9, 0, "by_position: 3x3 kernels");
+    let pairs = weight.len() / 9;
     let mut u: Vec<f32> = Vec::with_capacity(P * pairs);
     // SAFETY: `u` has room for `P * pairs` floats and is left alone until `set_len`; block `b`
     // writes elements `xi * pairs + p` for its own pairs `p` only.
@@ -215,12 +225,17 @@ pub(super) fn by_position<const P: usize>(
     for_each_index(pairs.div_ceil(PAIR_BLOCK), |b| {
         let first = b * PAIR_BLOCK;
         let len = PAIR_BLOCK.min(pairs - first);
-        let mut block = [[0.0f32; PAIR_BLOCK]; P];
-        for i in 0..len {
-            for (row, v) in block.iter_mut().zip(kernel(first + i)) {
-                row[i] = v;
+        let mut taps = [[0.0f32; PAIR_BLOCK]; 9];
+        for (i, g) in weight[9 * first..9 * (first + len)]
+            .chunks_exact(9)
+            .enumerate()
+        {
+            for (tap, &v) in taps.iter_mut().zip(g) {
+                tap[i] = v;
             }
         }
+        let mut block = [[0.0f32; PAIR_BLOCK]; P];
+        kernel(&taps, &mut block);
         for (xi, row) in block.iter().enumerate() {
             let at = xi * pairs + first;
             // SAFETY: these pairs belong to this block only.
@@ -232,13 +247,14 @@ pub(super) fn by_position<const P: usize>(
     u
 }
 
-/// The way back, for the weights' gradient: `dw[p * 9..][..9] = kernel(q)` with
-/// `q[xi] = acc[xi * pairs + p]`, in parallel blocks of pairs that read each position's row in
-/// one run, for the same reason as [`by_position`].
+/// The way back, for the weights' gradient: `dw[p * 9 + k] = w[k]` for every pair `p`, where
+/// `kernel(q, w)` takes a block of pairs' `q[xi] = acc[xi * pairs + p]` to their 3x3 gradients;
+/// in parallel blocks that read each position's row in one run, for the same reason as
+/// [`by_position`].
 pub(super) fn from_positions<const P: usize>(
     acc: &[f32],
     pairs: usize,
-    kernel: impl Fn([f32; P]) -> [f32; 9] + Send + Sync,
+    kernel: impl Fn(&[Pairs; P], &mut [Pairs; 9]) + Send + Sync,
 ) -> Vec<f32> {
     assert!(acc.len() >= P * pairs, "from_positions: accumulator length");
     let mut dw: Vec<f32> = Vec::with_capacity(9 * pairs);
@@ -251,10 +267,14 @@ pub(super) fn from_positions<const P: usize>(
         for (xi, row) in block.iter_mut().enumerate() {
             row[..len].copy_from_slice(&acc[xi * pairs + first..][..len]);
         }
+        let mut taps = [[0.0f32; PAIR_BLOCK]; 9];
+        kernel(&block, &mut taps);
         // SAFETY: these pairs belong to this block only.
         let dst = unsafe { out.slice_mut(9 * first..9 * (first + len)) };
         for (i, w) in dst.chunks_exact_mut(9).enumerate() {
-            w.copy_from_slice(&kernel(std::array::from_fn(|xi| block[xi][i])));
+            for (w, tap) in w.iter_mut().zip(&taps) {
+                *w = tap[i];
+            }
         }
     });
     // SAFETY: the blocks cover every pair, each writing its 9 weights.

@@ -16,8 +16,8 @@
 //! 6x6 planes of a batch of patches still make GEMMs of useful size.
 use super::Dims;
 use super::tiles::{
-    Task, accumulate_products, by_position, fill_output, from_positions, products, rows_mut,
-    tile_rows, tile_rows_per_task, with_scratch,
+    PAIR_BLOCK, Pairs, Task, accumulate_products, by_position, fill_output, from_positions,
+    products, rows_mut, tile_rows, tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
 use crate::ops::simd::simd_copies;
@@ -39,26 +39,56 @@ pub fn pays_for_weight_grad(d: &Dims) -> bool {
     d.c_in.min(d.c_out) >= 16 && d.w >= 64
 }
 
-/// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g`.
-fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
-    by_position::<16>(d.c_out * d.c_in, |p| {
-        let g = &weight[p * 9..p * 9 + 9];
-        // t = G g: 4x3
-        let mut t = [[0.0f32; 3]; 4];
+/// `G g` for one column `(g0, g1, g2)` of a kernel, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+#[inline(always)]
+fn g_col(g0: f32, g1: f32, g2: f32) -> [f32; 4] {
+    [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
+}
+
+/// `G^T q` for four values `q`, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
+#[inline(always)]
+fn gt(q: [f32; 4]) -> [f32; 3] {
+    [
+        q[0] + 0.5 * (q[1] + q[2]),
+        0.5 * (q[1] - q[2]),
+        0.5 * (q[1] + q[2]) + q[3],
+    ]
+}
+
+/// `U = G g G^T` for a block of pairs' kernels, one pair a lane.
+#[inline(always)]
+fn weight_transform_body(g: &[Pairs; 9], u: &mut [Pairs; 16]) {
+    for i in 0..PAIR_BLOCK {
+        // t = G g, a column of the kernel at a time; then U's row r is G applied to t's row r.
+        let t0 = g_col(g[0][i], g[3][i], g[6][i]);
+        let t1 = g_col(g[1][i], g[4][i], g[7][i]);
+        let t2 = g_col(g[2][i], g[5][i], g[8][i]);
+        for r in 0..4 {
+            let row = g_col(t0[r], t1[r], t2[r]);
+            for (j, v) in row.into_iter().enumerate() {
+                u[r * 4 + j][i] = v;
+            }
+        }
+    }
+}
+
+/// `dW = G^T Wd G` for a block of pairs' 4x4 sums `wd`, one pair a lane.
+#[inline(always)]
+fn weight_grad_back_body(wd: &[Pairs; 16], dw: &mut [Pairs; 9]) {
+    for i in 0..PAIR_BLOCK {
+        // h = Wd G (4x3), a row at a time; then dW's column l is G^T applied to h's column l.
+        let mut h = [[0.0; 3]; 4];
+        for (r, h) in h.iter_mut().enumerate() {
+            let q = &wd[r * 4..r * 4 + 4];
+            *h = gt([q[0][i], q[1][i], q[2][i], q[3][i]]);
+        }
         for l in 0..3 {
-            let (g0, g1, g2) = (g[l], g[3 + l], g[6 + l]);
-            t[0][l] = g0;
-            t[1][l] = 0.5 * (g0 + g1 + g2);
-            t[2][l] = 0.5 * (g0 - g1 + g2);
-            t[3][l] = g2;
+            let col = gt([h[0][l], h[1][l], h[2][l], h[3][l]]);
+            for (k, v) in col.into_iter().enumerate() {
+                dw[k * 3 + l][i] = v;
+            }
         }
-        let mut u = [0.0f32; 16];
-        for (i, row) in t.iter().enumerate() {
-            let (a, b, c) = (row[0], row[1], row[2]);
-            u[i * 4..i * 4 + 4].copy_from_slice(&[a, 0.5 * (a + b + c), 0.5 * (a - b + c), c]);
-        }
-        u
-    })
+    }
 }
 
 /// `a[t] = row[2t]`, `b[t] = row[2t + 1]`, zero past the row's end.
@@ -165,6 +195,8 @@ fn deinterleave_body(src: &[f32], a: &mut [f32], b: &mut [f32]) {
 // vectors the CPU has (see `super::simd`): one call a task and direction, since per row (a
 // 6x6 plane's row is 6 floats) the calls cost more than the work (bench/NOTES.md section 26).
 simd_copies! {
+    fn weight_transform(g: &[Pairs; 9], u: &mut [Pairs; 16]) => weight_transform_body;
+    fn weight_grad_back(wd: &[Pairs; 16], dw: &mut [Pairs; 9]) => weight_grad_back_body;
     fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], raw: &mut [f32])
         => input_transform_body;
     fn output_transform(m: &[f32], d: &Dims, task: Task, out: &SharedOut, yb: &mut [f32])
@@ -348,28 +380,13 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
         });
     };
     let acc = sum_over_tasks(&tasks(&d), 16 * pairs, task);
-    // dW = G^T Wd G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
-    let gt = |k: usize, q: [f32; 4]| match k {
-        0 => q[0] + 0.5 * (q[1] + q[2]),
-        1 => 0.5 * (q[1] - q[2]),
-        _ => 0.5 * (q[1] + q[2]) + q[3],
-    };
-    from_positions::<16>(&acc, pairs, |wd| {
-        // Columns first: h[i][l] = sum_j Wd[i][j] G[j][l].
-        let h: [[f32; 3]; 4] = std::array::from_fn(|i| {
-            std::array::from_fn(|l| gt(l, std::array::from_fn(|j| wd[i * 4 + j])))
-        });
-        std::array::from_fn(|kl| {
-            let (k, l) = (kl / 3, kl % 3);
-            gt(k, [h[0][l], h[1][l], h[2][l], h[3][l]])
-        })
-    })
+    from_positions(&acc, pairs, weight_grad_back)
 }
 
 /// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     d.check_forward(x, weight);
-    let u = transform_weights(weight, &d);
+    let u = by_position(weight, weight_transform);
     let (c_in, c_out) = (d.c_in, d.c_out);
     let rl = d.w.div_ceil(2) + 1;
     let fill = |task: Task, out: &SharedOut| {

@@ -19,8 +19,8 @@
 //! end to end in these arrays, `tw` tiles each.
 use super::Dims;
 use super::tiles::{
-    Task, accumulate_products, by_position, fill_output, from_positions, products, rows_mut,
-    tile_rows, tile_rows_per_task, with_scratch,
+    PAIR_BLOCK, Pairs, Task, accumulate_products, by_position, fill_output, from_positions,
+    products, rows_mut, tile_rows, tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
 use crate::ops::simd::simd_copies;
@@ -53,33 +53,69 @@ pub fn pays_for_weight_grad(d: &Dims) -> bool {
     d.c_in.min(d.c_out) >= 16 && d.h.min(d.w) >= 12
 }
 
-/// `U[xi][co][ci] = (G g G^T)[xi]` for every 3x3 kernel `g`, computed in f64 so that the only
-/// rounding is the final one (G's 1/6, 1/12 and 1/24 are not exact in f32).
-fn transform_weights(weight: &[f32], d: &Dims) -> Vec<f32> {
-    // G g for one column (g0, g1, g2) of the kernel.
-    let g_col = |g0: f64, g1: f64, g2: f64| {
-        [
-            g0 / 4.0,
-            -(g0 + g1 + g2) / 6.0,
-            -(g0 - g1 + g2) / 6.0,
-            g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
-            g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
-            g2,
-        ]
-    };
-    by_position::<36>(d.c_out * d.c_in, |p| {
-        let g: [f64; 9] = std::array::from_fn(|k| f64::from(weight[p * 9 + k]));
-        // t = G g: 6x3, one column at a time.
-        let cols: [[f64; 6]; 3] = std::array::from_fn(|l| g_col(g[l], g[3 + l], g[6 + l]));
-        let mut u = [0.0f32; 36];
-        for i in 0..6 {
-            let row = g_col(cols[0][i], cols[1][i], cols[2][i]);
+const SIXTH: f64 = 1.0 / 6.0;
+const TWELFTH: f64 = 1.0 / 12.0;
+const TWENTY_FOURTH: f64 = 1.0 / 24.0;
+
+/// `G g` for one column `(g0, g1, g2)` of a kernel, in f64 (G's 1/6, 1/12 and 1/24 are not exact
+/// in f32), by multiplications, so that the weight transforms vectorise across pairs.
+#[inline(always)]
+fn g_col(g0: f64, g1: f64, g2: f64) -> [f64; 6] {
+    [
+        0.25 * g0,
+        -SIXTH * (g0 + g1 + g2),
+        -SIXTH * (g0 - g1 + g2),
+        TWENTY_FOURTH * g0 + TWELFTH * g1 + SIXTH * g2,
+        TWENTY_FOURTH * g0 - TWELFTH * g1 + SIXTH * g2,
+        g2,
+    ]
+}
+
+/// `G^T q` for six values `q` (G's columns applied to them), in f64 as [`g_col`].
+#[inline(always)]
+fn gt(q: [f64; 6]) -> [f64; 3] {
+    [
+        0.25 * q[0] - SIXTH * (q[1] + q[2]) + TWENTY_FOURTH * (q[3] + q[4]),
+        SIXTH * (q[2] - q[1]) + TWELFTH * (q[3] - q[4]),
+        SIXTH * (q[3] + q[4] - q[1] - q[2]) + q[5],
+    ]
+}
+
+/// `U = G g G^T` for a block of pairs' kernels, one pair a lane, rounded to f32 once at the end.
+#[inline(always)]
+fn weight_transform_body(g: &[Pairs; 9], u: &mut [Pairs; 36]) {
+    for i in 0..PAIR_BLOCK {
+        let tap = |k: usize| f64::from(g[k][i]);
+        // t = G g, a column of the kernel at a time; then U's row r is G applied to t's row r.
+        let t0 = g_col(tap(0), tap(3), tap(6));
+        let t1 = g_col(tap(1), tap(4), tap(7));
+        let t2 = g_col(tap(2), tap(5), tap(8));
+        for r in 0..6 {
+            let row = g_col(t0[r], t1[r], t2[r]);
             for (j, v) in row.into_iter().enumerate() {
-                u[i * 6 + j] = v as f32;
+                u[r * 6 + j][i] = v as f32;
             }
         }
-        u
-    })
+    }
+}
+
+/// `dW = G^T Wd G` for a block of pairs' 6x6 sums `wd`, one pair a lane, in f64.
+#[inline(always)]
+fn weight_grad_back_body(wd: &[Pairs; 36], dw: &mut [Pairs; 9]) {
+    for i in 0..PAIR_BLOCK {
+        // h = Wd G (6x3), a row at a time; then dW's column l is G^T applied to h's column l.
+        let mut h = [[0.0; 3]; 6];
+        for (r, h) in h.iter_mut().enumerate() {
+            let q = |j: usize| f64::from(wd[r * 6 + j][i]);
+            *h = gt([q(0), q(1), q(2), q(3), q(4), q(5)]);
+        }
+        for l in 0..3 {
+            let col = gt([h[0][l], h[1][l], h[2][l], h[3][l], h[4][l], h[5][l]]);
+            for (k, v) in col.into_iter().enumerate() {
+                dw[k * 3 + l][i] = v as f32;
+            }
+        }
+    }
 }
 
 /// Row `I` of B^T applied to `d`:
@@ -376,6 +412,8 @@ fn deinterleave4_body(src: &[f32], d0: &mut [f32], d1: &mut [f32], d2: &mut [f32
 // run, the calls' argument passing took as many samples as the steps' work (bench/NOTES.md
 // section 26).
 simd_copies! {
+    fn weight_transform(g: &[Pairs; 9], u: &mut [Pairs; 36]) => weight_transform_body;
+    fn weight_grad_back(wd: &[Pairs; 36], dw: &mut [Pairs; 9]) => weight_grad_back_body;
     fn input_transform(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch: &mut [f32])
         => input_transform_body;
     fn output_transform(
@@ -677,7 +715,7 @@ pub fn forward_add(x: &[f32], weight: &[f32], addend: Option<&[f32]>, d: Dims) -
         );
     }
     let tw = d.w.div_ceil(4);
-    let u = transform_weights(weight, &d);
+    let u = by_position(weight, weight_transform);
     let (c_in, c_out) = (d.c_in, d.c_out);
     let fill = |task: Task, out: &SharedOut| {
         let n = task.1 * tw;
@@ -712,20 +750,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
         });
     };
     let acc = sum_over_tasks(&tasks(&d), 36 * pairs, task);
-    // dW = G^T Wd G, in f64 as the weight transform: column k of G applied to six values.
-    let gt = |k: usize, q: [f64; 6]| match k {
-        0 => q[0] / 4.0 - (q[1] + q[2]) / 6.0 + (q[3] + q[4]) / 24.0,
-        1 => (q[2] - q[1]) / 6.0 + (q[3] - q[4]) / 12.0,
-        _ => -(q[1] + q[2]) / 6.0 + (q[3] + q[4]) / 6.0 + q[5],
-    };
-    from_positions::<36>(&acc, pairs, |q| {
-        let wd = |i: usize, j: usize| f64::from(q[i * 6 + j]);
-        // Columns first: hh[i][l] = sum_j Wd[i][j] G[j][l].
-        let hh: [[f64; 3]; 6] = std::array::from_fn(|i| {
-            std::array::from_fn(|l| gt(l, std::array::from_fn(|j| wd(i, j))))
-        });
-        std::array::from_fn(|kl| gt(kl / 3, std::array::from_fn(|i| hh[i][kl % 3])) as f32)
-    })
+    from_positions(&acc, pairs, weight_grad_back)
 }
 
 // The AVX-512 paths against the portable ones: x86-64 only.
