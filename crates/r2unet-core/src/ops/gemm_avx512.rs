@@ -8,11 +8,10 @@
 //! 108 (bench/NOTES.md section 22). Nothing is packed: a block of 4 rows of `dst` by 64 columns
 //! keeps its 16 accumulators in registers while it walks the `k` rows of `rhs` (each 64 floats,
 //! read in order) and broadcasts one `lhs` element per row and step.
-use crate::ops::simd::lanes;
+use crate::ops::simd::{lanes, transpose16};
 use std::arch::x86_64::{
-    __m512, __mmask16, _mm512_castpd_ps, _mm512_castps_pd, _mm512_fmadd_ps, _mm512_mask_storeu_ps,
-    _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4,
-    _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
+    __m512, __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+    _mm512_set1_ps, _mm512_setzero_ps,
 };
 
 /// Whether [`gemm`] can run here.
@@ -113,55 +112,6 @@ pub(super) unsafe fn gemm_nt_acc(
 thread_local! {
     /// [`gemm_nt_acc`]'s transposed `rhs`, kept between calls.
     static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The transpose of a 16 x 16 block: `out[c]` lane `r` is `rows[r]` lane `c`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
-    // t[2q], t[2q + 1]: rows 2q and 2q + 1 interleaved, columns 4L + (0, 1) and 4L + (2, 3) of
-    // each 128-bit lane L.
-    let t: [__m512; 16] = std::array::from_fn(|i| {
-        let (a, b) = (r[i & !1], r[i | 1]);
-        if i % 2 == 0 {
-            _mm512_unpacklo_ps(a, b)
-        } else {
-            _mm512_unpackhi_ps(a, b)
-        }
-    });
-    // u[4g + x], lane L: column 4L + x of rows 4g..4g + 4.
-    let u: [__m512; 16] = std::array::from_fn(|i| {
-        let (g, x) = (i / 4, i % 4);
-        let (a, b) = (
-            _mm512_castps_pd(t[4 * g + x / 2]),
-            _mm512_castps_pd(t[4 * g + 2 + x / 2]),
-        );
-        _mm512_castpd_ps(if x % 2 == 0 {
-            _mm512_unpacklo_pd(a, b)
-        } else {
-            _mm512_unpackhi_pd(a, b)
-        })
-    });
-    // Column 4L + x: lane L of u[x], u[4 + x], u[8 + x], u[12 + x].
-    std::array::from_fn(|c| {
-        let (l, x) = (c / 4, c % 4);
-        let (a, b) = if l < 2 {
-            (
-                _mm512_shuffle_f32x4::<0x44>(u[x], u[4 + x]),
-                _mm512_shuffle_f32x4::<0x44>(u[8 + x], u[12 + x]),
-            )
-        } else {
-            (
-                _mm512_shuffle_f32x4::<0xEE>(u[x], u[4 + x]),
-                _mm512_shuffle_f32x4::<0xEE>(u[8 + x], u[12 + x]),
-            )
-        };
-        if l % 2 == 0 {
-            _mm512_shuffle_f32x4::<0x88>(a, b)
-        } else {
-            _mm512_shuffle_f32x4::<0xDD>(a, b)
-        }
-    })
 }
 
 /// [`gemm`], adding to `dst` (which must then be valid for reads too) where `accumulate`.

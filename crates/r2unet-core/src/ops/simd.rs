@@ -21,6 +21,60 @@ pub(crate) fn lanes(k: usize) -> std::arch::x86_64::__mmask16 {
     }
 }
 
+/// The transpose of a 16 x 16 block: `out[c]` lane `r` is `rows[r]` lane `c`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__m512; 16] {
+    use std::arch::x86_64::{
+        _mm512_castpd_ps, _mm512_castps_pd, _mm512_shuffle_f32x4, _mm512_unpackhi_pd,
+        _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
+    };
+    // t[2q], t[2q + 1]: rows 2q and 2q + 1 interleaved, columns 4L + (0, 1) and 4L + (2, 3) of
+    // each 128-bit lane L.
+    let t: [std::arch::x86_64::__m512; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_ps(a, b)
+        } else {
+            _mm512_unpackhi_ps(a, b)
+        }
+    });
+    // u[4g + x], lane L: column 4L + x of rows 4g..4g + 4.
+    let u: [std::arch::x86_64::__m512; 16] = std::array::from_fn(|i| {
+        let (g, x) = (i / 4, i % 4);
+        let (a, b) = (
+            _mm512_castps_pd(t[4 * g + x / 2]),
+            _mm512_castps_pd(t[4 * g + 2 + x / 2]),
+        );
+        _mm512_castpd_ps(if x % 2 == 0 {
+            _mm512_unpacklo_pd(a, b)
+        } else {
+            _mm512_unpackhi_pd(a, b)
+        })
+    });
+    // Column 4L + x: lane L of u[x], u[4 + x], u[8 + x], u[12 + x].
+    std::array::from_fn(|c| {
+        let (l, x) = (c / 4, c % 4);
+        let (a, b) = if l < 2 {
+            (
+                _mm512_shuffle_f32x4::<0x44>(u[x], u[4 + x]),
+                _mm512_shuffle_f32x4::<0x44>(u[8 + x], u[12 + x]),
+            )
+        } else {
+            (
+                _mm512_shuffle_f32x4::<0xEE>(u[x], u[4 + x]),
+                _mm512_shuffle_f32x4::<0xEE>(u[8 + x], u[12 + x]),
+            )
+        };
+        if l % 2 == 0 {
+            _mm512_shuffle_f32x4::<0x88>(a, b)
+        } else {
+            _mm512_shuffle_f32x4::<0xDD>(a, b)
+        }
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")

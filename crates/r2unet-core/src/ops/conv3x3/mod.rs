@@ -13,6 +13,9 @@
 #[cfg(feature = "flex")]
 mod autodiff;
 pub mod im2col;
+mod lanes;
+#[cfg(target_arch = "x86_64")]
+mod lanes_avx512;
 pub mod lowered;
 mod tiles;
 pub mod winograd;

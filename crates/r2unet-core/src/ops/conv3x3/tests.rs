@@ -83,13 +83,21 @@ fn winograd4_matches_im2col() {
         dims(1, 2, 3, 301, 258),
         dims(4, 8, 16, 17, 18),
         dims(2, 128, 64, 12, 12),
+        // Sixteen images and one more: on lanes also where the dispatch picks them.
+        dims(17, 16, 32, 12, 12),
     ] {
         let x = pseudo_random(d.batch * d.c_in * d.plane(), 7);
         let w = pseudo_random(d.c_out * d.c_in * 9, 8);
-        let got = winograd4::forward(&x, &w, d);
         let want = im2col::forward(&x, &w, d);
-        let err = relative_error(&got, &want);
+        let err = relative_error(&winograd4::forward(&x, &w, d), &want);
         assert!(err < WINOGRAD4_TOLERANCE, "{d:?}: relative error {err}");
+        // With sixteen images in the lanes, whatever the shape.
+        let got = winograd4::forward_add_lanes(&x, &w, None, d);
+        let err = relative_error(&got, &want);
+        assert!(
+            err < WINOGRAD4_TOLERANCE,
+            "{d:?} on lanes: relative error {err}"
+        );
     }
     // And against the definition itself, on a small shape.
     let d = dims(2, 3, 5, 7, 6);
@@ -113,13 +121,19 @@ fn winograd4_weight_gradient_matches_im2col() {
         dims(1, 2, 3, 61, 58),
         dims(4, 8, 16, 17, 18),
         dims(2, 128, 64, 12, 12),
+        // Sixteen images and one more: on lanes also where the dispatch picks them.
+        dims(17, 16, 32, 12, 12),
     ] {
         let x = pseudo_random(d.batch * d.c_in * d.plane(), 5);
         let dy = pseudo_random(d.batch * d.c_out * d.plane(), 6);
-        let got = winograd4::weight_grad(&x, &dy, d);
         let want = im2col::weight_grad(&x, &dy, d);
-        let err = relative_error(&got, &want);
+        let err = relative_error(&winograd4::weight_grad(&x, &dy, d), &want);
         assert!(err < WINOGRAD4_TOLERANCE, "{d:?}: relative error {err}");
+        let err = relative_error(&winograd4::weight_grad_lanes(&x, &dy, d), &want);
+        assert!(
+            err < WINOGRAD4_TOLERANCE,
+            "{d:?} on lanes: relative error {err}"
+        );
     }
 }
 
@@ -213,6 +227,8 @@ fn forward_and_gradients_match_burns_convolution() {
         (3, 16, 32, 13, 12),
         // F(3x3) for all three (32 channels, 6x6 planes, sixteen images and one more).
         (17, 32, 32, 6, 6),
+        // F(4x4) on lanes for all three where the CPU has AVX-512 (12x12, sixteen images).
+        (16, 16, 16, 12, 12),
     ] {
         let layer = conv(c_in, c_out, &device);
         let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)
@@ -262,6 +278,7 @@ fn conv_plus_addend_matches_burns_convolution_and_add() {
         (2, 32, 14, 9),
         (2, 3, 9, 7),
         (16, 32, 6, 6),
+        (16, 16, 12, 12),
     ] {
         let layer = conv(c, c, &device);
         let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device)

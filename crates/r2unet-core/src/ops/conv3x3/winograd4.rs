@@ -18,6 +18,7 @@
 //! transform's four columns per tile are interleaved back the same way. A task's tile rows lie
 //! end to end in these arrays, `tw` tiles each.
 use super::Dims;
+use super::lanes::{self, Kernel, Task as LanesTask, Tile};
 use super::tiles::{
     PAIR_BLOCK, Pairs, Task, accumulate_products, by_position, fill_output, from_positions,
     products, rows_mut, tile_rows, tile_rows_per_task, with_scratch,
@@ -36,6 +37,16 @@ use crate::ops::simd::simd_copies;
 pub fn pays(d: &Dims) -> bool {
     let (c, side) = (d.c_in.min(d.c_out), d.h.min(d.w));
     c >= 16 && (side >= 24 || (side >= 12 && rows_by_hand()))
+}
+
+/// Whether F(4x4) runs with sixteen images in the lanes ([`super::lanes`]) rather than along the
+/// rows: on planes up to 16 wide and high, whose rows hold four tiles or fewer (a 12x12 plane's
+/// three fill 3 of the row transforms' 16 lanes). Kernel bench at 64 channels on 12x12 planes
+/// (bench/NOTES.md section 27): forward 464 against 380 GFLOP/s, weight gradient 423 against
+/// 352; at 24x24 the rows win (385 against 284). AVX-512 only: elsewhere the copies into the
+/// lanes are not written by hand (`lanes_avx512.rs`), and 12x12 planes stay on F(2x2).
+fn on_lanes(d: &Dims) -> bool {
+    rows_by_hand() && d.h.max(d.w) <= 16 && d.batch >= lanes::LANES
 }
 
 /// Whether the per-row transforms run by hand (`winograd4_avx512.rs`).
@@ -714,6 +725,9 @@ pub fn forward_add(x: &[f32], weight: &[f32], addend: Option<&[f32]>, d: Dims) -
             "conv3x3: addend length"
         );
     }
+    if on_lanes(&d) {
+        return forward_add_lanes(x, weight, addend, d);
+    }
     let tw = d.w.div_ceil(4);
     let u = by_position(weight, weight_transform);
     let (c_in, c_out) = (d.c_in, d.c_out);
@@ -736,6 +750,9 @@ pub fn forward_add(x: &[f32], weight: &[f32], addend: Option<&[f32]>, d: Dims) -
 /// `sum over tiles of (A dY A^T)[xi] (B^T x B)[xi]^T` (a GEMM with the tiles as its long inner
 /// dimension), then `G^T . G` back to 3x3.
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
+    if on_lanes(&d) {
+        return weight_grad_lanes(x, dy, d);
+    }
     d.check_weight_grad(x, dy);
     let tw = d.w.div_ceil(4);
     let (c_in, c_out) = (d.c_in, d.c_out);
@@ -751,6 +768,89 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     };
     let acc = sum_over_tasks(&tasks(&d), 36 * pairs, task);
     from_positions(&acc, pairs, weight_grad_back)
+}
+
+/// F(4x4)'s transforms of a tile on lanes of images ([`super::lanes`]): [`bt_row`], [`at`], and
+/// A's rows 1; 1 1 1 1; 1 -1 1 -1; 1 2 4 8; 1 -2 4 -8; 0 0 0 1.
+struct F4;
+
+impl Tile<4, 6> for F4 {
+    #[inline(always)]
+    fn bt(d: [f32; 6]) -> [f32; 6] {
+        [
+            bt_row::<0>(d),
+            bt_row::<1>(d),
+            bt_row::<2>(d),
+            bt_row::<3>(d),
+            bt_row::<4>(d),
+            bt_row::<5>(d),
+        ]
+    }
+
+    #[inline(always)]
+    fn at(m: [f32; 6]) -> [f32; 4] {
+        at(m)
+    }
+
+    #[inline(always)]
+    fn a([y0, y1, y2, y3]: [f32; 4]) -> [f32; 6] {
+        let (e, o) = (y0 + y2, y1 + y3);
+        let (e2, o2) = (y0 + 4.0 * y2, 2.0 * y1 + 8.0 * y3);
+        [y0, e + o, e - o, e2 + o2, e2 - o2, y3]
+    }
+}
+
+#[inline(always)]
+fn lanes_input_body(x: &[f32], d: &Dims, task: &LanesTask, v: &mut [f32], pad: &mut [f32]) {
+    lanes::input_transform_body::<4, 6, F4>(x, d, task, v, pad);
+}
+
+#[inline(always)]
+fn lanes_output_body(
+    m: &[f32],
+    d: &Dims,
+    task: &LanesTask,
+    addend: Option<&[f32]>,
+    out: &SharedOut,
+    yt: &mut [f32],
+) {
+    lanes::output_transform_body::<4, 6, F4>(m, d, task, addend, out, yt);
+}
+
+#[inline(always)]
+fn lanes_output_grad_body(dy: &[f32], d: &Dims, task: &LanesTask, m: &mut [f32], pad: &mut [f32]) {
+    lanes::output_grad_transform_body::<4, 6, F4>(dy, d, task, m, pad);
+}
+
+simd_copies! {
+    fn lanes_input(x: &[f32], d: &Dims, task: &LanesTask, v: &mut [f32], pad: &mut [f32])
+        => lanes_input_body;
+    fn lanes_output(
+        m: &[f32], d: &Dims, task: &LanesTask, addend: Option<&[f32]>, out: &SharedOut,
+        yt: &mut [f32]
+    ) => lanes_output_body;
+    fn lanes_output_grad(dy: &[f32], d: &Dims, task: &LanesTask, m: &mut [f32], pad: &mut [f32])
+        => lanes_output_grad_body;
+}
+
+/// F(4x4) with sixteen images in the lanes ([`super::lanes`]).
+const LANES_KERNEL: Kernel<36> = Kernel {
+    m: 4,
+    weight_transform,
+    weight_grad_back,
+    input: lanes_input,
+    output: lanes_output,
+    output_grad: lanes_output_grad,
+};
+
+/// [`forward_add`] with sixteen images in the lanes.
+pub fn forward_add_lanes(x: &[f32], weight: &[f32], addend: Option<&[f32]>, d: Dims) -> Vec<f32> {
+    lanes::forward_add(&LANES_KERNEL, x, weight, addend, d)
+}
+
+/// [`weight_grad`] with sixteen images in the lanes.
+pub fn weight_grad_lanes(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
+    lanes::weight_grad(&LANES_KERNEL, x, dy, d)
 }
 
 // The AVX-512 paths against the portable ones: x86-64 only.

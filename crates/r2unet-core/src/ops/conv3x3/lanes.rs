@@ -1,0 +1,453 @@
+//! Winograd F(MxM, 3x3) on small planes with sixteen images in the lanes of a vector: the tasks,
+//! the copies of planes into and out of the lanes, and the tile loops, shared by
+//! [`super::winograd3`]'s F(3x3) and [`super::winograd4`]'s F(4x4) on small planes. Each kernel
+//! gives its transforms as formulas on one lane ([`Tile`]); the loops here run them on sixteen.
+//!
+//! Why: a 6x6 or 12x12 plane has two or three tiles to a row, too few for the vectors that the
+//! row-wise transforms fill along a row ([`super::winograd`], [`super::winograd4`]). Here the
+//! vector runs across images instead: a task takes sixteen images, copies channel `c` of each
+//! into one lane of a zero-padded plane of `[f32; 16]` pixels, and every transform step is then
+//! an element-wise operation on whole vectors, a tile at a time. Column `t * 16 + lane` of the
+//! transformed arrays is the task's tile `t` of its image `lane`.
+use std::ops::Range;
+
+use super::Dims;
+use super::tiles::{
+    Pairs, accumulate_products, by_position, from_positions, products, with_scratch,
+};
+use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
+
+/// Images per task: one per lane of an AVX-512 vector (two AVX2 vectors, four SIMD128 ones).
+pub(super) const LANES: usize = 16;
+
+/// One pixel of sixteen images.
+pub(super) type Lanes = [f32; LANES];
+
+/// The transforms of F(MxM, 3x3), `A = M + 2`, as formulas on one lane's values; the loops below
+/// run them on every lane, where the compiler vectorises them.
+pub(super) trait Tile<const M: usize, const A: usize> {
+    /// `B^T d` for a tile's row or column of inputs.
+    fn bt(d: [f32; A]) -> [f32; A];
+    /// `A^T m` for a row or column of products.
+    fn at(m: [f32; A]) -> [f32; M];
+    /// `A y` (the adjoint of [`Tile::at`]) for a row or column of output gradients.
+    fn a(y: [f32; M]) -> [f32; A];
+}
+
+/// A task: a run of tile rows of sixteen images (fewer in the last group). Its transformed
+/// columns are `(tile - first tile, image - first image)`, sixteen per tile whatever the number
+/// of images (the lanes past the last image are zeros on the input side and ignored on the
+/// output side).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Task {
+    first: usize,
+    images: usize,
+    ty: usize,
+    rows: usize,
+}
+
+/// Transformed columns per task, near this: a task's transformed inputs and products (`25 x 128
+/// x 32` floats each for F(3x3) at 128 channels) then stay in a core's L2 with some of the
+/// transformed weights; with whole 6x6 planes' 64 they did not, and the GEMMs ran at two thirds
+/// of their speed (bench/NOTES.md section 27).
+const TASK_COLUMNS: usize = 32;
+
+/// A task's input transform: `(x, d, task, v, plane scratch)`.
+type InputTransform = fn(&[f32], &Dims, &Task, &mut [f32], &mut [f32]);
+/// A task's output transform: `(m, d, task, addend, out, plane scratch)`.
+type OutputTransform = fn(&[f32], &Dims, &Task, Option<&[f32]>, &SharedOut, &mut [f32]);
+
+/// One kernel's parts: its tile side `m`, its weight transforms and its transforms of a task's
+/// tiles (the lane loops below, compiled for the widest vectors the CPU has; see `super::simd`).
+pub(super) struct Kernel<const P: usize> {
+    pub m: usize,
+    pub weight_transform: fn(&[Pairs; 9], &mut [Pairs; P]),
+    pub weight_grad_back: fn(&[Pairs; P], &mut [Pairs; 9]),
+    pub input: InputTransform,
+    pub output: OutputTransform,
+    /// `(dy, d, task, m, plane scratch)`, the shape of an input transform.
+    pub output_grad: InputTransform,
+}
+
+/// Tiles down and across a plane.
+fn tiles(d: &Dims, m: usize) -> (usize, usize) {
+    (d.h.div_ceil(m), d.w.div_ceil(m))
+}
+
+/// The padded plane's sides: the tiles' inputs overlap by 2, and the plane has a zero border of
+/// one pixel on the top and left, and of at least one on the bottom and right.
+fn padded(d: &Dims, m: usize) -> (usize, usize) {
+    let (th, tw) = tiles(d, m);
+    (m * th + 2, m * tw + 2)
+}
+
+/// The tasks: each group of sixteen images split into runs of tile rows.
+fn tasks(d: &Dims, m: usize) -> Vec<Task> {
+    let (th, tw) = tiles(d, m);
+    let per_task = (TASK_COLUMNS / (tw * LANES)).max(1);
+    let mut tasks = Vec::new();
+    for first in (0..d.batch).step_by(LANES) {
+        for ty in (0..th).step_by(per_task) {
+            tasks.push(Task {
+                first,
+                images: LANES.min(d.batch - first),
+                ty,
+                rows: per_task.min(th - ty),
+            });
+        }
+    }
+    tasks
+}
+
+/// Columns of the transformed arrays of `task`.
+fn columns(d: &Dims, m: usize, task: &Task) -> usize {
+    task.rows * tiles(d, m).1 * LANES
+}
+
+/// Floats of scratch for a task's planes of lanes: the padded input plane, or the output plane.
+fn plane_scratch(d: &Dims, m: usize) -> usize {
+    let ((th, tw), (ph, pw)) = (tiles(d, m), padded(d, m));
+    LANES * (ph * pw).max(m * th * m * tw)
+}
+
+/// `buf` as pixels of sixteen lanes.
+#[inline(always)]
+fn as_lanes(buf: &mut [f32]) -> &mut [Lanes] {
+    buf.as_chunks_mut::<LANES>().0
+}
+
+/// Copies rows `rows` (clipped to the plane) of plane `ci` of the task's images into the lanes
+/// of `pad` (rows `pw` pixels long), one pixel in from its top left corner; the rest of `pad`
+/// (the border, the rows that the task does not read, and the lanes past its last image) stays
+/// as the caller zeroed it.
+#[inline(always)]
+fn gather(
+    x: &[f32],
+    d: &Dims,
+    task: &Task,
+    ci: usize,
+    rows: Range<usize>,
+    pad: &mut [Lanes],
+    pw: usize,
+) {
+    let plane = d.plane();
+    let rows = rows.start..rows.end.min(d.h);
+    let image = |l: usize| ((task.first + l) * d.c_in + ci) * plane;
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::simd::has_avx512() {
+        for r in rows {
+            for c0 in (0..d.w).step_by(LANES) {
+                let cols = LANES.min(d.w - c0);
+                let at = |l: usize| image(l) + r * d.w + c0;
+                // SAFETY: AVX-512F is there (checked); `cols` floats of row r of each image's
+                // plane (bounds-checked), into `cols` pixels of `pad` (bounds-checked).
+                unsafe {
+                    super::lanes_avx512::to_lanes(
+                        |l| x[at(l)..at(l) + cols].as_ptr(),
+                        task.images,
+                        cols,
+                        &mut pad[(r + 1) * pw + 1 + c0..][..cols],
+                    )
+                };
+            }
+        }
+        return;
+    }
+    for l in 0..task.images {
+        let src = &x[image(l)..][..plane];
+        for r in rows.clone() {
+            let dst = &mut pad[(r + 1) * pw + 1..][..d.w];
+            for (p, &v) in dst.iter_mut().zip(&src[r * d.w..(r + 1) * d.w]) {
+                p[l] = v;
+            }
+        }
+    }
+}
+
+/// Writes output rows `rows` of the task's images' planes of channel `co` from the output plane
+/// of lanes `yt` (rows `yw` pixels long), plus `addend`'s where given.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn scatter(
+    yt: &[Lanes],
+    yw: usize,
+    d: &Dims,
+    task: &Task,
+    co: usize,
+    rows: Range<usize>,
+    addend: Option<&[f32]>,
+    out: &SharedOut,
+) {
+    let plane = d.plane();
+    let image = |l: usize| ((task.first + l) * d.c_out + co) * plane;
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::simd::has_avx512() {
+        for r in rows {
+            for c0 in (0..d.w).step_by(LANES) {
+                let cols = LANES.min(d.w - c0);
+                let at = |l: usize| image(l) + r * d.w + c0;
+                let src = &yt[r * yw + c0..][..cols];
+                // SAFETY: AVX-512F is there (checked); `cols` floats of row r of each image's
+                // plane, inside `out` (checked by `at`) and written by this task only (the
+                // caller's contract with `fill_parts`); the addend's likewise (bounds-checked).
+                unsafe {
+                    let dst = |l: usize| out.at(at(l) + cols).sub(cols);
+                    match addend {
+                        Some(a) => {
+                            let a = |l: usize| a[at(l)..at(l) + cols].as_ptr();
+                            super::lanes_avx512::from_lanes(src, task.images, cols, dst, Some(&a))
+                        }
+                        None => super::lanes_avx512::from_lanes(src, task.images, cols, dst, None),
+                    }
+                };
+            }
+        }
+        return;
+    }
+    for l in 0..task.images {
+        let at = image(l);
+        // SAFETY: the task's output rows of its images' planes, written by this task only (the
+        // caller's contract with `fill_parts`).
+        let dst = unsafe { out.slice_mut(at + rows.start * d.w..at + rows.end * d.w) };
+        for (r, row) in rows.clone().zip(dst.chunks_exact_mut(d.w)) {
+            let src = &yt[r * yw..][..d.w];
+            match addend {
+                Some(a) => {
+                    let a = &a[at + r * d.w..][..d.w];
+                    for ((o, y), a) in row.iter_mut().zip(src).zip(a) {
+                        *o = y[l] + a;
+                    }
+                }
+                None => {
+                    for (o, y) in row.iter_mut().zip(src) {
+                        *o = y[l];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[i][l] = f(d(0)[l], ..., d(N - 1)[l])[i]` on every lane `l`.
+#[inline(always)]
+fn on_lanes<const N: usize, const K: usize>(
+    d: impl Fn(usize) -> Lanes,
+    f: impl Fn([f32; N]) -> [f32; K],
+    out: &mut [Lanes; K],
+) {
+    let d: [Lanes; N] = {
+        let mut a = [[0.0; LANES]; N];
+        for (k, a) in a.iter_mut().enumerate() {
+            *a = d(k);
+        }
+        a
+    };
+    for l in 0..LANES {
+        let mut e = [0.0; N];
+        for (e, d) in e.iter_mut().zip(&d) {
+            *e = d[l];
+        }
+        for (o, v) in out.iter_mut().zip(f(e)) {
+            o[l] = v;
+        }
+    }
+}
+
+/// V = B^T d B for every tile of the task: `v[(xi * c_in + ci) * n + t * 16 + lane]`, `n` its
+/// columns. `pad` holds the padded plane, [`padded`] pixels of sixteen lanes.
+#[inline(always)]
+pub(super) fn input_transform_body<const M: usize, const A: usize, T: Tile<M, A>>(
+    x: &[f32],
+    d: &Dims,
+    task: &Task,
+    v: &mut [f32],
+    pad: &mut [f32],
+) {
+    let (tw, (ph, pw)) = (tiles(d, M).1, padded(d, M));
+    let (n, c_in) = (columns(d, M, task), d.c_in);
+    let pad = &mut as_lanes(pad)[..ph * pw];
+    pad.fill([0.0; LANES]);
+    // The plane rows that the task's tiles read: padded rows M ty to M (ty + rows) + 1.
+    let read = (M * task.ty).saturating_sub(1)..M * (task.ty + task.rows) + 1;
+    let v = as_lanes(v);
+    let (mut rows, mut out) = ([[[0.0; LANES]; A]; A], [[0.0; LANES]; A]);
+    for ci in 0..c_in {
+        gather(x, d, task, ci, read.clone(), pad, pw);
+        for ty in task.ty..task.ty + task.rows {
+            for tx in 0..tw {
+                // Along the tile's rows (A consecutive pixels each), then down its columns.
+                for (k, row) in rows.iter_mut().enumerate() {
+                    let p = &pad[(M * ty + k) * pw + M * tx..][..A];
+                    on_lanes(|j| p[j], T::bt, row);
+                }
+                let col = ((ty - task.ty) * tw + tx) * LANES;
+                for j in 0..A {
+                    on_lanes(|k| rows[k][j], T::bt, &mut out);
+                    for (i, o) in out.iter().enumerate() {
+                        v[(((i * A + j) * c_in + ci) * n + col) / LANES] = *o;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Y = A^T M A for every tile of the task, written into its output rows of `out` (plus
+/// `addend`'s, where given); `m[(xi * c_out + co) * n + t * 16 + lane]` as [`products`] leaves
+/// it. `yt` holds the output plane, `M th x M tw` pixels of sixteen lanes.
+#[inline(always)]
+pub(super) fn output_transform_body<const M: usize, const A: usize, T: Tile<M, A>>(
+    m: &[f32],
+    d: &Dims,
+    task: &Task,
+    addend: Option<&[f32]>,
+    out: &SharedOut,
+    yt: &mut [f32],
+) {
+    let (th, tw) = tiles(d, M);
+    let (n, c_out, yw) = (columns(d, M, task), d.c_out, M * tw);
+    let yt = &mut as_lanes(yt)[..M * th * yw];
+    let products = m.as_chunks::<LANES>().0;
+    let (mut rows, mut y) = ([[[0.0; LANES]; M]; A], [[0.0; LANES]; M]);
+    // The task's output rows (the last tile row's clipped at the bottom edge).
+    let out_rows = M * task.ty..(M * (task.ty + task.rows)).min(d.h);
+    for co in 0..c_out {
+        for ty in task.ty..task.ty + task.rows {
+            for tx in 0..tw {
+                let col = ((ty - task.ty) * tw + tx) * LANES;
+                let product = |xi: usize| products[((xi * c_out + co) * n + col) / LANES];
+                for (i, row) in rows.iter_mut().enumerate() {
+                    on_lanes(|j| product(i * A + j), T::at, row);
+                }
+                for c in 0..M {
+                    on_lanes(|i| rows[i][c], T::at, &mut y);
+                    for (r, y) in y.iter().enumerate() {
+                        yt[(M * ty + r) * yw + M * tx + c] = *y;
+                    }
+                }
+            }
+        }
+        scatter(yt, yw, d, task, co, out_rows.clone(), addend, out);
+    }
+}
+
+/// A dY A^T for every tile of the task: from the MxM output gradients to the `A x A` product
+/// positions, into `m[(xi * c_out + co) * n + t * 16 + lane]`. `pad` holds a padded plane
+/// ([`padded`] pixels of sixteen lanes; the output gradient is zero outside the plane).
+#[inline(always)]
+pub(super) fn output_grad_transform_body<const M: usize, const A: usize, T: Tile<M, A>>(
+    dy: &[f32],
+    d: &Dims,
+    task: &Task,
+    m: &mut [f32],
+    pad: &mut [f32],
+) {
+    let (tw, (ph, pw)) = (tiles(d, M).1, padded(d, M));
+    let (n, c_out) = (columns(d, M, task), d.c_out);
+    let pad = &mut as_lanes(pad)[..ph * pw];
+    pad.fill([0.0; LANES]);
+    let grads = Dims { c_in: c_out, ..*d };
+    let m = as_lanes(m);
+    let (mut rows, mut q) = ([[[0.0; LANES]; A]; M], [[0.0; LANES]; A]);
+    for co in 0..c_out {
+        // The output gradient of the task's tile rows sits in the padded plane one pixel in, as
+        // an input would.
+        let read = M * task.ty..M * (task.ty + task.rows);
+        gather(dy, &grads, task, co, read, pad, pw);
+        for ty in task.ty..task.ty + task.rows {
+            for tx in 0..tw {
+                for (r, row) in rows.iter_mut().enumerate() {
+                    let p = &pad[(M * ty + r + 1) * pw + M * tx + 1..][..M];
+                    on_lanes(|c| p[c], T::a, row);
+                }
+                let col = ((ty - task.ty) * tw + tx) * LANES;
+                for j in 0..A {
+                    on_lanes(|r| rows[r][j], T::a, &mut q);
+                    for (i, q) in q.iter().enumerate() {
+                        m[(((i * A + j) * c_out + co) * n + col) / LANES] = *q;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `[batch, c_out, h, w]` output, filled by `task(t, out)` for every task `t`.
+///
+/// # Safety
+///
+/// `task(t, out)` writes every element of the output rows of task `t`'s tile rows (clipped at
+/// the bottom edge) of its images' planes, and no other element; `tasks` cover every tile row
+/// of every image once.
+unsafe fn fill_parts(
+    d: &Dims,
+    tasks: &[Task],
+    task: impl Fn(&Task, &SharedOut) + Send + Sync,
+) -> Vec<f32> {
+    let len = d.batch * d.c_out * d.plane();
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: `y` has room for `len` floats and is left alone until `set_len`; each task writes
+    // its own rows (the caller's contract).
+    let out = unsafe { SharedOut::new(y.spare_capacity_mut().as_mut_ptr().cast(), len) };
+    for_each_task(tasks, |t| task(t, &out));
+    // SAFETY: by the caller's contract the tasks wrote every element.
+    unsafe { y.set_len(len) };
+    y
+}
+
+/// `addend + conv3x3(x, weight)` by `kernel` (`P` = its product positions), the sum taken as
+/// each output row is written.
+pub(super) fn forward_add<const P: usize>(
+    kernel: &Kernel<P>,
+    x: &[f32],
+    weight: &[f32],
+    addend: Option<&[f32]>,
+    d: Dims,
+) -> Vec<f32> {
+    d.check_forward(x, weight);
+    if let Some(a) = addend {
+        assert_eq!(
+            a.len(),
+            d.batch * d.c_out * d.plane(),
+            "conv3x3: addend length"
+        );
+    }
+    let u = by_position(weight, kernel.weight_transform);
+    let (c_in, c_out, tile) = (d.c_in, d.c_out, kernel.m);
+    let plane = plane_scratch(&d, tile);
+    let fill = |task: &Task, out: &SharedOut| {
+        let n = columns(&d, tile, task);
+        with_scratch(P * c_in * n, P * c_out * n, plane, |v, m, plane| {
+            (kernel.input)(x, &d, task, v, plane);
+            products::<P>(&u, v, m, c_in, c_out, n);
+            (kernel.output)(m, &d, task, addend, out, plane);
+        });
+    };
+    // SAFETY: the tasks cover every tile row of every image once, and `fill` writes the output
+    // rows of its task's tile rows of its images (`kernel.output`), and nothing else.
+    unsafe { fill_parts(&d, &tasks(&d, tile), fill) }
+}
+
+/// The weights' gradient by `kernel`, as [`super::im2col::weight_grad`]: per product position
+/// `xi`, `sum over tiles of (A dY A^T)[xi] (B^T x B)[xi]^T`, then `G^T . G` back to 3x3.
+pub(super) fn weight_grad<const P: usize>(
+    kernel: &Kernel<P>,
+    x: &[f32],
+    dy: &[f32],
+    d: Dims,
+) -> Vec<f32> {
+    d.check_weight_grad(x, dy);
+    let (c_in, c_out, tile) = (d.c_in, d.c_out, kernel.m);
+    let plane = plane_scratch(&d, tile);
+    let pairs = c_out * c_in;
+    let task = |acc: &mut [f32], task: &Task| {
+        let n = columns(&d, tile, task);
+        with_scratch(P * c_in * n, P * c_out * n, plane, |v, m, plane| {
+            (kernel.input)(x, &d, task, v, plane);
+            (kernel.output_grad)(dy, &d, task, m, plane);
+            accumulate_products::<P>(acc, m, v, c_in, c_out, n);
+        });
+    };
+    let acc = sum_over_tasks(&tasks(&d, tile), P * pairs, task);
+    from_positions(&acc, pairs, kernel.weight_grad_back)
+}
