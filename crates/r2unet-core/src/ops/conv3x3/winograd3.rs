@@ -12,7 +12,7 @@
 //! and 27).
 //!
 //! Layout: a plane of 6x6 has only two tiles to a row, too few for the vectors that the other
-//! kernels fill along a row, so the vectors run across sixteen images ([`super::lanes`]).
+//! kernels fill along a row, so the vectors run across sixteen images (`lanes.rs`).
 use super::Dims;
 use super::lanes::{self, Kernel, LANES, Task, Tile};
 use super::tiles::{PAIR_BLOCK, Pairs};

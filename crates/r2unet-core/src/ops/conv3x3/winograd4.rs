@@ -39,7 +39,7 @@ pub fn pays(d: &Dims) -> bool {
     c >= 16 && (side >= 24 || (side >= 12 && rows_by_hand()))
 }
 
-/// Whether F(4x4) runs with sixteen images in the lanes ([`super::lanes`]) rather than along the
+/// Whether F(4x4) runs with sixteen images in the lanes (`lanes.rs`) rather than along the
 /// rows: on planes up to 16 wide and high, whose rows hold four tiles or fewer (a 12x12 plane's
 /// three fill 3 of the row transforms' 16 lanes). Kernel bench at 64 channels on 12x12 planes
 /// (bench/NOTES.md section 27): forward 464 against 380 GFLOP/s, weight gradient 423 against
@@ -770,7 +770,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     from_positions(&acc, pairs, weight_grad_back)
 }
 
-/// F(4x4)'s transforms of a tile on lanes of images ([`super::lanes`]): [`bt_row`], [`at`], and
+/// F(4x4)'s transforms of a tile on lanes of images (`lanes.rs`): [`bt_row`], [`at`], and
 /// A's rows 1; 1 1 1 1; 1 -1 1 -1; 1 2 4 8; 1 -2 4 -8; 0 0 0 1.
 struct F4;
 
@@ -833,7 +833,7 @@ simd_copies! {
         => lanes_output_grad_body;
 }
 
-/// F(4x4) with sixteen images in the lanes ([`super::lanes`]).
+/// F(4x4) with sixteen images in the lanes (`lanes.rs`).
 const LANES_KERNEL: Kernel<36> = Kernel {
     m: 4,
     weight_transform,
