@@ -228,24 +228,22 @@ fn scatter(
     }
 }
 
-/// `out[i][l] = f(d(0)[l], ..., d(N - 1)[l])[i]` on every lane `l`.
+/// `out[i][l] = f(src[first][l], src[first + stride][l], ..)[i]` (N sources) on every lane `l`:
+/// a loop over the lanes with the sources read in place, which the compiler turns into N vector
+/// loads, the formula on vectors, and K vector stores.
 #[inline(always)]
 fn on_lanes<const N: usize, const K: usize>(
-    d: impl Fn(usize) -> Lanes,
+    src: &[Lanes],
+    first: usize,
+    stride: usize,
     f: impl Fn([f32; N]) -> [f32; K],
     out: &mut [Lanes; K],
 ) {
-    let d: [Lanes; N] = {
-        let mut a = [[0.0; LANES]; N];
-        for (k, a) in a.iter_mut().enumerate() {
-            *a = d(k);
-        }
-        a
-    };
+    let src = &src[first..=first + (N - 1) * stride];
     for l in 0..LANES {
         let mut e = [0.0; N];
-        for (e, d) in e.iter_mut().zip(&d) {
-            *e = d[l];
+        for (k, e) in e.iter_mut().enumerate() {
+            *e = src[k * stride][l];
         }
         for (o, v) in out.iter_mut().zip(f(e)) {
             o[l] = v;
@@ -277,12 +275,11 @@ pub(super) fn input_transform_body<const M: usize, const A: usize, T: Tile<M, A>
             for tx in 0..tw {
                 // Along the tile's rows (A consecutive pixels each), then down its columns.
                 for (k, row) in rows.iter_mut().enumerate() {
-                    let p = &pad[(M * ty + k) * pw + M * tx..][..A];
-                    on_lanes(|j| p[j], T::bt, row);
+                    on_lanes(pad, (M * ty + k) * pw + M * tx, 1, T::bt, row);
                 }
                 let col = ((ty - task.ty) * tw + tx) * LANES;
                 for j in 0..A {
-                    on_lanes(|k| rows[k][j], T::bt, &mut out);
+                    on_lanes(rows.as_flattened(), j, A, T::bt, &mut out);
                     for (i, o) in out.iter().enumerate() {
                         v[(((i * A + j) * c_in + ci) * n + col) / LANES] = *o;
                     }
@@ -315,12 +312,13 @@ pub(super) fn output_transform_body<const M: usize, const A: usize, T: Tile<M, A
         for ty in task.ty..task.ty + task.rows {
             for tx in 0..tw {
                 let col = ((ty - task.ty) * tw + tx) * LANES;
-                let product = |xi: usize| products[((xi * c_out + co) * n + col) / LANES];
+                // Product xi of the tile is pixel `xi * step + first` of `products`.
+                let (step, first) = (c_out * n / LANES, (co * n + col) / LANES);
                 for (i, row) in rows.iter_mut().enumerate() {
-                    on_lanes(|j| product(i * A + j), T::at, row);
+                    on_lanes(products, i * A * step + first, step, T::at, row);
                 }
                 for c in 0..M {
-                    on_lanes(|i| rows[i][c], T::at, &mut y);
+                    on_lanes(rows.as_flattened(), c, M, T::at, &mut y);
                     for (r, y) in y.iter().enumerate() {
                         yt[(M * ty + r) * yw + M * tx + c] = *y;
                     }
@@ -357,12 +355,11 @@ pub(super) fn output_grad_transform_body<const M: usize, const A: usize, T: Tile
         for ty in task.ty..task.ty + task.rows {
             for tx in 0..tw {
                 for (r, row) in rows.iter_mut().enumerate() {
-                    let p = &pad[(M * ty + r + 1) * pw + M * tx + 1..][..M];
-                    on_lanes(|c| p[c], T::a, row);
+                    on_lanes(pad, (M * ty + r + 1) * pw + M * tx + 1, 1, T::a, row);
                 }
                 let col = ((ty - task.ty) * tw + tx) * LANES;
                 for j in 0..A {
-                    on_lanes(|r| rows[r][j], T::a, &mut q);
+                    on_lanes(rows.as_flattened(), j, A, T::a, &mut q);
                     for (i, q) in q.iter().enumerate() {
                         m[(((i * A + j) * c_out + co) * n + col) / LANES] = *q;
                     }
