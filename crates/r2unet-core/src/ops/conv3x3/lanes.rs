@@ -116,105 +116,133 @@ fn as_lanes(buf: &mut [f32]) -> &mut [Lanes] {
     buf.as_chunks_mut::<LANES>().0
 }
 
-/// Copies rows `rows` (clipped to the plane) of plane `ci` of the task's images into the lanes
-/// of `pad` (rows `pw` pixels long), one pixel in from its top left corner; the rest of `pad`
-/// (the border, the rows that the task does not read, and the lanes past its last image) stays
-/// as the caller zeroed it.
-#[inline(always)]
-fn gather(
-    x: &[f32],
-    d: &Dims,
-    task: &Task,
-    ci: usize,
+/// Where a task's pixels come from and go to: rows `rows` (clipped to the plane) of channel `c`
+/// of the task's images, `channels` channels to an image, and the padded plane of lanes' rows,
+/// `pw` pixels long.
+#[derive(Clone)]
+struct Rows<'a> {
+    d: &'a Dims,
+    task: &'a Task,
+    channels: usize,
+    c: usize,
     rows: Range<usize>,
-    pad: &mut [Lanes],
-    pw: usize,
-) {
-    let plane = d.plane();
-    let rows = rows.start..rows.end.min(d.h);
-    let image = |l: usize| ((task.first + l) * d.c_in + ci) * plane;
+}
+
+impl Rows<'_> {
+    /// Where row `r` of image `l`'s plane starts.
+    #[inline(always)]
+    fn at(&self, l: usize, r: usize) -> usize {
+        ((self.task.first + l) * self.channels + self.c) * self.d.plane() + r * self.d.w
+    }
+
+    /// The rows, clipped to the plane.
+    #[inline(always)]
+    fn rows(&self) -> Range<usize> {
+        self.rows.start..self.rows.end.min(self.d.h)
+    }
+}
+
+/// Copies `at`'s rows of `x` into the lanes of `pad` (rows `pw` pixels long), one pixel in from
+/// its top left corner; the rest of `pad` (the border, the rows that the task does not read, and
+/// the lanes past its last image) stays as the caller zeroed it.
+#[inline(always)]
+fn gather(x: &[f32], at: &Rows, pad: &mut [Lanes], pw: usize) {
     #[cfg(target_arch = "x86_64")]
     if crate::ops::simd::has_avx512() {
-        for r in rows {
-            for c0 in (0..d.w).step_by(LANES) {
-                let cols = LANES.min(d.w - c0);
-                let at = |l: usize| image(l) + r * d.w + c0;
-                // SAFETY: AVX-512F is there (checked); `cols` floats of row r of each image's
-                // plane (bounds-checked), into `cols` pixels of `pad` (bounds-checked).
-                unsafe {
-                    super::lanes_avx512::to_lanes(
-                        |l| x[at(l)..at(l) + cols].as_ptr(),
-                        task.images,
-                        cols,
-                        &mut pad[(r + 1) * pw + 1 + c0..][..cols],
-                    )
-                };
-            }
-        }
-        return;
+        return gather_by_hand(x, at, pad, pw);
     }
-    for l in 0..task.images {
-        let src = &x[image(l)..][..plane];
-        for r in rows.clone() {
-            let dst = &mut pad[(r + 1) * pw + 1..][..d.w];
-            for (p, &v) in dst.iter_mut().zip(&src[r * d.w..(r + 1) * d.w]) {
+    gather_portable(x, at, pad, pw);
+}
+
+/// [`gather`] by 16 x 16 register transposes (`lanes_avx512.rs`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn gather_by_hand(x: &[f32], at: &Rows, pad: &mut [Lanes], pw: usize) {
+    let w = at.d.w;
+    for r in at.rows() {
+        for c0 in (0..w).step_by(LANES) {
+            let cols = LANES.min(w - c0);
+            let src = |l: usize| at.at(l, r) + c0;
+            // SAFETY: the callers checked for AVX-512F; `cols` floats of row r of each image's
+            // plane (bounds-checked), into `cols` pixels of `pad` (bounds-checked).
+            unsafe {
+                super::lanes_avx512::to_lanes(
+                    |l| x[src(l)..src(l) + cols].as_ptr(),
+                    at.task.images,
+                    cols,
+                    &mut pad[(r + 1) * pw + 1 + c0..][..cols],
+                )
+            };
+        }
+    }
+}
+
+/// [`gather`] as plain loops, a float at a time.
+#[inline(always)]
+fn gather_portable(x: &[f32], at: &Rows, pad: &mut [Lanes], pw: usize) {
+    let w = at.d.w;
+    for l in 0..at.task.images {
+        for r in at.rows() {
+            let dst = &mut pad[(r + 1) * pw + 1..][..w];
+            for (p, &v) in dst.iter_mut().zip(&x[at.at(l, r)..][..w]) {
                 p[l] = v;
             }
         }
     }
 }
 
-/// Writes output rows `rows` of the task's images' planes of channel `co` from the output plane
-/// of lanes `yt` (rows `yw` pixels long), plus `addend`'s where given.
-#[allow(clippy::too_many_arguments)]
+/// Writes `at`'s rows of the task's images' output planes in `out` from the output plane of
+/// lanes `yt` (rows `yw` pixels long), plus `addend`'s where given.
 #[inline(always)]
-fn scatter(
-    yt: &[Lanes],
-    yw: usize,
-    d: &Dims,
-    task: &Task,
-    co: usize,
-    rows: Range<usize>,
-    addend: Option<&[f32]>,
-    out: &SharedOut,
-) {
-    let plane = d.plane();
-    let image = |l: usize| ((task.first + l) * d.c_out + co) * plane;
+fn scatter(yt: &[Lanes], yw: usize, at: &Rows, addend: Option<&[f32]>, out: &SharedOut) {
     #[cfg(target_arch = "x86_64")]
     if crate::ops::simd::has_avx512() {
-        for r in rows {
-            for c0 in (0..d.w).step_by(LANES) {
-                let cols = LANES.min(d.w - c0);
-                let at = |l: usize| image(l) + r * d.w + c0;
-                let src = &yt[r * yw + c0..][..cols];
-                // SAFETY: AVX-512F is there (checked); `cols` floats of row r of each image's
-                // plane, inside `out` (checked by `at`) and written by this task only (the
-                // caller's contract with `fill_parts`); the addend's likewise (bounds-checked).
-                unsafe {
-                    let dst = |l: usize| out.at(at(l) + cols).sub(cols);
-                    match addend {
-                        Some(a) => {
-                            let a = |l: usize| a[at(l)..at(l) + cols].as_ptr();
-                            super::lanes_avx512::from_lanes(src, task.images, cols, dst, Some(&a))
-                        }
-                        None => super::lanes_avx512::from_lanes(src, task.images, cols, dst, None),
-                    }
-                };
-            }
-        }
-        return;
+        return scatter_by_hand(yt, yw, at, addend, out);
     }
-    for l in 0..task.images {
-        let at = image(l);
-        // SAFETY: the task's output rows of its images' planes, written by this task only (the
-        // caller's contract with `fill_parts`).
-        let dst = unsafe { out.slice_mut(at + rows.start * d.w..at + rows.end * d.w) };
-        for (r, row) in rows.clone().zip(dst.chunks_exact_mut(d.w)) {
-            let src = &yt[r * yw..][..d.w];
+    scatter_portable(yt, yw, at, addend, out);
+}
+
+/// [`scatter`] by 16 x 16 register transposes (`lanes_avx512.rs`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn scatter_by_hand(yt: &[Lanes], yw: usize, at: &Rows, addend: Option<&[f32]>, out: &SharedOut) {
+    let (w, images) = (at.d.w, at.task.images);
+    for r in at.rows() {
+        for c0 in (0..w).step_by(LANES) {
+            let cols = LANES.min(w - c0);
+            let dst = |l: usize| at.at(l, r) + c0;
+            let src = &yt[r * yw + c0..][..cols];
+            // SAFETY: the callers checked for AVX-512F; `cols` floats of row r of each image's
+            // plane, inside `out` (checked by `SharedOut::at`) and written by this task only (the
+            // caller's contract with `fill_parts`); the addend's likewise (bounds-checked).
+            unsafe {
+                let to = |l: usize| out.at(dst(l) + cols).sub(cols);
+                match addend {
+                    Some(a) => {
+                        let a = |l: usize| a[dst(l)..dst(l) + cols].as_ptr();
+                        super::lanes_avx512::from_lanes(src, images, cols, to, Some(&a))
+                    }
+                    None => super::lanes_avx512::from_lanes(src, images, cols, to, None),
+                }
+            };
+        }
+    }
+}
+
+/// [`scatter`] as plain loops, a float at a time.
+#[inline(always)]
+fn scatter_portable(yt: &[Lanes], yw: usize, at: &Rows, addend: Option<&[f32]>, out: &SharedOut) {
+    let w = at.d.w;
+    for l in 0..at.task.images {
+        for r in at.rows() {
+            let start = at.at(l, r);
+            // SAFETY: row r of image l's plane, written by this task only (the caller's contract
+            // with `fill_parts`).
+            let row = unsafe { out.slice_mut(start..start + w) };
+            let src = &yt[r * yw..][..w];
             match addend {
                 Some(a) => {
-                    let a = &a[at + r * d.w..][..d.w];
-                    for ((o, y), a) in row.iter_mut().zip(src).zip(a) {
+                    for ((o, y), a) in row.iter_mut().zip(src).zip(&a[start..start + w]) {
                         *o = y[l] + a;
                     }
                 }
@@ -270,7 +298,14 @@ pub(super) fn input_transform_body<const M: usize, const A: usize, T: Tile<M, A>
     let v = as_lanes(v);
     let (mut rows, mut out) = ([[[0.0; LANES]; A]; A], [[0.0; LANES]; A]);
     for ci in 0..c_in {
-        gather(x, d, task, ci, read.clone(), pad, pw);
+        let at = Rows {
+            d,
+            task,
+            channels: c_in,
+            c: ci,
+            rows: read.clone(),
+        };
+        gather(x, &at, pad, pw);
         for ty in task.ty..task.ty + task.rows {
             for tx in 0..tw {
                 // Along the tile's rows (A consecutive pixels each), then down its columns.
@@ -325,7 +360,14 @@ pub(super) fn output_transform_body<const M: usize, const A: usize, T: Tile<M, A
                 }
             }
         }
-        scatter(yt, yw, d, task, co, out_rows.clone(), addend, out);
+        let at = Rows {
+            d,
+            task,
+            channels: c_out,
+            c: co,
+            rows: out_rows.clone(),
+        };
+        scatter(yt, yw, &at, addend, out);
     }
 }
 
@@ -344,14 +386,19 @@ pub(super) fn output_grad_transform_body<const M: usize, const A: usize, T: Tile
     let (n, c_out) = (columns(d, M, task), d.c_out);
     let pad = &mut as_lanes(pad)[..ph * pw];
     pad.fill([0.0; LANES]);
-    let grads = Dims { c_in: c_out, ..*d };
     let m = as_lanes(m);
     let (mut rows, mut q) = ([[[0.0; LANES]; A]; M], [[0.0; LANES]; A]);
     for co in 0..c_out {
         // The output gradient of the task's tile rows sits in the padded plane one pixel in, as
         // an input would.
-        let read = M * task.ty..M * (task.ty + task.rows);
-        gather(dy, &grads, task, co, read, pad, pw);
+        let at = Rows {
+            d,
+            task,
+            channels: c_out,
+            c: co,
+            rows: M * task.ty..M * (task.ty + task.rows),
+        };
+        gather(dy, &at, pad, pw);
         for ty in task.ty..task.ty + task.rows {
             for tx in 0..tw {
                 for (r, row) in rows.iter_mut().enumerate() {
@@ -447,4 +494,85 @@ pub(super) fn weight_grad<const P: usize>(
     };
     let acc = sum_over_tasks(&tasks(&d, tile), P * pairs, task);
     from_positions(&acc, pairs, kernel.weight_grad_back)
+}
+
+// The copies by hand against the portable ones: x86-64 only.
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// Gather and scatter by transposes against the plain loops, bit for bit: plane widths
+    /// under, at and past a vector's 16 (two transposes, the last one short), full and partial
+    /// groups of images, a run of rows clipped at the bottom, with and without an addend.
+    #[test]
+    fn copies_by_hand_match_the_portable_ones() {
+        if !crate::ops::simd::has_avx512() {
+            eprintln!("no AVX-512 here: only the portable copies run");
+            return;
+        }
+        for (w, images) in [
+            (1, 16),
+            (5, 7),
+            (6, 16),
+            (12, 1),
+            (16, 16),
+            (17, 9),
+            (33, 16),
+        ] {
+            let d = Dims {
+                batch: images + 2,
+                c_in: 3,
+                c_out: 3,
+                h: 7,
+                w,
+            };
+            let task = Task {
+                first: 2,
+                images,
+                ty: 0,
+                rows: 1,
+            };
+            let x: Vec<f32> = (0..d.batch * 3 * d.plane())
+                .map(|i| (i % 101) as f32 - 50.0)
+                .collect();
+            let at = Rows {
+                d: &d,
+                task: &task,
+                channels: 3,
+                c: 1,
+                rows: 2..9,
+            };
+            let pw = w + 2;
+            let (mut ours, mut plain) = (vec![[0.0; LANES]; 9 * pw], vec![[0.0; LANES]; 9 * pw]);
+            gather_by_hand(&x, &at, &mut ours, pw);
+            gather_portable(&x, &at, &mut plain, pw);
+            assert_eq!(ours, plain, "gather: {w} wide, {images} images");
+
+            let yt: Vec<Lanes> = (0..d.h * w)
+                .map(|p| std::array::from_fn(|l| (p * 16 + l) as f32 * 0.5))
+                .collect();
+            let addend: Vec<f32> = x.iter().map(|v| v * 0.25).collect();
+            for a in [None, Some(&addend[..])] {
+                let (mut ours, mut plain) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+                // SAFETY: the buffers outlive the calls, which run on this thread only.
+                let (o, p) = unsafe {
+                    (
+                        SharedOut::new(ours.as_mut_ptr(), ours.len()),
+                        SharedOut::new(plain.as_mut_ptr(), plain.len()),
+                    )
+                };
+                scatter_by_hand(&yt, w, &at, a, &o);
+                scatter_portable(&yt, w, &at, a, &p);
+                let same = ours
+                    .iter()
+                    .zip(&plain)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "scatter: {w} wide, {images} images, addend {}",
+                    a.is_some()
+                );
+            }
+        }
+    }
 }

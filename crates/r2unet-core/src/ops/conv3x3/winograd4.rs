@@ -31,22 +31,24 @@ use crate::ops::simd::simd_copies;
 /// planes at least 24 wide and high, and with the AVX-512 row transforms from 12x12. With those
 /// it runs a batch of 12x12 planes at 64 channels at 1.44x F(2x2)'s speed (3x3 tiles cover the
 /// plane exactly, where F(2x2)'s 6x6 tiles carry a junk column); the portable transforms only
-/// tied with F(2x2) there (section 18), so without AVX-512 the 12x12 planes stay on F(2x2). On
-/// 6x6 planes, where 2x2 tiles of 4x4 outputs cover 64 pixels for 36, F(4x4) runs at about 0.6x
+/// tied with F(2x2) there (section 18), so without AVX-512 the 12x12 planes of fewer than
+/// sixteen images stay on F(2x2); a batch's run on lanes (`on_lanes`) on any CPU. On 6x6
+/// planes, where 2x2 tiles of 4x4 outputs cover 64 pixels for 36, F(4x4) runs at about 0.6x
 /// F(2x2)'s speed.
 pub fn pays(d: &Dims) -> bool {
     let (c, side) = (d.c_in.min(d.c_out), d.h.min(d.w));
-    c >= 16 && (side >= 24 || (side >= 12 && rows_by_hand()))
+    c >= 16 && (side >= 24 || (side >= 12 && (rows_by_hand() || on_lanes(d))))
 }
 
 /// Whether F(4x4) runs with sixteen images in the lanes (`lanes.rs`) rather than along the
 /// rows: on planes up to 16 wide and high, whose rows hold four tiles or fewer (a 12x12 plane's
 /// three fill 3 of the row transforms' 16 lanes). Kernel bench at 64 channels on 12x12 planes
 /// (bench/NOTES.md section 27): forward 464 against 380 GFLOP/s, weight gradient 423 against
-/// 352; at 24x24 the rows win (385 against 284). AVX-512 only: elsewhere the copies into the
-/// lanes are not written by hand (`lanes_avx512.rs`), and 12x12 planes stay on F(2x2).
+/// 352; at 24x24 the rows win (385 against 284). Without AVX-512 (its paths switched off on the
+/// same Xeon: the transforms in their AVX2 copies, the copies into the lanes as plain loops),
+/// F(4x4) on lanes ran at 303 against the F(2x2) that those CPUs used on 12x12 planes, 185.
 fn on_lanes(d: &Dims) -> bool {
-    rows_by_hand() && d.h.max(d.w) <= 16 && d.batch >= lanes::LANES
+    d.h.max(d.w) <= 16 && d.batch >= lanes::LANES
 }
 
 /// Whether the per-row transforms run by hand (`winograd4_avx512.rs`).
