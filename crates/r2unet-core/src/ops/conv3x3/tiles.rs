@@ -58,11 +58,34 @@ pub(super) fn rows_mut<const K: usize>(
         "rows_mut: rows outside the buffer"
     );
     let base = buf.as_mut_ptr();
-    // SAFETY: row i is `first + i * stride .. + len`, inside `buf` (the last one ends at `end`,
-    // checked), and the rows are disjoint since `stride >= len`.
-    std::array::from_fn(|i| unsafe {
-        std::slice::from_raw_parts_mut(base.add(first + i * stride), len)
-    })
+    // Filled by a loop, not `std::array::from_fn`, whose generic code stayed a call of its own
+    // inside the transforms' SIMD copies (1.4 % of a training step with `rows` below, bench/NOTES.md
+    // section 27).
+    let mut out: [std::mem::MaybeUninit<&mut [f32]>; K] =
+        [const { std::mem::MaybeUninit::uninit() }; K];
+    for (i, o) in out.iter_mut().enumerate() {
+        // SAFETY: row i is `first + i * stride .. + len`, inside `buf` (the last one ends at
+        // `end`, checked), and the rows are disjoint since `stride >= len`.
+        o.write(unsafe { std::slice::from_raw_parts_mut(base.add(first + i * stride), len) });
+    }
+    // SAFETY: every element was written above; `MaybeUninit<T>` has `T`'s layout.
+    unsafe { std::mem::transmute_copy(&out) }
+}
+
+/// `K` rows of `buf`, `len` floats each, row `i` starting at `first + i * stride`: the read-only
+/// counterpart of [`rows_mut`].
+#[inline(always)]
+pub(super) fn rows_ref<const K: usize>(
+    buf: &[f32],
+    first: usize,
+    stride: usize,
+    len: usize,
+) -> [&[f32]; K] {
+    let mut out: [&[f32]; K] = [&[]; K];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = &buf[first + i * stride..][..len];
+    }
+    out
 }
 
 /// Per-thread scratch: transformed inputs, products, and row buffers. One for both kernels: a

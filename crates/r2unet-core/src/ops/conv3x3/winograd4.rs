@@ -21,7 +21,7 @@ use super::Dims;
 use super::lanes::{self, Kernel, Task as LanesTask, Tile};
 use super::tiles::{
     PAIR_BLOCK, Pairs, Task, accumulate_products, by_position, fill_output, from_positions,
-    products, rows_mut, tile_rows, tile_rows_per_task, with_scratch,
+    products, rows_mut, rows_ref, tile_rows, tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
 use crate::ops::simd::simd_copies;
@@ -512,9 +512,8 @@ fn input_transform_body(x: &[f32], d: &Dims, task: Task, v: &mut [f32], scratch:
             // Input row k of tile row j is row k mod 4 of group j + k / 4; position (k, i) is
             // row 6 k + i of v.
             for i in 0..6 {
-                let d: [&[f32]; 6] = std::array::from_fn(|k| {
-                    &rows[((k % 4) * 6 + i) * len + (k / 4) * tw..][..count * tw]
-                });
+                let row = |k: usize| &rows[((k % 4) * 6 + i) * len + (k / 4) * tw..][..count * tw];
+                let d = [row(0), row(1), row(2), row(3), row(4), row(5)];
                 let at = (i * c_in + ci) * n + gi * tw;
                 bt6(d, rows_mut(v, at, 6 * c_in * n, count * tw));
             }
@@ -560,7 +559,7 @@ fn portable_transform_rows(
     // The last group's rows 2 and 3 are not split, and what their transform computes from the
     // scratch's old contents is never read.
     for a in 0..4 {
-        let c: [&[f32]; 6] = std::array::from_fn(|p| &split[(a * 6 + p) * len..][..len]);
+        let c: [&[f32]; 6] = rows_ref(split, a * 6 * len, len, len);
         bt6(c, rows_mut(rows, a * 6 * len, len, len));
     }
 }
@@ -586,7 +585,7 @@ fn output_transform_body(
     for co in 0..c_out {
         // s[(r * 6 + j) * n + t]: down column j of tile t's products (A^T, row r).
         for j in 0..6 {
-            let src = std::array::from_fn(|i| &m[((i * 6 + j) * c_out + co) * n..][..n]);
+            let src = rows_ref(m, (j * c_out + co) * n, 6 * c_out * n, n);
             at6(src, rows_mut(s, j * n, 6 * n, n));
         }
         // One call per run of tile rows in one image, whose output rows are contiguous.
@@ -639,7 +638,7 @@ fn portable_write_output_rows(
     let len = dst.len().div_ceil(4 * w) * tw;
     // yb[(r * 4 + c) * n + first + j * tw + t]: output row 4j + r, column 4t + c.
     for r in 0..4 {
-        let src = std::array::from_fn(|j| &s[(r * 6 + j) * n + first..][..len]);
+        let src = rows_ref(s, r * 6 * n + first, n, len);
         at6(src, rows_mut(yb, r * 4 * n + first, n, len));
     }
     write_rows_body(dst, &yb[..16 * n], n, first, w);
@@ -679,7 +678,7 @@ fn output_grad_transform_body(
         }
         // Then down each column j into M.
         for j in 0..6 {
-            let src = std::array::from_fn(|r| &h[(r * 6 + j) * n..][..n]);
+            let src = rows_ref(h, j * n, 6 * n, n);
             a6(src, rows_mut(m, (j * c_out + co) * n, 6 * c_out * n, n));
         }
     }
