@@ -69,6 +69,64 @@ pub(super) struct Kernel<const P: usize> {
     pub output_grad: InputTransform,
 }
 
+/// `const $name: Kernel<$p>`: F($m x $m, 3x3) on lanes with `$tile`'s transforms (a
+/// [`Tile<$m, $a>`]) and the weight transforms `$weight_transform` and `$weight_grad_back`; the
+/// task transforms are the loops below, compiled for the widest vectors the CPU has (see
+/// `crate::ops::simd`).
+macro_rules! kernel {
+    ($name:ident = $tile:ty, $m:literal, $a:literal, $p:literal, $weight_transform:expr, $weight_grad_back:expr) => {
+        const $name: $crate::ops::conv3x3::lanes::Kernel<$p> = {
+            use $crate::ops::conv3x3::Dims;
+            use $crate::ops::conv3x3::lanes::{self, Task};
+            use $crate::ops::parallel::SharedOut;
+
+            #[inline(always)]
+            fn input_body(x: &[f32], d: &Dims, task: &Task, v: &mut [f32], pad: &mut [f32]) {
+                lanes::input_transform_body::<$m, $a, $tile>(x, d, task, v, pad);
+            }
+
+            #[inline(always)]
+            fn output_body(
+                m: &[f32],
+                d: &Dims,
+                task: &Task,
+                addend: Option<&[f32]>,
+                out: &SharedOut,
+                yt: &mut [f32],
+            ) {
+                lanes::output_transform_body::<$m, $a, $tile>(m, d, task, addend, out, yt);
+            }
+
+            #[inline(always)]
+            fn output_grad_body(dy: &[f32], d: &Dims, task: &Task, m: &mut [f32], pad: &mut [f32]) {
+                lanes::output_grad_transform_body::<$m, $a, $tile>(dy, d, task, m, pad);
+            }
+
+            $crate::ops::simd::simd_copies! {
+                fn input(x: &[f32], d: &Dims, task: &Task, v: &mut [f32], pad: &mut [f32])
+                    => input_body;
+                fn output(
+                    m: &[f32], d: &Dims, task: &Task, addend: Option<&[f32]>, out: &SharedOut,
+                    yt: &mut [f32]
+                ) => output_body;
+                fn output_grad(dy: &[f32], d: &Dims, task: &Task, m: &mut [f32], pad: &mut [f32])
+                    => output_grad_body;
+            }
+
+            $crate::ops::conv3x3::lanes::Kernel {
+                m: $m,
+                weight_transform: $weight_transform,
+                weight_grad_back: $weight_grad_back,
+                input,
+                output,
+                output_grad,
+            }
+        };
+    };
+}
+
+pub(super) use kernel;
+
 /// Tiles down and across a plane.
 fn tiles(d: &Dims, m: usize) -> (usize, usize) {
     (d.h.div_ceil(m), d.w.div_ceil(m))

@@ -14,9 +14,8 @@
 //! Layout: a plane of 6x6 has only two tiles to a row, too few for the vectors that the other
 //! kernels fill along a row, so the vectors run across sixteen images (`lanes.rs`).
 use super::Dims;
-use super::lanes::{self, Kernel, LANES, Task, Tile};
+use super::lanes::{self, LANES, Tile};
 use super::tiles::{PAIR_BLOCK, Pairs};
-use crate::ops::parallel::SharedOut;
 use crate::ops::simd::simd_copies;
 
 /// Whether F(3x3) beats the other algorithms on this shape: small planes (at most 8 on a side,
@@ -125,50 +124,14 @@ impl Tile<3, 5> for F3 {
     }
 }
 
-#[inline(always)]
-fn input_body(x: &[f32], d: &Dims, task: &Task, v: &mut [f32], pad: &mut [f32]) {
-    lanes::input_transform_body::<3, 5, F3>(x, d, task, v, pad);
-}
-
-#[inline(always)]
-fn output_body(
-    m: &[f32],
-    d: &Dims,
-    task: &Task,
-    addend: Option<&[f32]>,
-    out: &SharedOut,
-    yt: &mut [f32],
-) {
-    lanes::output_transform_body::<3, 5, F3>(m, d, task, addend, out, yt);
-}
-
-#[inline(always)]
-fn output_grad_body(dy: &[f32], d: &Dims, task: &Task, m: &mut [f32], pad: &mut [f32]) {
-    lanes::output_grad_transform_body::<3, 5, F3>(dy, d, task, m, pad);
-}
-
-// Each one call a block of pairs or a task, compiled for the widest vectors the CPU has (see
-// `super::simd`): a `[f32; 16]` is one AVX-512 register.
+// Each one call a block of pairs, compiled for the widest vectors the CPU has (see
+// `super::simd`).
 simd_copies! {
     fn weight_transform(g: &[Pairs; 9], u: &mut [Pairs; 25]) => weight_transform_body;
     fn weight_grad_back(wd: &[Pairs; 25], dw: &mut [Pairs; 9]) => weight_grad_back_body;
-    fn input_transform(x: &[f32], d: &Dims, task: &Task, v: &mut [f32], pad: &mut [f32])
-        => input_body;
-    fn output_transform(
-        m: &[f32], d: &Dims, task: &Task, addend: Option<&[f32]>, out: &SharedOut, yt: &mut [f32]
-    ) => output_body;
-    fn output_grad_transform(dy: &[f32], d: &Dims, task: &Task, m: &mut [f32], pad: &mut [f32])
-        => output_grad_body;
 }
 
-const KERNEL: Kernel<25> = Kernel {
-    m: 3,
-    weight_transform,
-    weight_grad_back,
-    input: input_transform,
-    output: output_transform,
-    output_grad: output_grad_transform,
-};
+lanes::kernel!(KERNEL = F3, 3, 5, 25, weight_transform, weight_grad_back);
 
 /// `y = conv3x3(x, weight)`, as [`super::im2col::forward`].
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {

@@ -18,7 +18,7 @@
 //! transform's four columns per tile are interleaved back the same way. A task's tile rows lie
 //! end to end in these arrays, `tw` tiles each.
 use super::Dims;
-use super::lanes::{self, Kernel, Task as LanesTask, Tile};
+use super::lanes::{self, Tile};
 use super::tiles::{
     PAIR_BLOCK, Pairs, Task, accumulate_products, by_position, fill_output, from_positions,
     products, rows_mut, rows_ref, tile_rows, tile_rows_per_task, with_scratch,
@@ -801,48 +801,14 @@ impl Tile<4, 6> for F4 {
     }
 }
 
-#[inline(always)]
-fn lanes_input_body(x: &[f32], d: &Dims, task: &LanesTask, v: &mut [f32], pad: &mut [f32]) {
-    lanes::input_transform_body::<4, 6, F4>(x, d, task, v, pad);
-}
-
-#[inline(always)]
-fn lanes_output_body(
-    m: &[f32],
-    d: &Dims,
-    task: &LanesTask,
-    addend: Option<&[f32]>,
-    out: &SharedOut,
-    yt: &mut [f32],
-) {
-    lanes::output_transform_body::<4, 6, F4>(m, d, task, addend, out, yt);
-}
-
-#[inline(always)]
-fn lanes_output_grad_body(dy: &[f32], d: &Dims, task: &LanesTask, m: &mut [f32], pad: &mut [f32]) {
-    lanes::output_grad_transform_body::<4, 6, F4>(dy, d, task, m, pad);
-}
-
-simd_copies! {
-    fn lanes_input(x: &[f32], d: &Dims, task: &LanesTask, v: &mut [f32], pad: &mut [f32])
-        => lanes_input_body;
-    fn lanes_output(
-        m: &[f32], d: &Dims, task: &LanesTask, addend: Option<&[f32]>, out: &SharedOut,
-        yt: &mut [f32]
-    ) => lanes_output_body;
-    fn lanes_output_grad(dy: &[f32], d: &Dims, task: &LanesTask, m: &mut [f32], pad: &mut [f32])
-        => lanes_output_grad_body;
-}
-
-/// F(4x4) with sixteen images in the lanes (`lanes.rs`).
-const LANES_KERNEL: Kernel<36> = Kernel {
-    m: 4,
+lanes::kernel!(
+    LANES_KERNEL = F4,
+    4,
+    6,
+    36,
     weight_transform,
-    weight_grad_back,
-    input: lanes_input,
-    output: lanes_output,
-    output_grad: lanes_output_grad,
-};
+    weight_grad_back
+);
 
 /// [`forward_add`] with sixteen images in the lanes.
 pub fn forward_add_lanes(x: &[f32], weight: &[f32], addend: Option<&[f32]>, d: Dims) -> Vec<f32> {
