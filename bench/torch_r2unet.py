@@ -204,7 +204,8 @@ def main():
     torch.manual_seed(ARGS.seed)
     model = R2UNet()
     params = trainable_params(model)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    isa = torch.backends.cpu.get_cpu_capability()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability {isa}")
     print(f"trainable parameters: {params}")
     if ARGS.expect_params is not None and params != ARGS.expect_params:
         print(f"error: expected {ARGS.expect_params} trainable parameters, got {params}", file=sys.stderr)
@@ -222,6 +223,7 @@ def main():
     result = {
         "backend": "pytorch",
         "threads": torch.get_num_threads(),
+        "cpu_isa": isa,
         "params": params,
         "train_patches_per_s": train,
         "infer_drive_image_s": infer,

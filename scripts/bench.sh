@@ -5,6 +5,7 @@
 #   scripts/bench.sh                 # 2 threads, 10 timed training steps, 3 rounds
 #   THREADS=4 STEPS=20 ROUNDS=5 scripts/bench.sh
 #   DRIVE=/path/to/DRIVE scripts/bench.sh
+#   ISA=avx2 scripts/bench.sh        # both sides capped at AVX2 on an AVX-512 CPU (below)
 #
 # Each round runs r2unet and then PyTorch; the report has every round and the medians, whose
 # ratios are the result: on a shared VM one run of either side moves by 20 % from one minute to
@@ -21,6 +22,17 @@ THREADS="${THREADS:-2}"
 STEPS="${STEPS:-10}"
 ROUNDS="${ROUNDS:-3}"
 DRIVE="${DRIVE:-../shared/data/DRIVE}"
+# ISA caps both sides' CPU code paths, so that one machine measures what a CPU with less runs:
+# r2unet's kernels through R2UNET_MAX_CPU_ISA; PyTorch's through ATEN_CPU_CAPABILITY (its own
+# kernels), ONEDNN_MAX_CPU_ISA (convolutions) and MKL_ENABLE_INSTRUCTIONS (matrix products).
+# Libraries under either side that pick their own (the `gemm` crate, burn-flex's element-wise
+# ops) are not capped. Each side's JSON and the report say what it ran.
+ISA="${ISA:-}"
+case "$ISA" in
+    "") ;;
+    avx2) export R2UNET_MAX_CPU_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ;;
+    *) echo "error: ISA=$ISA: expected avx2 (or unset for everything the CPU has)" >&2; exit 2 ;;
+esac
 VENV=bench/.venv
 OUT=bench/out
 PY="$VENV/bin/python"
@@ -120,7 +132,8 @@ def ratio_row(name, a, b):
 lines = [
     f"Machine: {cpu}, nproc {nproc}; {date}. Both sides on {threads} threads; "
     f"{steps} timed training steps; {rust[0]['params']:,} trainable parameters; torch {torch_version}; "
-    f"{rounds} rounds (r2unet, then PyTorch, each round).",
+    f"{rounds} rounds (r2unet, then PyTorch, each round). Instruction sets: r2unet's kernels "
+    f"{rust[0].get('cpu_isa', '?')}, PyTorch {torch[0].get('cpu_isa', '?')}.",
     "",
     "| | training (patches/s) | DRIVE image (s, best of 3) | peak RSS (MiB) |",
     "|---|---:|---:|---:|",

@@ -73,6 +73,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: args::Cli) -> anyhow::Result<()> {
+    // A cap the kernels cannot read would otherwise be ignored where they decide (at the first
+    // kernel call): a benchmark of the AVX2 paths would then quietly measure AVX-512.
+    r2unet::ops::max_cpu_isa_from_env().map_err(anyhow::Error::msg)?;
     match cli.command {
         args::Command::Train(a) => cmd::train::run(a),
         args::Command::Eval(a) => cmd::eval::run(a),

@@ -20,6 +20,9 @@ use crate::backend;
 struct BenchResult {
     backend: String,
     threads: usize,
+    /// The instruction set of this crate's CPU kernels (`R2UNET_MAX_CPU_ISA` caps it); `-` on a
+    /// GPU.
+    cpu_isa: String,
     params: usize,
     train_patches_per_s: f64,
     /// `None` with `--images 0`.
@@ -83,6 +86,11 @@ fn bench_one(name: &str, device: &Device, a: &BenchArgs) -> Result<BenchResult> 
         backend: name.into(),
         // burn-flex runs its kernels on rayon's global pool (RAYON_NUM_THREADS sets its size).
         threads: rayon::current_num_threads(),
+        cpu_isa: if name == "flex" {
+            r2unet::ops::cpu_isa().to_string()
+        } else {
+            "-".into()
+        },
         params: config.trainable_params(),
         train_patches_per_s: train,
         infer_drive_image_s,
@@ -142,17 +150,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
         results.push(bench_one(chosen.name, &chosen.device, &a)?);
     }
     println!(
-        "| backend | threads | params | batch | training (patches/s) | DRIVE image (s, best of {}) | peak RSS (MiB) |",
+        "| backend | threads | CPU kernels | params | batch | training (patches/s) | DRIVE image (s, best of {}) | peak RSS (MiB) |",
         a.images
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &results {
         let image = r
             .infer_drive_image_s
             .map_or("-".into(), |s| format!("{s:.3}"));
         println!(
-            "| {} | {} | {} | {} | {:.1} | {image} | {:.0} |",
-            r.backend, r.threads, r.params, r.batch, r.train_patches_per_s, r.peak_rss_mib
+            "| {} | {} | {} | {} | {} | {:.1} | {image} | {:.0} |",
+            r.backend,
+            r.threads,
+            r.cpu_isa,
+            r.params,
+            r.batch,
+            r.train_patches_per_s,
+            r.peak_rss_mib
         );
     }
     if let Some(json) = &a.json {

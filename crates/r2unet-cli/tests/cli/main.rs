@@ -3,6 +3,7 @@
 //! absent prints `SKIPPED:` and returns; `scripts/test.sh` lists those lines.
 mod util;
 
+mod cpu_isa;
 mod eval;
 mod export;
 mod folder;

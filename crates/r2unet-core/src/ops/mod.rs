@@ -13,6 +13,8 @@ pub(crate) mod simd;
 mod tracked;
 pub mod up2x2;
 
+pub use simd::{Isa, MAX_CPU_ISA_VAR, cpu_isa, max_cpu_isa_from_env};
+
 /// Whether this project's CPU kernels (`conv3x3`, `bn_relu`, `conv1x1`, `up2x2`, `max_pool2x2`) can run on `device`: burn-flex, and
 /// on an autodiff device only when this crate is built with `autodiff` (the backward pass is
 /// only routed then).

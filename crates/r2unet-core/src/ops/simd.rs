@@ -1,13 +1,100 @@
-//! Run-time choice of the instruction set for the CPU kernels' element-wise loops (the Winograd
-//! transforms, the batch norm).
+//! Run-time choice of the instruction set for the CPU kernels (the Winograd transforms, the batch
+//! norm, the GEMM loops), which `R2UNET_MAX_CPU_ISA` can cap.
 //!
 //! Native x86-64 builds target SSE2 only, so plain loops vectorise four lanes wide. Copies of the
 //! same loop bodies compiled for AVX-512 or AVX2 run sixteen or eight wide where the CPU has
 //! them (bench/NOTES.md sections 10 and 20); other targets (wasm) keep the one plain copy.
 
+/// The instruction sets that the CPU kernels choose between at run time, narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// The target's own: SSE2 on x86-64 (four lanes), SIMD128 on wasm with `simd`.
+    Baseline,
+    /// AVX2 (eight lanes).
+    Avx2,
+    /// AVX-512F (sixteen lanes; our own GEMM loops and hand-written transforms).
+    Avx512,
+}
+
+/// The environment variable that caps [`cpu_isa`], like oneDNN's `ONEDNN_MAX_CPU_ISA`: so that
+/// one machine can measure the code paths of a CPU with less (`scripts/bench.sh`'s `ISA=avx2`).
+pub const MAX_CPU_ISA_VAR: &str = "R2UNET_MAX_CPU_ISA";
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Baseline => "baseline",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Isa {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "baseline" | "sse2" => Ok(Isa::Baseline),
+            "avx2" => Ok(Isa::Avx2),
+            "avx512" | "avx512f" => Ok(Isa::Avx512),
+            _ => Err(format!(
+                "{MAX_CPU_ISA_VAR}={s}: expected avx512, avx2 or baseline"
+            )),
+        }
+    }
+}
+
+/// The cap that [`MAX_CPU_ISA_VAR`] sets: `Ok(None)` when it is unset or empty, an error naming
+/// the variable and the value when the value is not an instruction set. Front ends check this
+/// once at start: [`cpu_isa`] ignores a value it cannot read rather than fail inside a kernel.
+pub fn max_cpu_isa_from_env() -> Result<Option<Isa>, String> {
+    match std::env::var(MAX_CPU_ISA_VAR) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v.trim().parse().map(Some),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(format!(
+            "{MAX_CPU_ISA_VAR}={v:?}: expected avx512, avx2 or baseline"
+        )),
+    }
+}
+
+/// The widest instruction set that this CPU has, capped by [`MAX_CPU_ISA_VAR`]: what every
+/// kernel of this crate runs on (decided once per process).
+pub fn cpu_isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        let has = detected_isa();
+        match max_cpu_isa_from_env() {
+            Ok(Some(cap)) => has.min(cap),
+            _ => has,
+        }
+    })
+}
+
+fn detected_isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Baseline
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
+    cpu_isa() >= Isa::Avx2
 }
 
 /// The mask of the first `k` lanes of a 16-lane AVX-512 vector (all 16 from `k` = 16 on): the
@@ -77,7 +164,7 @@ pub(crate) fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
+    cpu_isa() >= Isa::Avx512
 }
 
 /// Defines `$name(args)`, which runs `$body(args)` from a copy compiled for AVX-512 or AVX2
