@@ -10,7 +10,8 @@
 #            wrapper: one build for the lints, the tests and the CLI). On a machine that has built
 #            before, a lint fails within minutes; all lints run before any long test.
 #   native   cargo test --release --workspace: core, training, the CLI end to end on real data, the
-#            browser crate's native reference.
+#            browser crate's native reference; then the CPU kernels' tests again with their
+#            instruction set held to AVX2 and to the baseline (R2UNET_MAX_CPU_ISA; no build).
 #   kills    scripts/kill-resume.sh, short: 6-12 SIGKILLs of a 10-epoch training, resumed each time
 #            (about 1.5 min).
 #   fuzz     scripts/fuzz.sh --seconds 20: each libFuzzer target (fuzz/) for 20 s on the nightly
@@ -122,6 +123,20 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 stage "native tests: core, training, CLI end to end, the browser crate's native reference"
 native=0
 cargo test --release --workspace --no-fail-fast 2>&1 | tee -a "$log" || native=$?
+
+stage "native tests: the CPU kernels' tests again, held to AVX2 and to the baseline (R2UNET_MAX_CPU_ISA)"
+# The same test binaries (no build): on an AVX-512 machine the run above takes the AVX-512 paths,
+# and these take the paths of CPUs without them, each checked against im2col and burn's ops.
+isa_log=$(mktemp)
+for isa in avx2 baseline; do
+  rc=0
+  R2UNET_MAX_CPU_ISA=$isa cargo test --release --workspace --lib --no-fail-fast -- ops:: \
+    > "$isa_log" 2>&1 || rc=$?
+  cat "$isa_log" >> "$log"
+  echo "   R2UNET_MAX_CPU_ISA=$isa: exit $rc"
+  grep -E '^test result: ok. [1-9]|FAILED|panicked' "$isa_log" || true
+  [[ $rc -eq 0 ]] || native=1
+done
 
 stage "kill/resume: r2unet train SIGKILLed 6-12 times (most aimed at checkpoint writes), resumed, metrics bit-identical"
 # The short form of scripts/kill-resume.sh (RELIABILITY.md has the long run: 33 kills, and the

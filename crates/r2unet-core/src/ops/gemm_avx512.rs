@@ -239,78 +239,18 @@ impl Block {
 
 #[cfg(test)]
 mod tests {
-    /// Ours against the `gemm` crate on one shape: `dst = lhs rhs`, or with `nt`, `dst += lhs
-    /// rhs^T` (`rhs` stored as `n` rows of `k`); row strides wider than the rows, and every
-    /// element past a row's `n` left as it was.
+    use crate::ops::gemm::tests::compare_with;
+
     fn compare(m: usize, n: usize, k: usize, nt: bool) {
-        let (ldd, lda) = (n + 3, k + 1);
-        let (rhs_rows, ldr) = if nt { (n, k + 5) } else { (k, n + 5) };
-        let lhs: Vec<f32> = (0..m * lda)
-            .map(|i| ((i * 37) % 19) as f32 / 7.0 - 1.0)
-            .collect();
-        let rhs: Vec<f32> = (0..rhs_rows * ldr)
-            .map(|i| ((i * 11) % 23) as f32 / 9.0 - 1.2)
-            .collect();
-        let start: Vec<f32> = if nt {
-            (0..m * ldd).map(|i| (i % 5) as f32 - 2.0).collect()
-        } else {
-            vec![f32::NAN; m * ldd]
-        };
-        let (mut ours, mut theirs) = (start.clone(), start.clone());
-        // The crate's (column, row) strides of rhs.
-        let (rhs_cs, rhs_rs) = if nt {
-            (ldr as isize, 1)
-        } else {
-            (1, ldr as isize)
-        };
-        // SAFETY: the buffers hold m x ldd, m x lda and rhs_rows x ldr floats; the callers
-        // checked for AVX-512.
-        unsafe {
-            let (dst, a, b) = (ours.as_mut_ptr(), lhs.as_ptr(), rhs.as_ptr());
+        // SAFETY: the callers checked for AVX-512; the helper passes buffers of the sizes it
+        // states.
+        compare_with(m, n, k, nt, |m, n, k, dst, ldd, a, lda, b, ldr| unsafe {
             if nt {
-                super::gemm_nt_acc(m, n, k, dst, ldd, a, lda, b, ldr);
+                super::gemm_nt_acc(m, n, k, dst, ldd, a, lda, b, ldr)
             } else {
-                super::gemm(m, n, k, dst, ldd, a, lda, b, ldr);
+                super::gemm(m, n, k, dst, ldd, a, lda, b, ldr)
             }
-            ::gemm::gemm(
-                m,
-                n,
-                k,
-                theirs.as_mut_ptr(),
-                1,
-                ldd as isize,
-                nt,
-                a,
-                1,
-                lda as isize,
-                b,
-                rhs_cs,
-                rhs_rs,
-                if nt { 1.0 } else { 0.0 },
-                1.0,
-                false,
-                false,
-                false,
-                ::gemm::Parallelism::None,
-            );
-        }
-        for i in 0..m {
-            for j in 0..ldd {
-                let (a, b) = (ours[i * ldd + j], theirs[i * ldd + j]);
-                if j < n {
-                    assert!(
-                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                        "{m}x{n}x{k} (nt: {nt}): ({i}, {j}) {a} against {b}"
-                    );
-                } else {
-                    assert_eq!(
-                        a.to_bits(),
-                        start[i * ldd + j].to_bits(),
-                        "{m}x{n}x{k} (nt: {nt}): wrote past row {i}'s end at {j}"
-                    );
-                }
-            }
-        }
+        });
     }
 
     /// Rows not a multiple of 4, columns not a multiple of 16 or 64, `k` of 0 and 1.
@@ -354,87 +294,6 @@ mod tests {
             (20, 37, 47),
         ] {
             compare(m, n, k, true);
-        }
-    }
-
-    /// Not a test: the rates of `gemm_nt_acc` and the `gemm` crate on the weight gradients'
-    /// shapes, alternating, best of five rounds, for bench/NOTES.md section 26:
-    /// `cargo test --release -p r2unet-core --features native -- nt_rates --ignored --nocapture`.
-    #[test]
-    #[ignore = "a measurement: run with --ignored --nocapture"]
-    fn nt_rates() {
-        if !super::available() {
-            eprintln!("no AVX-512 on this CPU: nothing to compare");
-            return;
-        }
-        let shapes = [
-            (16, 16, 170),
-            (32, 32, 84),
-            (64, 64, 63),
-            (128, 128, 64),
-            (128, 1152, 36),
-            (16, 64, 2304),
-        ];
-        for (m, n, k) in shapes {
-            let lhs: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32).collect();
-            let rhs: Vec<f32> = (0..n * k).map(|i| (i % 5) as f32).collect();
-            let mut dst = vec![0.0f32; m * n];
-            let reps = (200_000_000 / (2 * m * n * k)).max(1);
-            let (mut ours, mut crate_) = (f64::MAX, f64::MAX);
-            for _round in 0..5 {
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    // SAFETY: m x n, m x k and n x k floats; AVX-512 checked.
-                    unsafe {
-                        super::gemm_nt_acc(
-                            m,
-                            n,
-                            k,
-                            dst.as_mut_ptr(),
-                            n,
-                            lhs.as_ptr(),
-                            k,
-                            rhs.as_ptr(),
-                            k,
-                        )
-                    };
-                }
-                ours = ours.min(t.elapsed().as_secs_f64() / reps as f64);
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    // SAFETY: as above.
-                    unsafe {
-                        ::gemm::gemm(
-                            m,
-                            n,
-                            k,
-                            dst.as_mut_ptr(),
-                            1,
-                            n as isize,
-                            true,
-                            lhs.as_ptr(),
-                            1,
-                            k as isize,
-                            rhs.as_ptr(),
-                            k as isize,
-                            1,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            ::gemm::Parallelism::None,
-                        )
-                    };
-                }
-                crate_ = crate_.min(t.elapsed().as_secs_f64() / reps as f64);
-            }
-            let rate = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
-            println!(
-                "{m} x {n} x {k}: gemm_nt_acc {:.1} GFLOP/s, gemm crate {:.1} GFLOP/s",
-                rate(ours),
-                rate(crate_)
-            );
         }
     }
 }

@@ -5,6 +5,8 @@ pub mod conv1x1;
 pub mod conv3x3;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
+mod gemm_avx2;
+#[cfg(target_arch = "x86_64")]
 mod gemm_avx512;
 pub mod max_pool2x2;
 pub(crate) mod parallel;

@@ -167,6 +167,172 @@ pub(crate) fn has_avx512() -> bool {
     cpu_isa() >= Isa::Avx512
 }
 
+/// AVX2 helpers: an 8 x 8 transpose, and loads and stores of the first `k` floats of a vector.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256, _mm_castps_si128, _mm_movehl_ps, _mm_store_ss, _mm_storel_epi64, _mm_storeu_ps,
+        _mm256_castps256_ps128, _mm256_cmpgt_epi32, _mm256_extractf128_ps, _mm256_loadu_ps,
+        _mm256_maskload_ps, _mm256_permute2f128_ps, _mm256_set1_epi32, _mm256_setr_epi32,
+        _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps,
+        _mm256_unpacklo_ps,
+    };
+
+    /// The transpose of an 8 x 8 block: `out[c]` lane `r` is `rows[r]` lane `c`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        // t: rows 2q and 2q + 1 interleaved within each 128-bit half.
+        let t = [
+            _mm256_unpacklo_ps(r[0], r[1]),
+            _mm256_unpackhi_ps(r[0], r[1]),
+            _mm256_unpacklo_ps(r[2], r[3]),
+            _mm256_unpackhi_ps(r[2], r[3]),
+            _mm256_unpacklo_ps(r[4], r[5]),
+            _mm256_unpackhi_ps(r[4], r[5]),
+            _mm256_unpacklo_ps(r[6], r[7]),
+            _mm256_unpackhi_ps(r[6], r[7]),
+        ];
+        // u: columns x and x + 4 of four rows (0-3 or 4-7), one per 128-bit half.
+        let u = [
+            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+        ];
+        [
+            _mm256_permute2f128_ps::<0x20>(u[0], u[4]),
+            _mm256_permute2f128_ps::<0x20>(u[1], u[5]),
+            _mm256_permute2f128_ps::<0x20>(u[2], u[6]),
+            _mm256_permute2f128_ps::<0x20>(u[3], u[7]),
+            _mm256_permute2f128_ps::<0x31>(u[0], u[4]),
+            _mm256_permute2f128_ps::<0x31>(u[1], u[5]),
+            _mm256_permute2f128_ps::<0x31>(u[2], u[6]),
+            _mm256_permute2f128_ps::<0x31>(u[3], u[7]),
+        ]
+    }
+
+    /// The first `k` floats at `src` (`k` from 0; all eight from 8 on), zero in the other lanes.
+    ///
+    /// # Safety
+    ///
+    /// AVX2; `src` is valid for reads of `k.min(8)` floats.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn load_first8(src: *const f32, k: usize) -> __m256 {
+        if k >= 8 {
+            // SAFETY: eight floats (the caller's contract).
+            unsafe { _mm256_loadu_ps(src) }
+        } else if k == 0 {
+            _mm256_setzero_ps()
+        } else {
+            let mask = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(k as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            // SAFETY: the mask keeps the load to the first k floats.
+            unsafe { _mm256_maskload_ps(src, mask) }
+        }
+    }
+
+    /// Writes the first `k` lanes of `v` to `dst` (`k` from 1; all eight from 8 on).
+    ///
+    /// # Safety
+    ///
+    /// AVX2; `dst` is valid for writes of `k.min(8)` floats.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn store_first8(dst: *mut f32, k: usize, v: __m256) {
+        // SAFETY: every store below is inside the first k floats at dst.
+        unsafe {
+            if k >= 8 {
+                return _mm256_storeu_ps(dst, v);
+            }
+            let (mut q, mut at) = (_mm256_castps256_ps128(v), 0);
+            if k >= 4 {
+                _mm_storeu_ps(dst, q);
+                q = _mm256_extractf128_ps::<1>(v);
+                at = 4;
+            }
+            if k - at >= 2 {
+                _mm_storel_epi64(dst.add(at).cast(), _mm_castps_si128(q));
+                q = _mm_movehl_ps(q, q);
+                at += 2;
+            }
+            if k > at {
+                _mm_store_ss(dst.add(at), q);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        /// [`super::store_first8`] writes exactly `k` floats, [`super::load_first8`] reads
+        /// them back and zeroes the rest.
+        #[test]
+        fn partial_vectors_are_exact() {
+            if crate::ops::simd::cpu_isa() < crate::ops::simd::Isa::Avx2 {
+                eprintln!("no AVX2 here (or R2UNET_MAX_CPU_ISA): nothing to check");
+                return;
+            }
+            let src: Vec<f32> = (1..=8).map(|i| i as f32).collect();
+            for k in 0..=9usize {
+                let mut out = [f32::NAN; 10];
+                // SAFETY: AVX2 checked; at most 8 floats read from src, written to out.
+                let v = unsafe { super::load_first8(src.as_ptr(), k) };
+                if k > 0 {
+                    // SAFETY: as above.
+                    unsafe { super::store_first8(out.as_mut_ptr(), k, v) };
+                }
+                for (i, &o) in out.iter().enumerate() {
+                    if i < k.min(8) {
+                        assert_eq!(o, (i + 1) as f32, "k {k}, float {i}");
+                    } else {
+                        assert!(o.is_nan(), "k {k}: wrote float {i}");
+                    }
+                }
+                let mut all = [f32::NAN; 8];
+                // SAFETY: AVX2 checked; 8 floats written.
+                unsafe { super::store_first8(all.as_mut_ptr(), 8, v) };
+                for (i, &o) in all.iter().enumerate() {
+                    let want = if i < k { (i + 1) as f32 } else { 0.0 };
+                    assert_eq!(o, want, "k {k}: lane {i} loaded");
+                }
+            }
+        }
+
+        /// [`super::transpose8`] on a block of distinct values.
+        #[test]
+        fn transpose8_transposes() {
+            if crate::ops::simd::cpu_isa() < crate::ops::simd::Isa::Avx2 {
+                eprintln!("no AVX2 here (or R2UNET_MAX_CPU_ISA): nothing to check");
+                return;
+            }
+            let m: Vec<f32> = (0..64).map(|i| i as f32).collect();
+            // SAFETY: AVX2 checked; 64 floats read and written.
+            let out = unsafe {
+                let rows = std::array::from_fn(|r| super::load_first8(m.as_ptr().add(8 * r), 8));
+                let mut out = [0.0f32; 64];
+                for (c, v) in super::transpose8(rows).into_iter().enumerate() {
+                    super::store_first8(out.as_mut_ptr().add(8 * c), 8, v);
+                }
+                out
+            };
+            for r in 0..8 {
+                for c in 0..8 {
+                    assert_eq!(out[c * 8 + r], m[r * 8 + c], "({r}, {c})");
+                }
+            }
+        }
+    }
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::{load_first8, store_first8, transpose8};
+
 /// Defines `$name(args)`, which runs `$body(args)` from a copy compiled for AVX-512 or AVX2
 /// where the CPU has it. `$body` should be `#[inline(always)]`: the copies are only as wide as
 /// what is inlined into them. One `const` generic parameter is passed through.

@@ -16,6 +16,8 @@ use super::tiles::{
     Pairs, accumulate_products, by_position, from_positions, products, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, for_each_task, sum_over_tasks};
+#[cfg(target_arch = "x86_64")]
+use crate::ops::simd::Isa;
 
 /// Images per task: one per lane of an AVX-512 vector (two AVX2 vectors, four SIMD128 ones).
 pub(super) const LANES: usize = 16;
@@ -206,30 +208,44 @@ impl Rows<'_> {
 #[inline(always)]
 fn gather(x: &[f32], at: &Rows, pad: &mut [Lanes], pw: usize) {
     #[cfg(target_arch = "x86_64")]
-    if crate::ops::simd::has_avx512() {
-        return gather_by_hand(x, at, pad, pw);
+    match crate::ops::simd::cpu_isa() {
+        Isa::Baseline => {}
+        isa => return gather_by_hand(x, at, pad, pw, isa),
     }
     gather_portable(x, at, pad, pw);
 }
 
-/// [`gather`] by 16 x 16 register transposes (`lanes_avx512.rs`).
+/// The columns that one copy by hand moves on `isa`.
+#[cfg(target_arch = "x86_64")]
+fn cols_by_hand(isa: Isa) -> usize {
+    if isa == Isa::Avx512 {
+        LANES
+    } else {
+        super::lanes_avx2::COLS
+    }
+}
+
+/// [`gather`] by register transposes: 16 x 16 on AVX-512 (`lanes_avx512.rs`), two of 8 x 8 on
+/// AVX2 (`lanes_avx2.rs`).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn gather_by_hand(x: &[f32], at: &Rows, pad: &mut [Lanes], pw: usize) {
+fn gather_by_hand(x: &[f32], at: &Rows, pad: &mut [Lanes], pw: usize, isa: Isa) {
     let w = at.d.w;
+    let step = cols_by_hand(isa);
     for r in at.rows() {
-        for c0 in (0..w).step_by(LANES) {
-            let cols = LANES.min(w - c0);
-            let src = |l: usize| at.at(l, r) + c0;
-            // SAFETY: the callers checked for AVX-512F; `cols` floats of row r of each image's
-            // plane (bounds-checked), into `cols` pixels of `pad` (bounds-checked).
+        for c0 in (0..w).step_by(step) {
+            let cols = step.min(w - c0);
+            let at_l = |l: usize| at.at(l, r) + c0;
+            let src = |l: usize| x[at_l(l)..at_l(l) + cols].as_ptr();
+            let dst = &mut pad[(r + 1) * pw + 1 + c0..][..cols];
+            // SAFETY: the callers checked that the CPU has `isa`; `cols` floats of row r of each
+            // image's plane (bounds-checked), into `cols` pixels of `pad` (bounds-checked).
             unsafe {
-                super::lanes_avx512::to_lanes(
-                    |l| x[src(l)..src(l) + cols].as_ptr(),
-                    at.task.images,
-                    cols,
-                    &mut pad[(r + 1) * pw + 1 + c0..][..cols],
-                )
+                if isa == Isa::Avx512 {
+                    super::lanes_avx512::to_lanes(src, at.task.images, cols, dst)
+                } else {
+                    super::lanes_avx2::to_lanes(src, at.task.images, cols, dst)
+                }
             };
         }
     }
@@ -254,33 +270,43 @@ fn gather_portable(x: &[f32], at: &Rows, pad: &mut [Lanes], pw: usize) {
 #[inline(always)]
 fn scatter(yt: &[Lanes], yw: usize, at: &Rows, addend: Option<&[f32]>, out: &SharedOut) {
     #[cfg(target_arch = "x86_64")]
-    if crate::ops::simd::has_avx512() {
-        return scatter_by_hand(yt, yw, at, addend, out);
+    match crate::ops::simd::cpu_isa() {
+        Isa::Baseline => {}
+        isa => return scatter_by_hand(yt, yw, at, addend, out, isa),
     }
     scatter_portable(yt, yw, at, addend, out);
 }
 
-/// [`scatter`] by 16 x 16 register transposes (`lanes_avx512.rs`).
+/// [`scatter`] by register transposes, as [`gather_by_hand`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn scatter_by_hand(yt: &[Lanes], yw: usize, at: &Rows, addend: Option<&[f32]>, out: &SharedOut) {
+fn scatter_by_hand(
+    yt: &[Lanes],
+    yw: usize,
+    at: &Rows,
+    addend: Option<&[f32]>,
+    out: &SharedOut,
+    isa: Isa,
+) {
     let (w, images) = (at.d.w, at.task.images);
+    let step = cols_by_hand(isa);
     for r in at.rows() {
-        for c0 in (0..w).step_by(LANES) {
-            let cols = LANES.min(w - c0);
+        for c0 in (0..w).step_by(step) {
+            let cols = step.min(w - c0);
             let dst = |l: usize| at.at(l, r) + c0;
             let src = &yt[r * yw + c0..][..cols];
-            // SAFETY: the callers checked for AVX-512F; `cols` floats of row r of each image's
-            // plane, inside `out` (checked by `SharedOut::at`) and written by this task only (the
-            // caller's contract with `fill_parts`); the addend's likewise (bounds-checked).
+            // SAFETY: the callers checked that the CPU has `isa`; `cols` floats of row r of each
+            // image's plane, inside `out` (checked by `SharedOut::at`) and written by this task
+            // only (the caller's contract with `fill_parts`); the addend's likewise
+            // (bounds-checked).
             unsafe {
                 let to = |l: usize| out.at(dst(l) + cols).sub(cols);
-                match addend {
-                    Some(a) => {
-                        let a = |l: usize| a[dst(l)..dst(l) + cols].as_ptr();
-                        super::lanes_avx512::from_lanes(src, images, cols, to, Some(&a))
-                    }
-                    None => super::lanes_avx512::from_lanes(src, images, cols, to, None),
+                let a = addend.map(|a| move |l: usize| a[dst(l)..dst(l) + cols].as_ptr());
+                let a = a.as_ref().map(|a| a as &dyn Fn(usize) -> *const f32);
+                if isa == Isa::Avx512 {
+                    super::lanes_avx512::from_lanes(src, images, cols, to, a)
+                } else {
+                    super::lanes_avx2::from_lanes(src, images, cols, to, a)
                 }
             };
         }
@@ -564,14 +590,22 @@ mod tests {
     /// groups of images, a run of rows clipped at the bottom, with and without an addend.
     #[test]
     fn copies_by_hand_match_the_portable_ones() {
-        if !crate::ops::simd::has_avx512() {
-            eprintln!("no AVX-512 here: only the portable copies run");
-            return;
+        for isa in [Isa::Avx512, Isa::Avx2] {
+            if crate::ops::simd::cpu_isa() >= isa {
+                copies_by_hand_match_on(isa);
+            } else {
+                eprintln!("no {isa} here: its copies are not checked");
+            }
         }
+    }
+
+    fn copies_by_hand_match_on(isa: Isa) {
         for (w, images) in [
             (1, 16),
             (5, 7),
             (6, 16),
+            (8, 9),
+            (9, 16),
             (12, 1),
             (16, 16),
             (17, 9),
@@ -602,9 +636,9 @@ mod tests {
             };
             let pw = w + 2;
             let (mut ours, mut plain) = (vec![[0.0; LANES]; 9 * pw], vec![[0.0; LANES]; 9 * pw]);
-            gather_by_hand(&x, &at, &mut ours, pw);
+            gather_by_hand(&x, &at, &mut ours, pw, isa);
             gather_portable(&x, &at, &mut plain, pw);
-            assert_eq!(ours, plain, "gather: {w} wide, {images} images");
+            assert_eq!(ours, plain, "{isa} gather: {w} wide, {images} images");
 
             let yt: Vec<Lanes> = (0..d.h * w)
                 .map(|p| std::array::from_fn(|l| (p * 16 + l) as f32 * 0.5))
@@ -619,7 +653,7 @@ mod tests {
                         SharedOut::new(plain.as_mut_ptr(), plain.len()),
                     )
                 };
-                scatter_by_hand(&yt, w, &at, a, &o);
+                scatter_by_hand(&yt, w, &at, a, &o, isa);
                 scatter_portable(&yt, w, &at, a, &p);
                 let same = ours
                     .iter()
@@ -627,7 +661,7 @@ mod tests {
                     .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
                     same,
-                    "scatter: {w} wide, {images} images, addend {}",
+                    "{isa} scatter: {w} wide, {images} images, addend {}",
                     a.is_some()
                 );
             }

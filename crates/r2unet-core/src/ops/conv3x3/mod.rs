@@ -15,12 +15,16 @@ mod autodiff;
 pub mod im2col;
 mod lanes;
 #[cfg(target_arch = "x86_64")]
+mod lanes_avx2;
+#[cfg(target_arch = "x86_64")]
 mod lanes_avx512;
 pub mod lowered;
 mod tiles;
 pub mod winograd;
 pub mod winograd3;
 pub mod winograd4;
+#[cfg(target_arch = "x86_64")]
+mod winograd4_avx2;
 #[cfg(target_arch = "x86_64")]
 mod winograd4_avx512;
 

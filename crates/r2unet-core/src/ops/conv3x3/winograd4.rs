@@ -24,6 +24,8 @@ use super::tiles::{
     products, rows_mut, rows_ref, tile_rows, tile_rows_per_task, with_scratch,
 };
 use crate::ops::parallel::{SharedOut, sum_over_tasks};
+#[cfg(target_arch = "x86_64")]
+use crate::ops::simd::Isa;
 use crate::ops::simd::simd_copies;
 
 /// Whether F(4x4) beats both F(2x2) and im2col + GEMM on this shape, measured with the kernel
@@ -51,7 +53,9 @@ fn on_lanes(d: &Dims) -> bool {
     d.h.max(d.w) <= 16 && d.batch >= lanes::LANES
 }
 
-/// Whether the per-row transforms run by hand (`winograd4_avx512.rs`).
+/// Whether the per-row transforms run by hand on AVX-512 (`winograd4_avx512.rs`), what the
+/// 12x12 rule of [`pays`] was measured with. With AVX2 they run by hand too
+/// (`winograd4_avx2.rs`), but F(4x4) on 12x12 rows was not measured there against F(2x2).
 fn rows_by_hand() -> bool {
     #[cfg(target_arch = "x86_64")]
     return crate::ops::simd::has_avx512();
@@ -535,9 +539,20 @@ fn transform_rows(
     split: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if rows_by_hand() {
-        // SAFETY: the CPU has AVX-512F (checked at run time).
-        return unsafe { super::winograd4_avx512::transform_rows(img, d.h, d.w, r0, count, rows) };
+    match crate::ops::simd::cpu_isa() {
+        Isa::Avx512 => {
+            // SAFETY: the CPU has AVX-512F (checked at run time).
+            return unsafe {
+                super::winograd4_avx512::transform_rows(img, d.h, d.w, r0, count, rows)
+            };
+        }
+        Isa::Avx2 => {
+            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+            return unsafe {
+                super::winograd4_avx2::transform_rows(img, d.h, d.w, r0, count, rows)
+            };
+        }
+        Isa::Baseline => {}
     }
     portable_transform_rows(img, d, r0, count, rows, split);
 }
@@ -616,9 +631,20 @@ fn write_output_rows(
     yb: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if rows_by_hand() {
-        // SAFETY: the CPU has AVX-512F (checked at run time).
-        return unsafe { super::winograd4_avx512::write_output_rows(dst, s, n, first, w, addend) };
+    match crate::ops::simd::cpu_isa() {
+        Isa::Avx512 => {
+            // SAFETY: the CPU has AVX-512F (checked at run time).
+            return unsafe {
+                super::winograd4_avx512::write_output_rows(dst, s, n, first, w, addend)
+            };
+        }
+        Isa::Avx2 => {
+            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+            return unsafe {
+                super::winograd4_avx2::write_output_rows(dst, s, n, first, w, addend)
+            };
+        }
+        Isa::Baseline => {}
     }
     portable_write_output_rows(dst, s, n, first, w, addend, yb);
 }
@@ -689,13 +715,19 @@ fn output_grad_transform_body(
 #[inline(always)]
 fn grad_row(row: &[f32], h: &mut [f32], at: usize, stride: usize, split: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if rows_by_hand() {
+    if crate::ops::simd::cpu_isa() >= Isa::Avx2 {
         let tw = row.len().div_ceil(4);
         assert!(stride >= tw, "winograd4: gradient rows overlap");
-        let rows = &mut h[at..at + 5 * stride + tw];
-        // SAFETY: the CPU has AVX-512F (checked at run time), and `rows` holds six rows of `tw`
-        // floats `stride` apart.
-        return unsafe { super::winograd4_avx512::grad_row(row, rows.as_mut_ptr(), stride) };
+        let rows = h[at..at + 5 * stride + tw].as_mut_ptr();
+        // SAFETY: the CPU has the instruction set (checked at run time), and `rows` holds six
+        // rows of `tw` floats `stride` apart.
+        return unsafe {
+            if crate::ops::simd::cpu_isa() == Isa::Avx512 {
+                super::winograd4_avx512::grad_row(row, rows, stride)
+            } else {
+                super::winograd4_avx2::grad_row(row, rows, stride)
+            }
+        };
     }
     portable_grad_row(row, h, at, stride, split);
 }
@@ -820,21 +852,35 @@ pub fn weight_grad_lanes(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
     lanes::weight_grad(&LANES_KERNEL, x, dy, d)
 }
 
-// The AVX-512 paths against the portable ones: x86-64 only.
+// The AVX-512 and AVX2 paths against the portable ones: x86-64 only.
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
     /// The AVX-512 output rows (the output transform's horizontal step, the interleave and the
     /// addend) and output-gradient rows against the portable ones, on the same widths.
+    /// The instruction sets with per-row transforms by hand that this CPU has.
+    fn by_hand() -> Vec<Isa> {
+        let isas: Vec<Isa> = [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .filter(|&isa| crate::ops::simd::cpu_isa() >= isa)
+            .collect();
+        if isas.is_empty() {
+            eprintln!("no AVX2 here: only the portable path runs");
+        }
+        isas
+    }
+
     #[test]
     fn output_rows_match_the_portable_path() {
-        if !crate::ops::simd::has_avx512() {
-            eprintln!("no AVX-512 here: only the portable path runs");
-            return;
+        for isa in by_hand() {
+            output_rows_match_on(isa);
         }
+    }
+
+    fn output_rows_match_on(isa: Isa) {
         let close = |g: f32, e: f32| (g - e).abs() <= 1e-5 * (1.0 + e.abs());
-        for w in [1usize, 3, 7, 48, 63, 64, 65, 68, 130, 301] {
+        for w in [1usize, 3, 7, 24, 32, 33, 48, 63, 64, 65, 68, 130, 301] {
             let tw = w.div_ceil(4);
             // A run of 2 tile rows from tile 3 of a task of 5 tile rows; its last row cut at 7.
             let (n, first, rows) = (5 * tw, 3 * tw, 7);
@@ -847,14 +893,23 @@ mod tests {
                 let mut yb = vec![0.0; 16 * n];
                 portable_write_output_rows(&mut want, &s, n, first, w, addend, &mut yb);
                 let mut got = vec![f32::NAN; rows * w];
-                // SAFETY: AVX-512F checked above.
+                // SAFETY: the CPU has `isa` (the caller checked).
                 unsafe {
-                    super::super::winograd4_avx512::write_output_rows(
-                        &mut got, &s, n, first, w, addend,
-                    )
+                    if isa == Isa::Avx512 {
+                        super::super::winograd4_avx512::write_output_rows(
+                            &mut got, &s, n, first, w, addend,
+                        )
+                    } else {
+                        super::super::winograd4_avx2::write_output_rows(
+                            &mut got, &s, n, first, w, addend,
+                        )
+                    }
                 };
                 for (k, (&g, &e)) in got.iter().zip(&want).enumerate() {
-                    assert!(close(g, e), "width {w}, element {k}: {g} against {e}");
+                    assert!(
+                        close(g, e),
+                        "{isa}: width {w}, element {k}: {g} against {e}"
+                    );
                 }
             }
             let row = &s[..w];
@@ -863,14 +918,19 @@ mod tests {
             let mut split = vec![0.0; 4 * tw];
             portable_grad_row(row, &mut want, at, stride, &mut split);
             let mut got = vec![0.0; want.len()];
-            // SAFETY: AVX-512F checked above; six rows of tw at stride from `at`.
+            // SAFETY: the CPU has `isa`; six rows of tw at stride from `at`.
             unsafe {
-                super::super::winograd4_avx512::grad_row(row, got[at..].as_mut_ptr(), stride)
+                let rows = got[at..].as_mut_ptr();
+                if isa == Isa::Avx512 {
+                    super::super::winograd4_avx512::grad_row(row, rows, stride)
+                } else {
+                    super::super::winograd4_avx2::grad_row(row, rows, stride)
+                }
             };
             for (k, (&g, &e)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     close(g, e),
-                    "gradient row of width {w}, element {k}: {g} against {e}"
+                    "{isa}: gradient row of width {w}, element {k}: {g} against {e}"
                 );
             }
         }
@@ -881,14 +941,19 @@ mod tests {
     /// that start above, inside and below the plane.
     #[test]
     fn transform_rows_match_the_portable_path() {
-        if !crate::ops::simd::has_avx512() {
-            eprintln!("no AVX-512 here: only the portable path runs");
-            return;
+        for isa in by_hand() {
+            transform_rows_match_on(isa);
         }
+    }
+
+    fn transform_rows_match_on(isa: Isa) {
         for (h, w) in [
             (1, 1),
             (5, 3),
             (6, 7),
+            (6, 24),
+            (5, 32),
+            (7, 33),
             (9, 48),
             (7, 63),
             (8, 64),
@@ -914,9 +979,17 @@ mod tests {
                 let mut want = vec![0.0; 24 * len];
                 portable_transform_rows(&img, &d, r0, count, &mut want, &mut split);
                 let mut got = vec![f32::NAN; 24 * len];
-                // SAFETY: AVX-512F checked above.
+                // SAFETY: the CPU has `isa` (the caller checked).
                 unsafe {
-                    super::super::winograd4_avx512::transform_rows(&img, h, w, r0, count, &mut got)
+                    if isa == Isa::Avx512 {
+                        super::super::winograd4_avx512::transform_rows(
+                            &img, h, w, r0, count, &mut got,
+                        )
+                    } else {
+                        super::super::winograd4_avx2::transform_rows(
+                            &img, h, w, r0, count, &mut got,
+                        )
+                    }
                 };
                 // Rows 2 and 3 of the last group are not computed.
                 for (k, (g, e)) in got.iter().zip(&want).enumerate() {
@@ -926,7 +999,7 @@ mod tests {
                     }
                     assert!(
                         (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
-                        "{h}x{w} from row {r0}, {count} tile rows: element {k}: {g} against {e}"
+                        "{isa}: {h}x{w} from row {r0}, {count} tile rows: element {k}: {g} against {e}"
                     );
                 }
             }
