@@ -352,6 +352,13 @@ pub fn choose(arg: BackendArg, workload: &Workload) -> Result<Chosen> {
         },
     };
     eprintln!("backend: {}", chosen.name);
+    if chosen.name == "flex" {
+        let capped = match r2unet::ops::max_cpu_isa_from_env() {
+            Ok(Some(cap)) => format!(" ({}={cap})", r2unet::ops::MAX_CPU_ISA_VAR),
+            _ => String::new(),
+        };
+        eprintln!("backend: CPU kernels: {}{capped}", r2unet::ops::cpu_isa());
+    }
     Ok(chosen)
 }
 

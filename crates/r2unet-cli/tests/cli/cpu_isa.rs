@@ -47,7 +47,8 @@ fn the_baseline_kernels_give_the_widest_kernels_mask() {
     );
 }
 
-/// `bench --json` says which kernels ran, so a figure cannot be taken for another ISA's.
+/// `bench --json` and the backend line say which kernels ran, so a figure cannot be taken for
+/// another instruction set's.
 #[test]
 fn bench_reports_the_capped_instruction_set() {
     let dir = tempdir();
@@ -71,4 +72,9 @@ fn bench_reports_the_capped_instruction_set() {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(r["cpu_isa"], "baseline", "{r}");
     assert!(stdout(&out).contains("| baseline |"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("backend: CPU kernels: baseline (R2UNET_MAX_CPU_ISA=baseline)"),
+        "{}",
+        stderr(&out)
+    );
 }
