@@ -29,6 +29,8 @@ fn main() {
         (32, 32, 24),
         (32, 64, 12),
         (32, 128, 6),
+        // A batch too small for the lanes: F(4x4) along the rows or F(2x2) on 12x12 planes.
+        (8, 64, 12),
         (1, 16, 584),
         (1, 32, 292),
         (1, 64, 146),
