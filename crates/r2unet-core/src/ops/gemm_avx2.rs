@@ -9,11 +9,10 @@
 //! the row of `rhs` and the broadcast. Why not the `gemm` crate: its packing and dispatch
 //! around the microkernel weigh on these products, small in two dimensions and one call of a few
 //! microseconds each (bench/NOTES.md sections 22, 26 and 28).
-use crate::ops::simd::transpose8;
+use crate::ops::simd::{lanes8 as lanes, transpose8};
 use std::arch::x86_64::{
-    __m256, __m256i, _mm256_cmpgt_epi32, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_maskload_ps,
-    _mm256_maskstore_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_ps,
-    _mm256_storeu_ps,
+    __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_maskload_ps, _mm256_maskstore_ps,
+    _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
 /// Whether [`gemm`] and [`gemm_nt_acc`] can run here.
@@ -113,16 +112,6 @@ pub(super) unsafe fn gemm_nt_acc(
 thread_local! {
     /// [`gemm_nt_acc`]'s transposed `rhs`, kept between calls.
     static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The `maskload`/`maskstore` mask of the first `k` of 8 lanes.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn lanes(k: usize) -> __m256i {
-    _mm256_cmpgt_epi32(
-        _mm256_set1_epi32(k as i32),
-        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-    )
 }
 
 /// [`gemm`], adding to `dst` (which must then be valid for reads too) where `accumulate`.
@@ -263,22 +252,6 @@ impl Block {
     }
 }
 
-/// Unused lanes of [`lanes`]'s masks are zero, as `maskstore` needs (a lane is written where its
-/// sign bit is set).
-#[cfg(test)]
-#[target_feature(enable = "avx2")]
-fn mask_bits(k: usize) -> [i32; 8] {
-    let mut out = [0i32; 8];
-    // SAFETY: 8 floats' room; the reinterpretation is of plain bits.
-    unsafe {
-        _mm256_storeu_ps(
-            out.as_mut_ptr().cast(),
-            std::arch::x86_64::_mm256_castsi256_ps(lanes(k)),
-        )
-    };
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use crate::ops::gemm::tests::compare_with;
@@ -289,20 +262,6 @@ mod tests {
             return false;
         }
         true
-    }
-
-    #[test]
-    fn masks_have_k_lanes() {
-        if !available() {
-            return;
-        }
-        for k in 1..=8 {
-            // SAFETY: AVX2 checked.
-            let bits = unsafe { super::mask_bits(k) };
-            for (lane, &b) in bits.iter().enumerate() {
-                assert_eq!(b, if lane < k { -1 } else { 0 }, "k {k}, lane {lane}");
-            }
-        }
     }
 
     /// Rows not a multiple of 4, 6 or 8, columns not a multiple of 8 or 16, `k` of 0 and 1.

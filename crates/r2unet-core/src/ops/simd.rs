@@ -171,11 +171,11 @@ pub(crate) fn has_avx512() -> bool {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256, _mm_castps_si128, _mm_movehl_ps, _mm_store_ss, _mm_storel_epi64, _mm_storeu_ps,
-        _mm256_castps256_ps128, _mm256_cmpgt_epi32, _mm256_extractf128_ps, _mm256_loadu_ps,
-        _mm256_maskload_ps, _mm256_permute2f128_ps, _mm256_set1_epi32, _mm256_setr_epi32,
-        _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps,
-        _mm256_unpacklo_ps,
+        __m256, __m256i, _mm_castps_si128, _mm_movehl_ps, _mm_store_ss, _mm_storel_epi64,
+        _mm_storeu_ps, _mm256_castps256_ps128, _mm256_cmpgt_epi32, _mm256_extractf128_ps,
+        _mm256_loadu_ps, _mm256_maskload_ps, _mm256_permute2f128_ps, _mm256_set1_epi32,
+        _mm256_setr_epi32, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps,
+        _mm256_unpackhi_ps, _mm256_unpacklo_ps,
     };
 
     /// The transpose of an 8 x 8 block: `out[c]` lane `r` is `rows[r]` lane `c`.
@@ -230,13 +230,20 @@ mod avx2 {
         } else if k == 0 {
             _mm256_setzero_ps()
         } else {
-            let mask = _mm256_cmpgt_epi32(
-                _mm256_set1_epi32(k as i32),
-                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-            );
             // SAFETY: the mask keeps the load to the first k floats.
-            unsafe { _mm256_maskload_ps(src, mask) }
+            unsafe { _mm256_maskload_ps(src, lanes8(k)) }
         }
+    }
+
+    /// The `maskload`/`maskstore` mask of the first `k` of 8 lanes: their sign bits set, the
+    /// other lanes zero.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn lanes8(k: usize) -> __m256i {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(k as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
     }
 
     /// Writes the first `k` lanes of `v` to `dst` (`k` from 1; all eight from 8 on).
@@ -305,6 +312,27 @@ mod avx2 {
             }
         }
 
+        #[test]
+        fn masks_have_k_lanes() {
+            if crate::ops::simd::cpu_isa() < crate::ops::simd::Isa::Avx2 {
+                eprintln!("no AVX2 here (or R2UNET_MAX_CPU_ISA): nothing to check");
+                return;
+            }
+            for k in 1..=8 {
+                let mut bits = [0i32; 8];
+                // SAFETY: AVX2 checked; 8 ints' room.
+                unsafe {
+                    std::arch::x86_64::_mm256_storeu_si256(
+                        bits.as_mut_ptr().cast(),
+                        super::lanes8(k),
+                    )
+                };
+                for (lane, &b) in bits.iter().enumerate() {
+                    assert_eq!(b, if lane < k { -1 } else { 0 }, "k {k}, lane {lane}");
+                }
+            }
+        }
+
         /// [`super::transpose8`] on a block of distinct values.
         #[test]
         fn transpose8_transposes() {
@@ -331,7 +359,7 @@ mod avx2 {
     }
 }
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx2::{load_first8, store_first8, transpose8};
+pub(crate) use avx2::{lanes8, load_first8, store_first8, transpose8};
 
 /// Defines `$name(args)`, which runs `$body(args)` from a copy compiled for AVX-512 or AVX2
 /// where the CPU has it. `$body` should be `#[inline(always)]`: the copies are only as wide as
