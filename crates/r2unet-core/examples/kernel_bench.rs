@@ -24,7 +24,7 @@ fn main() {
         "| layer | im2col forward | Winograd forward | F(4x4) forward | F(3x3) forward | input grad | im2col weight grad | Winograd weight grad | F(4x4) weight grad | F(3x3) weight grad |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let shapes = [
+    let mut shapes = vec![
         (32, 16, 48),
         (32, 32, 24),
         (32, 64, 12),
@@ -36,6 +36,19 @@ fn main() {
         (1, 64, 146),
         (1, 128, 73),
     ];
+    // KERNEL_BENCH_BATCHES=1,4,8,15: the two small levels (64 x 12 x 12 and 128 x 6 x 6) at
+    // these batch sizes instead, for the rules of the batches that do not fill the lanes.
+    if let Ok(list) = std::env::var("KERNEL_BENCH_BATCHES") {
+        shapes = list
+            .split(',')
+            .map(|b| {
+                b.trim()
+                    .parse::<usize>()
+                    .expect("KERNEL_BENCH_BATCHES: a list of numbers")
+            })
+            .flat_map(|b| [(b, 64, 12), (b, 128, 6)])
+            .collect();
+    }
     for (batch, c, side) in shapes {
         let d = Dims {
             batch,

@@ -78,18 +78,70 @@ impl Dims {
 }
 
 /// `y = conv3x3(x, weight)`; `x` is `[batch, c_in, h, w]`, `weight` `[c_out, c_in, 3, 3]`,
-/// the result `[batch, c_out, h, w]`. Winograd F(4x4) or F(2x2) where faster (see
-/// [`winograd4::pays`], [`winograd::pays`]), im2col + GEMM elsewhere.
+/// the result `[batch, c_out, h, w]`. Winograd F(4x4), F(3x3) or F(2x2) where faster, im2col +
+/// GEMM elsewhere ([`forward_algorithm`]).
 pub fn forward(x: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
-    if winograd4::pays(&d) {
-        winograd4::forward(x, weight, d)
-    } else if winograd3::pays(&d) {
-        winograd3::forward(x, weight, d)
-    } else if winograd::pays(&d) {
-        winograd::forward(x, weight, d)
-    } else {
-        im2col::forward(x, weight, d)
+    match forward_algorithm(&d) {
+        Algorithm::Winograd4 => winograd4::forward(x, weight, d),
+        Algorithm::Winograd3 => winograd3::forward(x, weight, d),
+        Algorithm::Winograd2 => winograd::forward(x, weight, d),
+        Algorithm::Im2col => im2col::forward(x, weight, d),
     }
+}
+
+/// The algorithms [`forward`], [`input_grad`] and [`weight_grad`] choose between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    Im2col,
+    /// F(2x2, 3x3), [`winograd`].
+    Winograd2,
+    /// F(3x3, 3x3), [`winograd3`].
+    Winograd3,
+    /// F(4x4, 3x3), [`winograd4`].
+    Winograd4,
+}
+
+/// What the forward pass (and so the input gradient, a forward pass with the channels swapped)
+/// runs on `d`.
+pub fn forward_algorithm(d: &Dims) -> Algorithm {
+    if too_few_images(d) {
+        Algorithm::Im2col
+    } else if winograd4::pays(d) {
+        Algorithm::Winograd4
+    } else if winograd3::pays(d) {
+        Algorithm::Winograd3
+    } else if winograd::pays(d) {
+        Algorithm::Winograd2
+    } else {
+        Algorithm::Im2col
+    }
+}
+
+/// What [`weight_grad`] runs on `d`.
+pub fn weight_grad_algorithm(d: &Dims) -> Algorithm {
+    if winograd4::pays_for_weight_grad(d) {
+        Algorithm::Winograd4
+    } else if winograd3::pays_for_weight_grad(d) {
+        Algorithm::Winograd3
+    } else if winograd::pays_for_weight_grad(d) {
+        Algorithm::Winograd2
+    } else {
+        Algorithm::Im2col
+    }
+}
+
+/// Whether a batch is too small for the Winograd kernels of the small planes, so that the
+/// forward pass is faster as im2col's one GEMM over the whole batch. Those kernels run sixteen
+/// images in a vector's lanes (F(3x3) on 6x6, F(4x4) on 12x12) or only a few tiles along a
+/// row, and every call transforms all the weights, whatever the batch. Kernel bench at 128 x 6 x 6
+/// and 64 x 12 x 12, batches 1-16 (bench/NOTES.md section 29): on 6x6 planes im2col beat F(2x2)
+/// up to 8 images (141-150 against 81-121 GFLOP/s at 4 and 8) and F(3x3) ran at 206-247 from 12;
+/// on 12x12 planes im2col beat F(4x4) and F(2x2) up to 4 images (157-162 against 85-123), and
+/// F(4x4) along the rows led from 8 or 12. Held to AVX2 the same within noise. The weight
+/// gradients keep their rules: there F(4x4) tied with im2col at 1-2 images and led from 4.
+fn too_few_images(d: &Dims) -> bool {
+    let side = d.h.max(d.w);
+    (side <= 8 && d.batch < winograd3::MIN_BATCH) || (side <= 12 && d.batch < 8)
 }
 
 /// `addend + conv3x3(x, weight)`, `addend` shaped as the output: the RCL's `W_f * x + W_r * h`.
@@ -103,11 +155,10 @@ pub fn forward_add(x: &[f32], weight: &[f32], addend: &[f32], d: Dims) -> Vec<f3
         d.batch * d.c_out * d.plane(),
         "conv3x3: addend length"
     );
-    if winograd4::pays(&d) {
-        return winograd4::forward_add(x, weight, Some(addend), d);
-    }
-    if winograd3::pays(&d) {
-        return winograd3::forward_add(x, weight, Some(addend), d);
+    match forward_algorithm(&d) {
+        Algorithm::Winograd4 => return winograd4::forward_add(x, weight, Some(addend), d),
+        Algorithm::Winograd3 => return winograd3::forward_add(x, weight, Some(addend), d),
+        Algorithm::Winograd2 | Algorithm::Im2col => {}
     }
     let mut y = forward(x, weight, d);
     add_assign(&mut y, addend);
@@ -163,17 +214,14 @@ pub fn input_grad(dy: &[f32], weight: &[f32], d: Dims) -> Vec<f32> {
     forward(dy, &flipped, swapped)
 }
 
-/// Gradient of the weights, `[c_out, c_in, 3, 3]`: Winograd F(4x4) or F(2x2) where faster,
-/// im2col + GEMM elsewhere.
+/// Gradient of the weights, `[c_out, c_in, 3, 3]`: Winograd where faster, im2col + GEMM
+/// elsewhere ([`weight_grad_algorithm`]).
 pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
-    if winograd4::pays_for_weight_grad(&d) {
-        winograd4::weight_grad(x, dy, d)
-    } else if winograd3::pays_for_weight_grad(&d) {
-        winograd3::weight_grad(x, dy, d)
-    } else if winograd::pays_for_weight_grad(&d) {
-        winograd::weight_grad(x, dy, d)
-    } else {
-        im2col::weight_grad(x, dy, d)
+    match weight_grad_algorithm(&d) {
+        Algorithm::Winograd4 => winograd4::weight_grad(x, dy, d),
+        Algorithm::Winograd3 => winograd3::weight_grad(x, dy, d),
+        Algorithm::Winograd2 => winograd::weight_grad(x, dy, d),
+        Algorithm::Im2col => im2col::weight_grad(x, dy, d),
     }
 }
 

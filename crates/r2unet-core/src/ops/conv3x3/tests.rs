@@ -184,6 +184,48 @@ fn winograd3_matches_im2col() {
     assert!(err < WINOGRAD3_TOLERANCE, "{d:?}: relative error {err}");
 }
 
+/// The rules for batches that do not fill the lanes (bench/NOTES.md section 29), and that a
+/// training batch of 32 keeps the kernels it had.
+#[test]
+fn the_small_planes_run_im2col_forward_on_a_few_images() {
+    use super::{Algorithm, forward_algorithm, weight_grad_algorithm};
+    for batch in [1, 4, 11] {
+        assert_eq!(
+            forward_algorithm(&dims(batch, 128, 128, 6, 6)),
+            Algorithm::Im2col
+        );
+    }
+    for batch in [1, 4, 7] {
+        assert_eq!(
+            forward_algorithm(&dims(batch, 64, 64, 12, 12)),
+            Algorithm::Im2col
+        );
+        // The weight gradient keeps F(4x4): it tied with im2col at 1-2 images and led from 4.
+        assert_eq!(
+            weight_grad_algorithm(&dims(batch, 64, 64, 12, 12)),
+            Algorithm::Winograd4
+        );
+    }
+    for batch in [12, 15, 32] {
+        let d = dims(batch, 128, 128, 6, 6);
+        assert_eq!(forward_algorithm(&d), Algorithm::Winograd3);
+        assert_eq!(weight_grad_algorithm(&d), Algorithm::Winograd3);
+    }
+    assert_ne!(
+        forward_algorithm(&dims(8, 64, 64, 12, 12)),
+        Algorithm::Im2col
+    );
+    assert_ne!(
+        forward_algorithm(&dims(32, 64, 64, 12, 12)),
+        Algorithm::Im2col
+    );
+    // Larger planes are not affected: one image of a whole DRIVE image's deepest level.
+    assert_eq!(
+        forward_algorithm(&dims(1, 128, 128, 73, 73)),
+        Algorithm::Winograd4
+    );
+}
+
 #[test]
 fn winograd3_weight_gradient_matches_im2col() {
     for d in winograd3_shapes() {
@@ -229,6 +271,9 @@ fn forward_and_gradients_match_burns_convolution() {
         (17, 32, 32, 6, 6),
         // F(4x4) on lanes for all three where the CPU has AVX-512 (12x12, sixteen images).
         (16, 16, 16, 12, 12),
+        // F(3x3) on three quarters of the lanes; im2col forward on a batch too small for them.
+        (12, 32, 32, 6, 6),
+        (4, 16, 16, 12, 12),
     ] {
         let layer = conv(c_in, c_out, &device);
         let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)

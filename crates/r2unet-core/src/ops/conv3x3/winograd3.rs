@@ -20,10 +20,16 @@ use crate::ops::simd::simd_copies;
 
 /// Whether F(3x3) beats the other algorithms on this shape: small planes (at most 8 on a side,
 /// where F(2x2) and F(4x4) waste most of their tiles), enough channels for the GEMMs, and a batch
-/// that fills the lanes (measured with the kernel bench, bench/NOTES.md section 27).
+/// that fills most of the lanes (measured with the kernel bench, bench/NOTES.md sections 27 and
+/// 29).
 pub fn pays(d: &Dims) -> bool {
-    d.c_in.min(d.c_out) >= 32 && d.h.max(d.w) <= 8 && d.batch >= LANES
+    d.c_in.min(d.c_out) >= 32 && d.h.max(d.w) <= 8 && d.batch >= MIN_BATCH
 }
+
+/// The fewest images that F(3x3) runs: three quarters of the lanes. At 128 x 6 x 6 it ran at
+/// 206-247 GFLOP/s with 12-15 images against im2col's 138-154, and tied with it at 8 (148
+/// against 143-150); below, the empty lanes cost more than they save.
+pub const MIN_BATCH: usize = LANES * 3 / 4;
 
 /// The same for the weights' gradient.
 pub fn pays_for_weight_grad(d: &Dims) -> bool {
