@@ -135,10 +135,10 @@ pub fn weight_grad_algorithm(d: &Dims) -> Algorithm {
 /// images in a vector's lanes (F(3x3) on 6x6, F(4x4) on 12x12) or only a few tiles along a
 /// row, and every call transforms all the weights, whatever the batch. Kernel bench at 128 x 6 x 6
 /// and 64 x 12 x 12, batches 1-16 (bench/NOTES.md section 29): on 6x6 planes im2col beat F(2x2)
-/// up to 8 images (141-150 against 81-121 GFLOP/s at 4 and 8) and F(3x3) ran at 206-247 from 12;
-/// on 12x12 planes im2col beat F(4x4) and F(2x2) up to 4 images (157-162 against 85-123), and
-/// F(4x4) along the rows led from 8 or 12. Held to AVX2 the same within noise. The weight
-/// gradients keep their rules: there F(4x4) tied with im2col at 1-2 images and led from 4.
+/// up to 8 images (135-150 against 73-121 GFLOP/s at 4 and 8), and F(3x3) led from 12; on 12x12
+/// planes im2col beat F(4x4) and F(2x2) up to 4 images (153-162 against 85-123), and F(4x4)
+/// along the rows led from 8 or 12. Held to AVX2 the same within noise. The weight gradients
+/// keep their rules: there F(4x4) tied with im2col at 1-2 images and led from 4.
 fn too_few_images(d: &Dims) -> bool {
     let side = d.h.max(d.w);
     (side <= 8 && d.batch < winograd3::MIN_BATCH) || (side <= 12 && d.batch < 8)

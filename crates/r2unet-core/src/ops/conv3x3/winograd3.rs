@@ -26,9 +26,10 @@ pub fn pays(d: &Dims) -> bool {
     d.c_in.min(d.c_out) >= 32 && d.h.max(d.w) <= 8 && d.batch >= MIN_BATCH
 }
 
-/// The fewest images that F(3x3) runs: three quarters of the lanes. At 128 x 6 x 6 it ran at
-/// 206-247 GFLOP/s with 12-15 images against im2col's 138-154, and tied with it at 8 (148
-/// against 143-150); below, the empty lanes cost more than they save.
+/// The fewest images that F(3x3) runs: three quarters of the lanes. At 128 x 6 x 6, forward, it
+/// ran at 206-279 GFLOP/s with 12-15 images against im2col's 138-154 (but for one run at 12:
+/// 110), and at 8 images at best tied (80-148 against 135-150); below, the empty lanes cost more
+/// than they save.
 pub const MIN_BATCH: usize = LANES * 3 / 4;
 
 /// The same for the weights' gradient.
