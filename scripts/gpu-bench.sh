@@ -61,7 +61,14 @@ declare -A CLI
 bin="$(mktemp -d)"
 for build in default autotune; do
   if [[ -f "$CARRY/r2unet-$build.xz" ]]; then
-    xz -dc "$CARRY/r2unet-$build.xz" > "$bin/r2unet-$build" && chmod +x "$bin/r2unet-$build"
+    # A bare machine may lack xz; Python's lzma reads the same file.
+    if command -v xz >/dev/null; then
+      xz -dc "$CARRY/r2unet-$build.xz" > "$bin/r2unet-$build"
+    else
+      python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+        "$CARRY/r2unet-$build.xz" "$bin/r2unet-$build"
+    fi || { echo "error: $CARRY/r2unet-$build.xz: cannot unpack" >&2; exit 1; }
+    chmod +x "$bin/r2unet-$build"
     CLI[$build]="$bin/r2unet-$build"
   fi
 done
