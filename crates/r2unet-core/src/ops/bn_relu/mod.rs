@@ -20,7 +20,7 @@ use burn::tensor::{DType, Tensor};
 
 /// Batch norm with batch statistics over `[batch, channels, ...]`, then ReLU.
 #[cfg(feature = "flex")]
-#[backend_extension(Flex, Autodiff: cfg(feature = "autodiff"))]
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff: cfg(feature = "autodiff"))]
 pub trait BnReluBackend: Backend {
     /// Returns the output, the batch mean and the biased batch variance (`[channels]` each).
     fn bn_relu_train(
@@ -131,6 +131,41 @@ impl BnReluBackend for Flex {
     }
 }
 
+/// On a GPU, for training: the statistics as per-plane sums and the backward pass by hand
+/// ([`lowered`]), so that burn's autodiff records one op per batch norm. Inference on a GPU
+/// keeps burn's batch norm.
+#[cfg(all(feature = "flex", feature = "wgpu"))]
+impl BnReluBackend for burn::backend::Cube {
+    fn bn_relu_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        lowered::train::<Self>(x, gamma, beta, epsilon)
+    }
+
+    fn bn_relu_eval(
+        _x: FloatTensor<Self>,
+        _scale: FloatTensor<Self>,
+        _shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        unimplemented!("bn_relu_eval runs on flex only; a GPU's inference uses burn's batch norm")
+    }
+
+    fn bn_relu_train_backward(
+        x: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        lowered::backward::<Self>(x, dy, gamma, beta, mean, variance, epsilon)
+    }
+}
+
 /// Output, batch mean and biased batch variance of `relu(batch_norm(x))` in training mode.
 pub struct BnRelu {
     pub output: Tensor<4>,
@@ -143,12 +178,18 @@ fn fast_path_applies(x: &Tensor<4>, gamma: &Tensor<1>) -> bool {
     usable && x.dtype() == DType::F32 && gamma.dtype() == DType::F32
 }
 
-/// `relu(batch_norm_train(x, gamma, beta))`, fused on burn-flex.
+/// Whether a batch norm trains through [`lowered`] (see
+/// [`crate::ops::lowered_for_gpu_training`]): only in builds with both flex and wgpu, where the
+/// backend extension reaches burn's cubecl backend.
+fn lowered_applies(x: &Tensor<4>) -> bool {
+    cfg!(all(feature = "flex", feature = "wgpu"))
+        && crate::ops::lowered_for_gpu_training(&x.device())
+}
+
+/// `relu(batch_norm_train(x, gamma, beta))`, fused on burn-flex, with its gradients by hand on
+/// a GPU (see [`lowered`]).
 pub fn bn_relu_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> BnRelu {
-    if !fast_path_applies(&x, &gamma) {
-        if crate::ops::lowered_for_gpu_training(&x.device()) {
-            return lowered::train(x, gamma, beta, epsilon);
-        }
+    if !fast_path_applies(&x, &gamma) && !lowered_applies(&x) {
         let r = batch_norm_train(x, gamma, beta, epsilon);
         return BnRelu {
             output: relu(r.output),
@@ -247,37 +288,58 @@ mod tests {
             .assert_approx_eq::<f32>(&slow.into_data(), Tolerance::rel_abs(1e-5, 1e-5));
     }
 
-    /// The GPU-training version (per-plane sums in tensor ops), run here on burn-flex against
-    /// burn's batch norm: output, statistics, and the gradients of input, gamma and beta.
-    #[cfg(feature = "autodiff")]
+    /// The GPU-training lowering, forward and backward, run on burn-flex's primitives against
+    /// this module's CPU kernels (which the test below holds to burn's batch norm).
     #[test]
-    fn lowered_matches_burns_batch_norm_and_relu() {
-        let device = burn::tensor::Device::flex().autodiff();
+    fn lowered_matches_the_cpu_kernels() {
+        use burn::backend::flex::FlexTensor;
+        let floats = |t: FlexTensor| t.into_data().try_to_vec::<f32>().unwrap();
+        let close = |name: &str, a: FlexTensor, b: FlexTensor| {
+            let (a, b) = (floats(a), floats(b));
+            let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let err = a
+                .iter()
+                .zip(&b)
+                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(err / scale < 1e-5, "{name} off by {err} (scale {scale})");
+        };
+        let device = burn::tensor::Device::flex();
         for shape in [[3, 4, 5, 7], [8, 16, 12, 12]] {
-            let x =
-                Tensor::<4>::random(shape, Distribution::Normal(1.5, 2.0), &device).require_grad();
-            let gamma = Tensor::<1>::random([shape[1]], Distribution::Normal(1.0, 0.3), &device)
-                .require_grad();
-            let beta = Tensor::<1>::random([shape[1]], Distribution::Normal(0.0, 0.3), &device)
-                .require_grad();
-            let ours = lowered::train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
-            let burns = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
-            let tol = Tolerance::rel_abs(1e-4, 1e-4);
-            ours.mean
-                .inner()
-                .into_data()
-                .assert_approx_eq::<f32>(&burns.mean.inner().into_data(), tol);
-            ours.variance
-                .inner()
-                .into_data()
-                .assert_approx_eq::<f32>(&burns.variance.inner().into_data(), tol);
-            crate::ops::assert_same_layer(ours.output, relu(burns.output), |g| {
-                vec![
-                    x.grad(g).unwrap().into_data(),
-                    gamma.grad(g).unwrap().into_data(),
-                    beta.grad(g).unwrap().into_data(),
-                ]
-            });
+            let random = |shape: &[usize], mean, sd| -> FlexTensor {
+                let t = Tensor::<1>::random(
+                    [shape.iter().product::<usize>()],
+                    Distribution::Normal(mean, sd),
+                    &device,
+                );
+                let values = t.into_data().try_to_vec::<f32>().unwrap();
+                FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+            };
+            let x = random(&shape, 1.5, 2.0);
+            let dy = random(&shape, 0.0, 1.0);
+            let gamma = random(&[shape[1]], 1.0, 0.3);
+            let beta = random(&[shape[1]], 0.0, 0.3);
+            let (y, mean, var) =
+                lowered::train::<Flex>(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+            let (y_cpu, mean_cpu, var_cpu) =
+                Flex::bn_relu_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+            close("output", y, y_cpu);
+            close("mean", mean.clone(), mean_cpu);
+            close("variance", var.clone(), var_cpu);
+            let args = (x, dy, gamma, beta, mean, var);
+            let (dx, dgamma, dbeta) = lowered::backward::<Flex>(
+                args.0.clone(),
+                args.1.clone(),
+                args.2.clone(),
+                args.3.clone(),
+                args.4.clone(),
+                args.5.clone(),
+                1e-5,
+            );
+            let (dx_cpu, dgamma_cpu, dbeta_cpu) =
+                Flex::bn_relu_train_backward(args.0, args.1, args.2, args.3, args.4, args.5, 1e-5);
+            close("input gradient", dx, dx_cpu);
+            close("gamma gradient", dgamma, dgamma_cpu);
+            close("beta gradient", dbeta, dbeta_cpu);
         }
     }
 

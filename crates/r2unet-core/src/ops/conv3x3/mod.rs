@@ -227,7 +227,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
 
 /// 3x3 convolution, stride 1, zero padding 1, no bias, one group, in NCHW layout.
 #[cfg(feature = "flex")]
-#[backend_extension(Flex, Autodiff: cfg(feature = "autodiff"))]
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff: cfg(feature = "autodiff"))]
 pub trait Conv3x3Backend: Backend {
     /// `[batch, c_in, h, w]`, `[c_out, c_in, 3, 3]` to `[batch, c_out, h, w]`.
     fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -309,6 +309,36 @@ impl Conv3x3Backend for Flex {
     }
 }
 
+/// On a GPU, for training: the convolution and its two gradients lowered to im2col + matmul
+/// ([`lowered`]), so that burn's autodiff records one op per convolution, not the lowering's
+/// gather, pad and matmul.
+#[cfg(all(feature = "flex", feature = "wgpu"))]
+impl Conv3x3Backend for burn::backend::Cube {
+    fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        lowered::forward::<Self>(x, weight)
+    }
+
+    fn conv3x3_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        addend: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        lowered::forward_add::<Self>(x, weight, addend)
+    }
+
+    fn conv3x3_input_grad(dy: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        lowered::input_grad::<Self>(dy, weight)
+    }
+
+    fn conv3x3_weight_grad(
+        x: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        _c_out: usize,
+    ) -> FloatTensor<Self> {
+        lowered::weight_grad::<Self>(x, dy)
+    }
+}
+
 /// Whether `conv` is the shape this module computes: a bias-free 3x3, stride 1, padding 1, one
 /// group.
 fn is_plain_3x3(conv: &Conv2d) -> bool {
@@ -330,19 +360,20 @@ fn fast_path_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
         && is_plain_3x3(conv)
 }
 
-/// Whether a 3x3 convolution trains through [`lowered`] (see [`crate::ops::lowered_for_gpu_training`]).
+/// Whether a 3x3 convolution trains through [`lowered`] (see
+/// [`crate::ops::lowered_for_gpu_training`]): only in builds with both flex and wgpu, where the
+/// backend extension reaches burn's cubecl backend.
 fn lowered_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
-    super::lowered_for_gpu_training(&x.device()) && is_plain_3x3(conv)
+    cfg!(all(feature = "flex", feature = "wgpu"))
+        && super::lowered_for_gpu_training(&x.device())
+        && is_plain_3x3(conv)
 }
 
 /// `conv.forward(x)`, through the fast kernel when the convolution is a bias-free 3x3 with
-/// stride 1 and padding 1 running on burn-flex, lowered to a matmul when it trains elsewhere (see
+/// stride 1 and padding 1 running on burn-flex, lowered to a matmul when it trains on a GPU (see
 /// [`lowered`]); otherwise burn's own convolution.
 pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    if !fast_path_applies(conv, &x) {
-        if lowered_applies(conv, &x) {
-            return lowered::forward(x, conv.weight.val());
-        }
+    if !fast_path_applies(conv, &x) && !lowered_applies(conv, &x) {
         return conv.forward(x);
     }
     #[cfg(feature = "flex")]
@@ -357,7 +388,9 @@ pub fn conv3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// `addend + conv.forward(x)` ([`conv3x3`] plus an addend of the output's shape), with the add
 /// inside the fast kernel's output pass where that applies.
 pub fn conv3x3_add(conv: &Conv2d, x: Tensor<4>, addend: Tensor<4>) -> Tensor<4> {
-    if !fast_path_applies(conv, &x) || addend.dtype() != DType::F32 {
+    let extension =
+        (fast_path_applies(conv, &x) && addend.dtype() == DType::F32) || lowered_applies(conv, &x);
+    if !extension {
         return addend + conv3x3(conv, x);
     }
     #[cfg(feature = "flex")]

@@ -374,37 +374,41 @@ fn other_convolutions_fall_back_to_burn() {
         .assert_approx_eq::<f32>(&strided.forward(x).into_data(), Tolerance::default());
 }
 
-/// The GPU-training lowering (im2col + matmul in tensor ops), run here on burn-flex where burn's
-/// convolution is the reference: outputs and both gradients; the last shape is split into
-/// chunks of the batch.
-#[cfg(all(feature = "flex", feature = "autodiff"))]
+/// The GPU-training lowering (one gather, then a matmul) and its two gradients by hand, run here
+/// on burn-flex's primitives against the definition and this module's CPU kernels; the last
+/// shape is split into chunks of the batch.
+#[cfg(feature = "flex")]
 #[test]
-fn lowered_matches_burns_convolution() {
-    let device = burn::tensor::Device::flex().autodiff();
-    for (batch, c_in, c_out, h, w) in [(2, 3, 4, 9, 7), (3, 16, 8, 12, 12), (1, 2, 3, 5, 1)] {
-        let layer = conv(c_in, c_out, &device);
-        let x = Tensor::<4>::random([batch, c_in, h, w], Distribution::Normal(0.0, 1.0), &device)
-            .require_grad();
-        crate::ops::assert_same_layer(
-            lowered::forward(x.clone(), layer.weight.val()),
-            layer.forward(x.clone()),
-            |g| {
-                vec![
-                    x.grad(g).unwrap().into_data(),
-                    layer.weight.grad(g).unwrap().into_data(),
-                ]
-            },
+fn lowered_matches_the_definition_and_the_cpu_gradients() {
+    use burn::backend::Flex;
+    let tensor = |data: &[f32], shape: [usize; 4]| {
+        FlexTensor::from_data(TensorData::new(data.to_vec(), shape))
+    };
+    let floats = |t: FlexTensor| t.into_data().try_to_vec::<f32>().unwrap();
+    for d in [
+        dims(2, 3, 4, 9, 7),
+        dims(3, 16, 8, 12, 12),
+        dims(1, 2, 3, 5, 1),
+        // 3 images of 9 * 96 * 128 * 128 column floats each: over the limit together, 2 chunks.
+        dims(3, 96, 2, 128, 128),
+    ] {
+        let chunked = d.batch * 9 * d.c_in * d.plane() > lowered::MAX_COLUMN_FLOATS;
+        assert_eq!(chunked, d.c_in == 96);
+        let x = pseudo_random(d.batch * d.c_in * d.plane(), 5);
+        let w = pseudo_random(d.c_out * d.c_in * 9, 6);
+        let dy = pseudo_random(d.batch * d.c_out * d.plane(), 7);
+        let (xs, ws, dys) = (
+            [d.batch, d.c_in, d.h, d.w],
+            [d.c_out, d.c_in, 3, 3],
+            [d.batch, d.c_out, d.h, d.w],
         );
+        let y = lowered::forward::<Flex>(tensor(&x, xs), tensor(&w, ws));
+        assert_close(&floats(y), &reference(&x, &w, d), 1e-4, d);
+        let dx = lowered::input_grad::<Flex>(tensor(&dy, dys), tensor(&w, ws));
+        let err = relative_error(&floats(dx), &input_grad(&dy, &w, d));
+        assert!(err < 1e-5, "{d:?}: input gradient off by {err}");
+        let dw = lowered::weight_grad::<Flex>(tensor(&x, xs), tensor(&dy, dys));
+        let err = relative_error(&floats(dw), &im2col::weight_grad(&x, &dy, d));
+        assert!(err < 1e-5, "{d:?}: weight gradient off by {err}");
     }
-    // 3 images of 9 * 96 * 128 * 128 column floats each: over the limit together, so 2 chunks.
-    let (batch, c, h, w) = (3, 96, 128, 128);
-    assert!(batch * 9 * c * h * w > lowered::MAX_COLUMN_FLOATS);
-    let layer = conv(c, 2, &device);
-    let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device)
-        .require_grad();
-    crate::ops::assert_same_layer(
-        lowered::forward(x.clone(), layer.weight.val()),
-        layer.forward(x.clone()),
-        |g| vec![x.grad(g).unwrap().into_data()],
-    );
 }
