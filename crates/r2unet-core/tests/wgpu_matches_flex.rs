@@ -2,7 +2,7 @@
 //! output and the gradient of every parameter, for each architecture of the zoo and with both
 //! sets of GPU ops (`GpuOps::Lowered`: `ops::conv3x3::lowered`, `ops::bn_relu::lowered`;
 //! `GpuOps::Burn`: burn's own). On flex the step runs through this crate's CPU kernels, so each
-//! side checks the other.
+//! side checks the other. And Adam's fused update (`ops::adam`) gives the same numbers on both.
 //!
 //! Needs a Vulkan adapter: `scripts/test-browser.sh` step 6 runs it on SwiftShader with
 //! `--ignored`; on a machine with a GPU, `cargo test --release --workspace --test
@@ -32,6 +32,18 @@ impl ModuleVisitor for CollectGrads<'_> {
             grad.map(|g| g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()),
         ));
     }
+}
+
+/// The wgpu device, opened once for all the tests here (they run on parallel threads, and wgpu's
+/// runtime is set up once per process).
+fn gpu() -> Device {
+    static GPU: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| {
+        Device::wgpu_options()
+            .init()
+            .expect("a wgpu adapter (on a machine without a GPU: VK_ICD_FILENAMES=SwiftShader's)")
+    })
+    .clone()
 }
 
 fn norm(v: &[f32]) -> f64 {
@@ -81,10 +93,7 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
 #[test]
 #[ignore = "needs a Vulkan adapter: run by scripts/test-browser.sh step 6 (SwiftShader) with --ignored"]
 fn a_training_step_on_wgpu_matches_flex() {
-    let gpu = Device::wgpu_options()
-        .init()
-        .expect("a wgpu adapter (on a machine without a GPU: VK_ICD_FILENAMES=SwiftShader's)")
-        .autodiff();
+    let gpu = gpu().autodiff();
     let cpu = Device::flex().autodiff();
     // Inputs and weights come from flex's generator: seeded, every run checks the same numbers.
     Device::flex().seed(24);
@@ -156,4 +165,60 @@ fn a_training_step_on_wgpu_matches_flex() {
             "{name}: gradient of parameter {at} differs by {worst:.2e}"
         );
     }
+}
+
+/// Adam's fused update (`ops::adam`: one cubecl kernel on wgpu, one loop on flex) gives the same
+/// parameter and moments on both, on a tensor that spans many GPU work groups, over two steps
+/// (the second from the first's moments).
+#[test]
+#[ignore = "needs a Vulkan adapter: run by scripts/test-browser.sh step 6 (SwiftShader) with --ignored"]
+fn adams_update_on_wgpu_matches_flex() {
+    use r2unet::ops::adam::{Constants, step};
+    let gpu = gpu();
+    let cpu = Device::flex();
+    let n = 100_003;
+    // Values from a fixed sequence, not flex's generator: the other test here seeds that one
+    // and runs at the same time.
+    let values = |seed: u64, scale: f32| {
+        let mut s = seed;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                scale * ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            })
+            .collect();
+        TensorData::new(v, [n])
+    };
+    let (param, grad_1, grad_2) = (values(1, 2.0), values(2, 0.2), values(3, 0.2));
+    let c = Constants {
+        beta_1: 0.9,
+        beta_2: 0.999,
+        step_size: 1e-3,
+        epsilon: 1e-8,
+    };
+    let floats = |t: Tensor<1>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let mut results = Vec::new();
+    for device in [&cpu, &gpu] {
+        let t = |d: &TensorData| Tensor::<1>::from_data(d.clone(), device);
+        let zeros = Tensor::<1>::zeros([n], device);
+        let (p, m, v) = step(t(&param), t(&grad_1), zeros.clone(), zeros, c);
+        let (p, m, v) = step(p, t(&grad_2), m, v, c);
+        results.push([floats(p), floats(m), floats(v)]);
+    }
+    for (i, name) in ["parameter", "first moment", "second moment"]
+        .iter()
+        .enumerate()
+    {
+        let err = relative_error(&results[1][i], &results[0][i]);
+        println!("Adam on wgpu: {name} max relative error {err:.2e}");
+        assert!(err < 1e-5, "Adam on wgpu: {name} off by {err}");
+    }
+    // The update moved the parameter (the comparison above is not of two copies of the input).
+    let moved = relative_error(
+        &results[0][0],
+        &param.convert::<f32>().try_to_vec().unwrap(),
+    );
+    assert!(moved > 1e-4, "the parameter barely moved: {moved}");
 }

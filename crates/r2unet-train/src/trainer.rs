@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use r2unet::burn::config::Config;
 use r2unet::burn::module::Module;
-use r2unet::burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
+use r2unet::burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord};
 use r2unet::burn::tensor::activation::sigmoid;
 use r2unet::burn::tensor::{Bytes, Device, Tensor, TensorData};
 use r2unet::metrics::Scores;
@@ -15,6 +15,7 @@ use r2unet::{ModelConfig, PreprocessConfig, R2UNet, Task};
 
 use serde::{Deserialize, Serialize};
 
+use crate::adam::FusedAdam;
 use crate::bce::bce_with_logits;
 use crate::checkpoint::{RunDir, State};
 use crate::datasets::folder::FolderSpec;
@@ -274,7 +275,7 @@ pub fn train(
     // The random initial weights follow the run's seed, so that one seed gives one run.
     train_device.seed(config.seed);
     let mut model = config.model.init(&train_device);
-    let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(config.epsilon).init();
+    let mut optim: ModuleOptimizer = FusedAdam::new(config.epsilon).init();
     // A run killed before its first commit has nothing to resume: it starts again, from
     // `--init` too, as the uninterrupted run did.
     let restored = if resume { dir.resume()? } else { None };
@@ -476,7 +477,7 @@ mod tests {
                 .unwrap()
                 .with_widths(vec![8, 16]);
             let mut model = config.init(&device);
-            let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-8).init();
+            let mut optim: ModuleOptimizer = FusedAdam::new(1e-8).init();
             let x = Tensor::<4>::random([8, 1, 16, 16], Distribution::Normal(0.0, 1.0), &device);
             // Target: where the input is bright — learnable by a 1x1 path, so loss must drop.
             let y = x.clone().greater_elem(0.5).float();

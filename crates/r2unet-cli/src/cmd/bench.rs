@@ -4,13 +4,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use r2unet::burn::module::Module;
-use r2unet::burn::optim::{AdamConfig, GradientsParams};
+use r2unet::burn::optim::GradientsParams;
 use r2unet::burn::tensor::{Device, Distribution, Tensor};
 use r2unet::image_io;
 use r2unet::inference::predict;
 use r2unet::inference::tiling::TilingConfig;
 use r2unet::preprocess::{self, PreprocessConfig};
 use r2unet::{ModelConfig, Task};
+use r2unet_train::adam::FusedAdam;
 use serde::Serialize;
 
 use crate::args::{BackendArg, BenchArgs};
@@ -51,7 +52,7 @@ fn bench_one(name: &str, device: &Device, a: &BenchArgs) -> Result<BenchResult> 
     let config = ModelConfig::new();
     let train_device = device.clone().autodiff();
     let mut model = config.init(&train_device);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optim = FusedAdam::new(1e-8).init();
     let batch = a.batch;
     let x = Tensor::<4>::random(
         [batch, 1, 48, 48],

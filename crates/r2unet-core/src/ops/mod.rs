@@ -1,5 +1,6 @@
 //! This project's CPU kernels for burn-flex, which the network in [`crate::model`] calls: each
 //! takes its fast path where the kernels apply (burn-flex, `f32`) and burn's own layer elsewhere.
+pub mod adam;
 pub mod bn_relu;
 pub mod conv1x1;
 pub mod conv3x3;
