@@ -4,7 +4,7 @@
 //! numbers are burn's `Adam`'s (r2unet-train's `adam.rs`).
 //!
 //! On burn-flex the op is one loop over the tensor ([`kernel`]); on burn's cubecl backend one
-//! kernel ([`cube`]); anywhere else, burn's tensor ops.
+//! kernel (`cube.rs`); anywhere else, burn's tensor ops.
 #[cfg(all(feature = "flex", feature = "wgpu"))]
 mod cube;
 pub mod kernel;

@@ -1,5 +1,7 @@
 //! Training-mode batch norm + ReLU in any backend's tensor ops, with its backward pass written
-//! out, for training on a GPU (wgpu): the [`super::BnReluBackend`] of burn's cubecl backend.
+//! out: the arithmetic of the GPU batch norm. On wgpu, `cube.rs` runs it with its
+//! element-wise passes as kernels and the per-channel sums from `channel_sums`; here, in
+//! burn's ops, the unit tests hold it to this module's CPU kernels on burn-flex.
 //!
 //! Why: burn's generic `batch_norm_train` swaps batch and channel axes and reduces one
 //! `[channels, batch * h * w]` row per channel: a copy of the whole activation first, then as few
@@ -7,8 +9,7 @@
 //! bench/NOTES.md section 14). Here `[batch, channels, h * w]` is a free reshape of NCHW and its
 //! `batch * channels` rows reduce in place; the `[batch, channels]` sums that are left are small.
 //! And burn's autodiff, left to differentiate that chain, records every op of it and adds a
-//! backward op or two for each; the gradients by hand take about 20 launches where the forward
-//! pass takes 14 (bench/NOTES.md section 30).
+//! backward op or two for each (bench/NOTES.md section 30).
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
@@ -108,6 +109,13 @@ fn per_channel<B: Backend>(v: FloatTensor<B>, channels: usize) -> FloatTensor<B>
 /// channels` rows), then the batch.
 fn per_channel_sum<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     B::float_sum_dim(B::float_sum_dim(x, 2), 0)
+}
+
+/// `[batch, channels, ...]` summed to `[channels]`, times `factor`.
+pub(super) fn channel_sums<B: Backend>(x: FloatTensor<B>, factor: f64) -> FloatTensor<B> {
+    let channels = x.shape()[1];
+    let sums = B::float_mul_scalar(per_channel_sum::<B>(planes::<B>(x)), factor.into());
+    B::float_reshape(sums, Shape::new([channels]))
 }
 
 fn per_channel_mean<B: Backend>(x: FloatTensor<B>, count: usize) -> FloatTensor<B> {

@@ -2,6 +2,8 @@
 //! backward pass; [`bn_relu_train`] falls back to burn's ops where the op does not apply.
 #[cfg(feature = "flex")]
 mod autodiff;
+#[cfg(all(feature = "flex", feature = "wgpu"))]
+mod cube;
 pub mod kernel;
 pub mod lowered;
 
@@ -131,9 +133,9 @@ impl BnReluBackend for Flex {
     }
 }
 
-/// On a GPU, for training: the statistics as per-plane sums and the backward pass by hand
-/// ([`lowered`]), so that burn's autodiff records one op per batch norm. Inference on a GPU
-/// keeps burn's batch norm.
+/// On a GPU, for training: [`lowered`]'s arithmetic (the statistics as per-plane sums, the
+/// backward pass by hand, so that burn's autodiff records one op per batch norm) with its
+/// element-wise passes as cubecl kernels (`cube.rs`). Inference on a GPU keeps burn's batch norm.
 #[cfg(all(feature = "flex", feature = "wgpu"))]
 impl BnReluBackend for burn::backend::Cube {
     fn bn_relu_train(
@@ -142,7 +144,7 @@ impl BnReluBackend for burn::backend::Cube {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        lowered::train::<Self>(x, gamma, beta, epsilon)
+        cube::train(x, gamma, beta, epsilon)
     }
 
     fn bn_relu_eval(
@@ -162,7 +164,7 @@ impl BnReluBackend for burn::backend::Cube {
         variance: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        lowered::backward::<Self>(x, dy, gamma, beta, mean, variance, epsilon)
+        cube::backward(x, dy, gamma, beta, mean, variance, epsilon)
     }
 }
 
