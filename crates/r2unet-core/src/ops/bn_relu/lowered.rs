@@ -111,10 +111,14 @@ fn per_channel_sum<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     B::float_sum_dim(B::float_sum_dim(x, 2), 0)
 }
 
-/// `[batch, channels, ...]` summed to `[channels]`, times `factor`.
+/// `[batch, channels, ...]` summed to `[channels]`, times `factor` (no launch for a factor of 1).
+#[cfg(all(feature = "flex", feature = "wgpu"))]
 pub(super) fn channel_sums<B: Backend>(x: FloatTensor<B>, factor: f64) -> FloatTensor<B> {
     let channels = x.shape()[1];
-    let sums = B::float_mul_scalar(per_channel_sum::<B>(planes::<B>(x)), factor.into());
+    let mut sums = per_channel_sum::<B>(planes::<B>(x));
+    if factor != 1.0 {
+        sums = B::float_mul_scalar(sums, factor.into());
+    }
     B::float_reshape(sums, Shape::new([channels]))
 }
 

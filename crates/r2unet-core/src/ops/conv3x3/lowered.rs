@@ -8,12 +8,12 @@
 //! what a GPU runs best.
 //!
 //! Why the gradients by hand: the columns are one gather (`select` of the padded planes' nine
-//! shifted windows); left to burn's autodiff, that gather's backward pass is a scatter-add with
-//! one GPU thread per plane running serially over all of its columns, and the nine-slice
-//! lowering this replaced cost about 60 launches a convolution (bench/NOTES.md section 30). Here
-//! the input's gradient is the same lowering of the output's gradient with the weights
-//! transposed and turned round, and the weights' gradient the output's gradient times the
-//! columns: about 15 launches in all.
+//! shifted windows; on burn's cubecl backend one kernel, `cube.rs`); left to burn's autodiff,
+//! that gather's backward pass is a scatter-add with one GPU thread per plane running serially
+//! over all of its columns, and the nine-slice lowering this replaced cost about 60 launches a
+//! convolution (bench/NOTES.md section 30). Here the input's gradient is the same lowering of the
+//! output's gradient with the weights transposed and turned round, and the weights' gradient the
+//! output's gradient times the columns: about 8 launches in all on the GPU.
 //!
 //! The columns of one image are `[9 c_in, h w]` floats; batches whose columns would pass
 //! [`MAX_COLUMN_FLOATS`] run in chunks, so no GPU buffer outgrows what adapters bind.
@@ -27,13 +27,13 @@ pub const MAX_COLUMN_FLOATS: usize = 32 << 20;
 
 /// `[batch, c_in, h, w]` and `[c_out, c_in, 3, 3]` to `[batch, c_out, h, w]`: stride 1, zero
 /// padding 1, no bias.
-pub fn forward<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
+pub fn forward<B: Columns>(x: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
     let [_, c_in, h, w] = dims(&x);
     let c_out = weight.shape()[0];
     let weight = B::float_reshape(weight, Shape::new([1, c_out, 9 * c_in]));
     let parts = chunks(dims(&x)[0], 9 * c_in * h * w)
         .map(|(b0, b1)| {
-            let columns = columns::<B>(narrow::<B>(x.clone(), b0, b1));
+            let columns = B::columns(narrow::<B>(x.clone(), b0, b1));
             let y = B::float_matmul(weight.clone(), columns);
             B::float_reshape(y, Shape::new([b1 - b0, c_out, h, w]))
         })
@@ -42,7 +42,7 @@ pub fn forward<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTe
 }
 
 /// `addend + forward(x, weight)`.
-pub fn forward_add<B: Backend>(
+pub fn forward_add<B: Columns>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
     addend: FloatTensor<B>,
@@ -52,20 +52,20 @@ pub fn forward_add<B: Backend>(
 
 /// The input's gradient from the output's `[batch, c_out, h, w]`: the same convolution of `dy`
 /// with each filter transposed (`c_out` <-> `c_in`) and turned by 180 degrees.
-pub fn input_grad<B: Backend>(dy: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
+pub fn input_grad<B: Columns>(dy: FloatTensor<B>, weight: FloatTensor<B>) -> FloatTensor<B> {
     let turned = B::float_flip(B::float_swap_dims(weight, 0, 1), &[2, 3]);
     forward::<B>(dy, turned)
 }
 
 /// The weights' gradient `[c_out, c_in, 3, 3]` from the input and the output's gradient:
 /// `sum over images of dy [c_out, h w] x columns^T [h w, 9 c_in]`.
-pub fn weight_grad<B: Backend>(x: FloatTensor<B>, dy: FloatTensor<B>) -> FloatTensor<B> {
+pub fn weight_grad<B: Columns>(x: FloatTensor<B>, dy: FloatTensor<B>) -> FloatTensor<B> {
     let [batch, c_in, h, w] = dims(&x);
     let c_out = dy.shape()[1];
     let dy = B::float_reshape(dy, Shape::new([batch, c_out, h * w]));
     let sum = chunks(batch, 9 * c_in * h * w)
         .map(|(b0, b1)| {
-            let columns = columns::<B>(narrow::<B>(x.clone(), b0, b1));
+            let columns = B::columns(narrow::<B>(x.clone(), b0, b1));
             let per_image = B::float_matmul(
                 narrow::<B>(dy.clone(), b0, b1),
                 B::float_swap_dims(columns, 1, 2),
@@ -77,9 +77,21 @@ pub fn weight_grad<B: Backend>(x: FloatTensor<B>, dy: FloatTensor<B>) -> FloatTe
     B::float_reshape(sum, Shape::new([c_out, c_in, 3, 3]))
 }
 
-/// im2col: `[batch, c, h, w]` to `[batch, 9 c, h w]`, rows in `(channel, ky, kx)` order (that of
-/// the weights' `[c_out, c_in, 3, 3]` flattened), as one gather from the zero-padded planes.
-fn columns<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+/// How a backend builds the columns of [`gather_columns`]: by default that gather in burn's
+/// ops (a pad, then a `select`: three launches); burn's cubecl backend has one kernel for it.
+pub trait Columns: Backend {
+    /// im2col: `[batch, c, h, w]` to `[batch, 9 c, h w]`, rows in `(channel, ky, kx)` order
+    /// (that of the weights' `[c_out, c_in, 3, 3]` flattened), zero outside the plane.
+    fn columns(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        gather_columns::<Self>(x)
+    }
+}
+
+#[cfg(feature = "flex")]
+impl Columns for burn::backend::Flex {}
+
+/// [`Columns::columns`] as one gather from the zero-padded planes.
+pub fn gather_columns<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     let [batch, c, h, w] = dims(&x);
     let device = x.device();
     let padded = B::float_pad(x, &[(0, 0), (0, 0), (1, 1), (1, 1)], PadMode::Constant(0.0));

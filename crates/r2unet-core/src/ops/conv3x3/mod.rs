@@ -12,6 +12,8 @@
 //! per-position GEMMs (`tiles.rs`) and the run-time choice of vector width (`simd.rs`).
 #[cfg(feature = "flex")]
 mod autodiff;
+#[cfg(all(feature = "flex", feature = "wgpu"))]
+mod cube;
 pub mod im2col;
 mod lanes;
 #[cfg(target_arch = "x86_64")]
