@@ -1,11 +1,13 @@
-//! The element-wise passes of the GPU batch norm + ReLU ([`super::lowered`]'s arithmetic) as
-//! cubecl kernels on burn's cubecl backend (wgpu): each reads its inputs once and writes its
-//! outputs once, where the same arithmetic in burn's tensor ops is a launch (and a pass) per
-//! operation. A training step's batch norms took about 37 launches each that way, 14 this way
-//! (bench/NOTES.md section 30). The per-channel sums stay burn's reductions.
+//! The GPU batch norm + ReLU ([`super::lowered`]'s arithmetic) as five cubecl kernels: the mean,
+//! the variance, the normalised output; backward, the two per-channel sums of the gradient and
+//! the input's gradient. Each reads its inputs once; the same arithmetic in burn's tensor ops is a
+//! launch (and a pass) per operation and two per sum, about 37 launches a batch norm (bench/NOTES.md
+//! section 30).
 //!
-//! Tensors are `[batch, channels, plane]`, contiguous; per-channel vectors `[channels]`. A GPU
-//! thread per element finds its channel from its index.
+//! Tensors are `[batch, channels, plane]`, contiguous; per-channel vectors `[channels]`. The
+//! element-wise kernels run a GPU thread per element, which finds its channel from its index; the
+//! sums a work group of [`SUM_THREADS`] per channel, each thread striding over the channel's
+//! values (neighbours read neighbouring pixels), then a tree in shared memory.
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Cube, TensorMetadata};
 use burn::tensor::Shape;
@@ -15,24 +17,105 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 use cubecl::{CubeDim, calculate_cube_count_elemwise};
 
-use super::lowered::channel_sums;
+/// Threads per work group of the per-channel sums (a power of two, within WebGPU's 256).
+const SUM_THREADS: u32 = 256;
 
-/// `(x - mean)^2`, for the variance.
+/// The sum of every thread's `value` in this work group, on every thread. `shared` holds
+/// [`SUM_THREADS`] floats.
+#[cube]
+fn cube_sum(shared: &mut Shared<[f32]>, value: f32) -> f32 {
+    shared[UNIT_POS as usize] = value;
+    sync_cube();
+    let mut active = CUBE_DIM;
+    while active > 1 {
+        active /= 2;
+        if UNIT_POS < active {
+            let other = shared[(UNIT_POS + active) as usize];
+            shared[UNIT_POS as usize] += other;
+        }
+        sync_cube();
+    }
+    shared[0]
+}
+
+/// Channel `CUBE_POS`'s mean, or with `centred`, its mean of `(x - mean)^2` (the biased variance).
 #[cube(launch)]
-fn centred_square_kernel(
+fn channel_mean_kernel(
     x: &Tensor<f32>,
     mean: &Tensor<f32>,
     out: &mut Tensor<f32>,
     channels: u32,
     plane: u32,
+    #[comptime] centred: bool,
 ) {
-    let i = ABSOLUTE_POS;
-    if i >= out.len() {
-        terminate!();
+    let c = CUBE_POS;
+    let (channels, plane) = (channels as usize, plane as usize);
+    let values = x.len() / channels;
+    let mut shared = Shared::<[f32]>::new_slice(SUM_THREADS as usize);
+    let mut centre = 0.0;
+    if centred {
+        centre = mean[c];
     }
-    let c = (i / plane as usize) % channels as usize;
-    let d = x[i] - mean[c];
-    out[i] = d * d;
+    let mut acc = 0.0;
+    let mut j = UNIT_POS as usize;
+    while j < values {
+        let v = x[((j / plane) * channels + c) * plane + j % plane];
+        if centred {
+            let d = v - centre;
+            acc += d * d;
+        } else {
+            acc += v;
+        }
+        j += CUBE_DIM as usize;
+    }
+    let total = cube_sum(&mut shared, acc);
+    if UNIT_POS == 0 {
+        out[c] = total / values as f32;
+    }
+}
+
+/// Channel `CUBE_POS`'s `sum g` and `sum g x_hat`, `g` the output's gradient where the ReLU
+/// passed it (the pre-activation recomputed from `x`).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn grad_sums_kernel(
+    x: &Tensor<f32>,
+    dy: &Tensor<f32>,
+    mean: &Tensor<f32>,
+    variance: &Tensor<f32>,
+    gamma: &Tensor<f32>,
+    beta: &Tensor<f32>,
+    sum_g: &mut Tensor<f32>,
+    sum_g_x_hat: &mut Tensor<f32>,
+    epsilon: f32,
+    channels: u32,
+    plane: u32,
+) {
+    let c = CUBE_POS;
+    let (channels, plane) = (channels as usize, plane as usize);
+    let values = x.len() / channels;
+    let mut shared_g = Shared::<[f32]>::new_slice(SUM_THREADS as usize);
+    let mut shared_gx = Shared::<[f32]>::new_slice(SUM_THREADS as usize);
+    let inv_sigma = 1.0 / f32::sqrt(variance[c] + epsilon);
+    let (m, scale, shift) = (mean[c], gamma[c], beta[c]);
+    let mut acc_g = 0.0;
+    let mut acc_gx = 0.0;
+    let mut j = UNIT_POS as usize;
+    while j < values {
+        let i = ((j / plane) * channels + c) * plane + j % plane;
+        let x_hat = (x[i] - m) * inv_sigma;
+        if x_hat * scale + shift > 0.0 {
+            acc_g += dy[i];
+            acc_gx += dy[i] * x_hat;
+        }
+        j += CUBE_DIM as usize;
+    }
+    let total_g = cube_sum(&mut shared_g, acc_g);
+    let total_gx = cube_sum(&mut shared_gx, acc_gx);
+    if UNIT_POS == 0 {
+        sum_g[c] = total_g;
+        sum_g_x_hat[c] = total_gx;
+    }
 }
 
 /// `relu((x - mean) / sqrt(var + eps) * gamma + beta)`.
@@ -58,45 +141,17 @@ fn forward_kernel(
     out[i] = f32::max((x[i] - mean[c]) * scale + beta[c], 0.0);
 }
 
-/// The output's gradient where the ReLU passed it (`g`), and `g * x_hat`.
+/// `dx = gamma / sigma / n * (n g - sum g - x_hat sum(g x_hat))`, `g` as in
+/// `grad_sums_kernel`.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-fn masked_grad_kernel(
+fn input_grad_kernel(
     x: &Tensor<f32>,
     dy: &Tensor<f32>,
     mean: &Tensor<f32>,
     variance: &Tensor<f32>,
     gamma: &Tensor<f32>,
     beta: &Tensor<f32>,
-    g_out: &mut Tensor<f32>,
-    g_x_hat_out: &mut Tensor<f32>,
-    epsilon: f32,
-    channels: u32,
-    plane: u32,
-) {
-    let i = ABSOLUTE_POS;
-    if i >= g_out.len() {
-        terminate!();
-    }
-    let c = (i / plane as usize) % channels as usize;
-    let x_hat = (x[i] - mean[c]) / f32::sqrt(variance[c] + epsilon);
-    let mut g = dy[i];
-    if x_hat * gamma[c] + beta[c] <= 0.0 {
-        g = 0.0;
-    }
-    g_out[i] = g;
-    g_x_hat_out[i] = g * x_hat;
-}
-
-/// `dx = gamma / sigma / n * (n g - sum g - x_hat sum(g x_hat))`.
-#[cube(launch)]
-#[allow(clippy::too_many_arguments)]
-fn input_grad_kernel(
-    x: &Tensor<f32>,
-    g: &Tensor<f32>,
-    mean: &Tensor<f32>,
-    variance: &Tensor<f32>,
-    gamma: &Tensor<f32>,
     sum_g: &Tensor<f32>,
     sum_g_x_hat: &Tensor<f32>,
     dx: &mut Tensor<f32>,
@@ -112,7 +167,11 @@ fn input_grad_kernel(
     let c = (i / plane as usize) % channels as usize;
     let inv_sigma = 1.0 / f32::sqrt(variance[c] + epsilon);
     let x_hat = (x[i] - mean[c]) * inv_sigma;
-    let centred = count * g[i] - sum_g[c] - x_hat * sum_g_x_hat[c];
+    let mut g = 0.0;
+    if x_hat * gamma[c] + beta[c] > 0.0 {
+        g = dy[i];
+    }
+    let centred = count * g - sum_g[c] - x_hat * sum_g_x_hat[c];
     dx[i] = gamma[c] * inv_sigma / count * centred;
 }
 
@@ -147,6 +206,24 @@ fn count(shape: &Shape) -> usize {
     shape[0] * shape.iter().skip(2).product::<usize>()
 }
 
+/// A new contiguous `[channels]` tensor beside `like`.
+fn empty_channels(like: &CubeTensor, channels: usize) -> CubeTensor {
+    empty_device_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        [channels].into(),
+        like.dtype,
+    )
+}
+
+/// One work group of [`SUM_THREADS`] per channel.
+fn per_channel(channels: u32) -> (CubeCount, CubeDim) {
+    (
+        CubeCount::Static(channels, 1, 1),
+        CubeDim::new_1d(SUM_THREADS),
+    )
+}
+
 /// Output, batch mean and biased batch variance (`[channels]` each) of `relu(batch_norm(x))`.
 pub fn train(
     x: FloatTensor<Cube>,
@@ -157,22 +234,23 @@ pub fn train(
     let [x, gamma, beta] = [x, gamma, beta].map(into_contiguous);
     let shape = x.shape();
     let (channels, plane) = channels_and_plane(&shape);
-    let inv_count = 1.0 / count(&shape) as f64;
-    let mean = into_contiguous(channel_sums::<Cube>(x.clone(), inv_count));
-    let squares = empty_like(&x);
-    let (cubes, dim) = elementwise(&x);
-    centred_square_kernel::launch(
-        &x.client,
-        cubes.clone(),
-        dim,
-        x.clone().into_tensor_arg(),
-        mean.clone().into_tensor_arg(),
-        squares.clone().into_tensor_arg(),
-        channels,
-        plane,
-    );
-    let variance = into_contiguous(channel_sums::<Cube>(squares, inv_count));
+    let (mean, variance) = (empty_channels(&x, shape[1]), empty_channels(&x, shape[1]));
+    for (out, centred) in [(&mean, false), (&variance, true)] {
+        let (cubes, dim) = per_channel(channels);
+        channel_mean_kernel::launch(
+            &x.client,
+            cubes,
+            dim,
+            x.clone().into_tensor_arg(),
+            mean.clone().into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            channels,
+            plane,
+            centred,
+        );
+    }
     let y = empty_like(&x);
+    let (cubes, dim) = elementwise(&x);
     forward_kernel::launch(
         &x.client,
         cubes,
@@ -205,36 +283,36 @@ pub fn backward(
         [x, dy, gamma, beta, mean, variance].map(into_contiguous);
     let shape = x.shape();
     let (channels, plane) = channels_and_plane(&shape);
-    let (g, g_x_hat) = (empty_like(&x), empty_like(&x));
-    let (cubes, dim) = elementwise(&x);
-    masked_grad_kernel::launch(
+    let (dbeta, dgamma) = (empty_channels(&x, shape[1]), empty_channels(&x, shape[1]));
+    let (cubes, dim) = per_channel(channels);
+    grad_sums_kernel::launch(
         &x.client,
-        cubes.clone(),
+        cubes,
         dim,
         x.clone().into_tensor_arg(),
-        dy.into_tensor_arg(),
+        dy.clone().into_tensor_arg(),
         mean.clone().into_tensor_arg(),
         variance.clone().into_tensor_arg(),
         gamma.clone().into_tensor_arg(),
-        beta.into_tensor_arg(),
-        g.clone().into_tensor_arg(),
-        g_x_hat.clone().into_tensor_arg(),
+        beta.clone().into_tensor_arg(),
+        dbeta.clone().into_tensor_arg(),
+        dgamma.clone().into_tensor_arg(),
         epsilon as f32,
         channels,
         plane,
     );
-    let dbeta = into_contiguous(channel_sums::<Cube>(g.clone(), 1.0));
-    let dgamma = into_contiguous(channel_sums::<Cube>(g_x_hat, 1.0));
     let dx = empty_like(&x);
+    let (cubes, dim) = elementwise(&x);
     input_grad_kernel::launch(
         &dx.client,
         cubes,
         dim,
         x.into_tensor_arg(),
-        g.into_tensor_arg(),
+        dy.into_tensor_arg(),
         mean.into_tensor_arg(),
         variance.into_tensor_arg(),
         gamma.into_tensor_arg(),
+        beta.into_tensor_arg(),
         dbeta.clone().into_tensor_arg(),
         dgamma.clone().into_tensor_arg(),
         dx.clone().into_tensor_arg(),

@@ -1,7 +1,6 @@
 //! Training-mode batch norm + ReLU in any backend's tensor ops, with its backward pass written
-//! out: the arithmetic of the GPU batch norm. On wgpu, `cube.rs` runs it with its
-//! element-wise passes as kernels and the per-channel sums from `channel_sums`; here, in
-//! burn's ops, the unit tests hold it to this module's CPU kernels on burn-flex.
+//! out: the arithmetic of the GPU batch norm. On wgpu, `cube.rs` runs it as five kernels; here,
+//! in burn's ops, the unit tests hold it to this module's CPU kernels on burn-flex.
 //!
 //! Why: burn's generic `batch_norm_train` swaps batch and channel axes and reduces one
 //! `[channels, batch * h * w]` row per channel: a copy of the whole activation first, then as few
@@ -109,17 +108,6 @@ fn per_channel<B: Backend>(v: FloatTensor<B>, channels: usize) -> FloatTensor<B>
 /// channels` rows), then the batch.
 fn per_channel_sum<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     B::float_sum_dim(B::float_sum_dim(x, 2), 0)
-}
-
-/// `[batch, channels, ...]` summed to `[channels]`, times `factor` (no launch for a factor of 1).
-#[cfg(all(feature = "flex", feature = "wgpu"))]
-pub(super) fn channel_sums<B: Backend>(x: FloatTensor<B>, factor: f64) -> FloatTensor<B> {
-    let channels = x.shape()[1];
-    let mut sums = per_channel_sum::<B>(planes::<B>(x));
-    if factor != 1.0 {
-        sums = B::float_mul_scalar(sums, factor.into());
-    }
-    B::float_reshape(sums, Shape::new([channels]))
 }
 
 fn per_channel_mean<B: Backend>(x: FloatTensor<B>, count: usize) -> FloatTensor<B> {
