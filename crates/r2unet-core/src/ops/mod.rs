@@ -4,6 +4,8 @@ pub mod adam;
 pub mod bn_relu;
 pub mod conv1x1;
 pub mod conv3x3;
+#[cfg(all(feature = "flex", feature = "wgpu"))]
+mod cube_launch;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx2;

@@ -3,12 +3,10 @@
 use burn::backend::Cube;
 use burn::backend::tensor::FloatTensor;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
-use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
-use cubecl::{CubeDim, calculate_cube_count_elemwise};
 
 use super::AdamBackend;
+use crate::ops::cube_launch::{empty_like, per_element};
 
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
@@ -50,19 +48,9 @@ impl AdamBackend for Cube {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let [param, grad, moment_1, moment_2] =
             [param, grad, moment_1, moment_2].map(into_contiguous);
-        let empty = |like: &CubeTensor| {
-            empty_device_dtype(
-                like.client.clone(),
-                like.device.clone(),
-                like.meta.shape().clone(),
-                like.dtype,
-            )
-        };
-        let outputs = [empty(&param), empty(&param), empty(&param)];
-        let n = param.meta.num_elements();
+        let outputs = [empty_like(&param), empty_like(&param), empty_like(&param)];
         let client = param.client.clone();
-        let cube_dim = CubeDim::new(&client, n);
-        let cube_count = calculate_cube_count_elemwise(&client, n, cube_dim);
+        let (cube_count, cube_dim) = per_element(&param);
         adam_kernel::launch(
             &client,
             cube_count,

@@ -12,10 +12,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Cube, TensorMetadata};
 use burn::tensor::Shape;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
-use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
-use cubecl::{CubeDim, calculate_cube_count_elemwise};
+
+use crate::ops::cube_launch::{empty, empty_like, per_element};
 
 /// Threads per work group of the per-channel sums (a power of two, within WebGPU's 256).
 const SUM_THREADS: u32 = 256;
@@ -175,26 +174,6 @@ fn input_grad_kernel(
     dx[i] = gamma[c] * inv_sigma / count * centred;
 }
 
-/// A new contiguous tensor of `like`'s shape and type.
-fn empty_like(like: &CubeTensor) -> CubeTensor {
-    empty_device_dtype(
-        like.client.clone(),
-        like.device.clone(),
-        like.meta.shape().clone(),
-        like.dtype,
-    )
-}
-
-/// Launch geometry for one thread per element of `t`.
-fn elementwise(t: &CubeTensor) -> (CubeCount, CubeDim) {
-    let n = t.meta.num_elements();
-    let cube_dim = CubeDim::new(&t.client, n);
-    (
-        calculate_cube_count_elemwise(&t.client, n, cube_dim),
-        cube_dim,
-    )
-}
-
 /// `[batch, channels, ...]`: channels and plane, as the kernels take them.
 fn channels_and_plane(shape: &Shape) -> (u32, u32) {
     let plane = shape.iter().skip(2).product::<usize>();
@@ -204,16 +183,6 @@ fn channels_and_plane(shape: &Shape) -> (u32, u32) {
 
 fn count(shape: &Shape) -> usize {
     shape[0] * shape.iter().skip(2).product::<usize>()
-}
-
-/// A new contiguous `[channels]` tensor beside `like`.
-fn empty_channels(like: &CubeTensor, channels: usize) -> CubeTensor {
-    empty_device_dtype(
-        like.client.clone(),
-        like.device.clone(),
-        [channels].into(),
-        like.dtype,
-    )
 }
 
 /// One work group of [`SUM_THREADS`] per channel.
@@ -234,7 +203,7 @@ pub fn train(
     let [x, gamma, beta] = [x, gamma, beta].map(into_contiguous);
     let shape = x.shape();
     let (channels, plane) = channels_and_plane(&shape);
-    let (mean, variance) = (empty_channels(&x, shape[1]), empty_channels(&x, shape[1]));
+    let (mean, variance) = (empty(&x, [shape[1]].into()), empty(&x, [shape[1]].into()));
     for (out, centred) in [(&mean, false), (&variance, true)] {
         let (cubes, dim) = per_channel(channels);
         channel_mean_kernel::launch(
@@ -250,7 +219,7 @@ pub fn train(
         );
     }
     let y = empty_like(&x);
-    let (cubes, dim) = elementwise(&x);
+    let (cubes, dim) = per_element(&x);
     forward_kernel::launch(
         &x.client,
         cubes,
@@ -283,7 +252,7 @@ pub fn backward(
         [x, dy, gamma, beta, mean, variance].map(into_contiguous);
     let shape = x.shape();
     let (channels, plane) = channels_and_plane(&shape);
-    let (dbeta, dgamma) = (empty_channels(&x, shape[1]), empty_channels(&x, shape[1]));
+    let (dbeta, dgamma) = (empty(&x, [shape[1]].into()), empty(&x, [shape[1]].into()));
     let (cubes, dim) = per_channel(channels);
     grad_sums_kernel::launch(
         &x.client,
@@ -302,7 +271,7 @@ pub fn backward(
         plane,
     );
     let dx = empty_like(&x);
-    let (cubes, dim) = elementwise(&x);
+    let (cubes, dim) = per_element(&x);
     input_grad_kernel::launch(
         &dx.client,
         cubes,

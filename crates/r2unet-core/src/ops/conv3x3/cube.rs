@@ -5,11 +5,10 @@
 use burn::backend::Cube;
 use burn::backend::tensor::FloatTensor;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
 use cubecl::prelude::*;
-use cubecl::{CubeDim, calculate_cube_count_elemwise};
 
 use super::lowered::Columns;
+use crate::ops::cube_launch::{empty, per_element};
 
 /// `out[b, 9 c + 3 ky + kx, y w + x] = input[b, c, y + ky - 1, x + kx - 1]`, zero outside.
 #[cube(launch)]
@@ -40,15 +39,8 @@ impl Columns for Cube {
         let x = into_contiguous(x);
         let shape = x.meta.shape().clone();
         let (batch, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
-        let out = empty_device_dtype(
-            x.client.clone(),
-            x.device.clone(),
-            [batch, 9 * c, h * w].into(),
-            x.dtype,
-        );
-        let n = batch * 9 * c * h * w;
-        let cube_dim = CubeDim::new(&x.client, n);
-        let cube_count = calculate_cube_count_elemwise(&x.client, n, cube_dim);
+        let out = empty(&x, [batch, 9 * c, h * w].into());
+        let (cube_count, cube_dim) = per_element(&out);
         let fit = |v: usize| u32::try_from(v).expect("a plane's sides fit in u32");
         columns_kernel::launch(
             &out.client,
