@@ -222,3 +222,49 @@ fn adams_update_on_wgpu_matches_flex() {
     );
     assert!(moved > 1e-4, "the parameter barely moved: {moved}");
 }
+
+/// The running statistics' update (`ops::bn_relu::update_running_stats`: one kernel on wgpu, one
+/// loop on flex, through the autodiff device as in training) gives the same running mean and
+/// variance on both.
+#[test]
+#[ignore = "needs a Vulkan adapter: run by scripts/test-browser.sh step 6 (SwiftShader) with --ignored"]
+fn running_statistics_on_wgpu_match_flex() {
+    use burn::module::RunningState;
+    use r2unet::ops::bn_relu::update_running_stats;
+    let c = 37;
+    let data = |f: &dyn Fn(f32) -> f32| {
+        TensorData::new(
+            (0..c).map(|i| f(i as f32 - 11.5)).collect::<Vec<f32>>(),
+            [c],
+        )
+    };
+    let mut results = Vec::new();
+    for device in [Device::flex().autodiff(), gpu().autodiff()] {
+        let t = |d: TensorData| Tensor::<1>::from_data(d, &device);
+        let running = (
+            RunningState::new(t(data(&|x| 0.25 * x))),
+            RunningState::new(t(data(&|x| 0.5 * x.abs()))),
+        );
+        for step in 1..=3 {
+            let k = step as f32;
+            let batch = (t(data(&|x| k * x)), t(data(&|x| (0.1 * k * x).powi(2))));
+            update_running_stats((&running.0, &running.1), batch, 0.1);
+        }
+        let floats = |s: &RunningState<Tensor<1>>| {
+            s.value_sync()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        results.push([floats(&running.0), floats(&running.1)]);
+    }
+    for (i, name) in ["running mean", "running variance"].iter().enumerate() {
+        let err = relative_error(&results[1][i], &results[0][i]);
+        println!("running statistics on wgpu: {name} max relative error {err:.2e}");
+        assert!(err < 1e-6, "{name} off by {err}");
+    }
+    // Three updates moved the mean off its start (0.25 (i - 11.5)): the check is not of the inputs.
+    let start: Vec<f32> = (0..c).map(|i| 0.25 * (i as f32 - 11.5)).collect();
+    assert!(relative_error(&results[0][0], &start) > 0.1);
+}

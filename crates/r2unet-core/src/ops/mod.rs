@@ -34,6 +34,29 @@ pub(crate) fn cpu_kernels_apply(device: &burn::tensor::Device) -> bool {
     on_flex && (cfg!(feature = "autodiff") || !device.is_autodiff())
 }
 
+/// Whether the small fused ops that this crate has for both backends (Adam's update, the running
+/// statistics' update) run for an `f32` tensor on `device`: burn-flex, or in builds with wgpu
+/// burn's cubecl backend (which has their kernels); elsewhere burn's tensor ops do their work.
+pub(crate) fn fused_ops_apply(device: &burn::tensor::Device, dtype: burn::tensor::DType) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        use burn::backend::DispatchDevice;
+        let on = match device.clone().inner().as_dispatch() {
+            DispatchDevice::Flex(_) => true,
+            #[cfg(feature = "wgpu")]
+            DispatchDevice::Cube(_) => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        };
+        on && dtype == burn::tensor::DType::F32
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (device, dtype);
+        false
+    }
+}
+
 /// Which ops train the network on a backend that this crate's CPU kernels do not cover (wgpu).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GpuOps {

@@ -15,9 +15,9 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 #[cfg(feature = "flex")]
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::Tensor;
 #[cfg(feature = "flex")]
 use burn::tensor::TensorData;
-use burn::tensor::{DType, Tensor};
 
 /// The constants of one step, with the bias corrections folded in: `m = beta_1 m + (1 - beta_1)
 /// g`, `v = beta_2 v + (1 - beta_2) g^2`, `param -= step_size * m / (sqrt(v) + epsilon)`.
@@ -79,28 +79,6 @@ impl AdamBackend for Flex {
     }
 }
 
-/// Whether the fused op runs for `param` (f32 on burn-flex or, in builds with wgpu, on burn's
-/// cubecl backend).
-fn fused_applies(param: &Tensor<1>) -> bool {
-    #[cfg(feature = "flex")]
-    {
-        use burn::backend::DispatchDevice;
-        let on = match param.device().inner().as_dispatch() {
-            DispatchDevice::Flex(_) => true,
-            #[cfg(feature = "wgpu")]
-            DispatchDevice::Cube(_) => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
-        };
-        on && param.dtype() == DType::F32
-    }
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = (param, DType::F32);
-        false
-    }
-}
-
 /// One Adam update of a parameter (flattened; any shape reshapes to this for free): returns
 /// the new parameter, first and second moments.
 pub fn step(
@@ -110,7 +88,7 @@ pub fn step(
     moment_2: Tensor<1>,
     c: Constants,
 ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
-    if !fused_applies(&param) {
+    if !super::fused_ops_apply(&param.device(), param.dtype()) {
         let m = moment_1.mul_scalar(c.beta_1) + grad.clone().mul_scalar(1.0 - c.beta_1);
         let v = moment_2.mul_scalar(c.beta_2) + grad.square().mul_scalar(1.0 - c.beta_2);
         let update = m.clone().mul_scalar(c.step_size) / v.clone().sqrt().add_scalar(c.epsilon);

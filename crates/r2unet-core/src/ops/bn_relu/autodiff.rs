@@ -7,7 +7,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 
-use super::BnReluBackend;
+use super::{BnReluBackend, RunningStatsBackend};
 
 #[derive(Debug)]
 struct BnReluBackward;
@@ -96,5 +96,28 @@ impl<B: Backend + BnReluBackend, C: CheckpointStrategy> BnReluBackend for Autodi
         _epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         unimplemented!("second-order gradients of bn_relu are not supported")
+    }
+}
+
+/// The running statistics are no part of the graph: the update runs on the inner backend and its
+/// results are constants.
+impl<B: Backend + RunningStatsBackend, C: CheckpointStrategy> RunningStatsBackend
+    for Autodiff<B, C>
+{
+    fn running_stats_update(
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        momentum: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (m, v) = B::running_stats_update(
+            running_mean.into_primitive(),
+            running_var.into_primitive(),
+            mean.into_primitive(),
+            variance.into_primitive(),
+            momentum,
+        );
+        (FloatTensor::<Self>::new(m), FloatTensor::<Self>::new(v))
     }
 }

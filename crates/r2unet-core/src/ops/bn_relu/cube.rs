@@ -140,6 +140,26 @@ fn forward_kernel(
     out[i] = f32::max((x[i] - mean[c]) * scale + beta[c], 0.0);
 }
 
+/// `(1 - momentum) running + momentum batch` for the mean and the variance.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn running_stats_kernel(
+    running_mean: &Tensor<f32>,
+    running_var: &Tensor<f32>,
+    mean: &Tensor<f32>,
+    variance: &Tensor<f32>,
+    mean_out: &mut Tensor<f32>,
+    var_out: &mut Tensor<f32>,
+    momentum: f32,
+) {
+    let c = ABSOLUTE_POS;
+    if c >= mean_out.len() {
+        terminate!();
+    }
+    mean_out[c] = (1.0 - momentum) * running_mean[c] + momentum * mean[c];
+    var_out[c] = (1.0 - momentum) * running_var[c] + momentum * variance[c];
+}
+
 /// `dx = gamma / sigma / n * (n g - sum g - x_hat sum(g x_hat))`, `g` as in
 /// `grad_sums_kernel`.
 #[cube(launch)]
@@ -291,4 +311,31 @@ pub fn backward(
         plane,
     );
     (dx, dgamma, dbeta)
+}
+
+/// The running statistics' update ([`super::update_running_stats`]) as one kernel.
+pub fn running_stats_update(
+    running_mean: FloatTensor<Cube>,
+    running_var: FloatTensor<Cube>,
+    mean: FloatTensor<Cube>,
+    variance: FloatTensor<Cube>,
+    momentum: f32,
+) -> (FloatTensor<Cube>, FloatTensor<Cube>) {
+    let [running_mean, running_var, mean, variance] =
+        [running_mean, running_var, mean, variance].map(into_contiguous);
+    let (mean_out, var_out) = (empty_like(&mean), empty_like(&mean));
+    let (cubes, dim) = per_element(&mean);
+    running_stats_kernel::launch(
+        &mean.client,
+        cubes,
+        dim,
+        running_mean.into_tensor_arg(),
+        running_var.into_tensor_arg(),
+        mean.clone().into_tensor_arg(),
+        variance.into_tensor_arg(),
+        mean_out.clone().into_tensor_arg(),
+        var_out.clone().into_tensor_arg(),
+        momentum,
+    );
+    (mean_out, var_out)
 }

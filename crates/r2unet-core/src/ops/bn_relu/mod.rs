@@ -54,6 +54,46 @@ pub trait BnReluBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
+/// The running statistics' update of [`update_running_stats`] as one op: on a GPU one launch
+/// where burn's tensor ops take six (bench/NOTES.md section 30).
+#[cfg(feature = "flex")]
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Autodiff: cfg(feature = "autodiff"))]
+pub trait RunningStatsBackend: Backend {
+    /// `(1 - momentum) * running + momentum * batch`, for the mean and for the variance.
+    fn running_stats_update(
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        momentum: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+#[cfg(feature = "flex")]
+impl RunningStatsBackend for Flex {
+    fn running_stats_update(
+        running_mean: FlexTensor,
+        running_var: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        momentum: f32,
+    ) -> (FlexTensor, FlexTensor) {
+        let shape = mean.layout().shape().to_vec();
+        let [running_mean, running_var, mean, variance] =
+            [running_mean, running_var, mean, variance].map(|t| t.to_contiguous());
+        let blend = |running: &FlexTensor, batch: &FlexTensor| {
+            let values = running
+                .storage::<f32>()
+                .iter()
+                .zip(batch.storage::<f32>())
+                .map(|(r, b)| (1.0 - momentum) * r + momentum * b)
+                .collect();
+            tensor(values, shape.clone())
+        };
+        (blend(&running_mean, &mean), blend(&running_var, &variance))
+    }
+}
+
 #[cfg(feature = "flex")]
 fn dims(x: &FlexTensor) -> kernel::Dims {
     let s = x.layout().shape();
@@ -136,6 +176,19 @@ impl BnReluBackend for Flex {
 /// On a GPU, for training: [`lowered`]'s arithmetic (the statistics as per-plane sums, the
 /// backward pass by hand, so that burn's autodiff records one op per batch norm) with its
 /// element-wise passes as cubecl kernels (`cube.rs`). Inference on a GPU keeps burn's batch norm.
+#[cfg(all(feature = "flex", feature = "wgpu"))]
+impl RunningStatsBackend for burn::backend::Cube {
+    fn running_stats_update(
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        momentum: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        cube::running_stats_update(running_mean, running_var, mean, variance, momentum)
+    }
+}
+
 #[cfg(all(feature = "flex", feature = "wgpu"))]
 impl BnReluBackend for burn::backend::Cube {
     fn bn_relu_train(
@@ -251,16 +304,49 @@ pub fn update_running_stats(
     momentum: f64,
 ) {
     let (running_mean, running_var) = running;
-    let (mean, variance) = batch;
+    let (mean, variance) = (batch.0.detach(), batch.1.detach());
     let device = mean.device();
     let old_mean = running_mean.value_sync().to_device(&device);
     let old_var = running_var.value_sync().to_device(&device);
-    running_mean.update(
-        (old_mean.mul_scalar(1.0 - momentum) + mean.detach().mul_scalar(momentum)).detach(),
-    );
-    running_var.update(
-        (old_var.mul_scalar(1.0 - momentum) + variance.detach().mul_scalar(momentum)).detach(),
-    );
+    let fused = super::fused_ops_apply(&device, mean.dtype())
+        && [&old_mean, &old_var, &variance]
+            .iter()
+            .all(|t| t.dtype() == mean.dtype());
+    let (new_mean, new_var) = if fused {
+        running_update(old_mean, old_var, mean, variance, momentum)
+    } else {
+        (
+            old_mean.mul_scalar(1.0 - momentum) + mean.mul_scalar(momentum),
+            old_var.mul_scalar(1.0 - momentum) + variance.mul_scalar(momentum),
+        )
+    };
+    running_mean.update(new_mean.detach());
+    running_var.update(new_var.detach());
+}
+
+/// [`RunningStatsBackend::running_stats_update`] on tensors.
+fn running_update(
+    old_mean: Tensor<1>,
+    old_var: Tensor<1>,
+    mean: Tensor<1>,
+    variance: Tensor<1>,
+    momentum: f64,
+) -> (Tensor<1>, Tensor<1>) {
+    #[cfg(feature = "flex")]
+    {
+        let (m, v) = <Dispatch as RunningStatsBackend>::running_stats_update(
+            old_mean.into_dispatch(),
+            old_var.into_dispatch(),
+            mean.into_dispatch(),
+            variance.into_dispatch(),
+            momentum as f32,
+        );
+        (Tensor::from_dispatch(m), Tensor::from_dispatch(v))
+    }
+    #[cfg(not(feature = "flex"))]
+    unreachable!(
+        "the fused update needs the flex feature {old_mean}{old_var}{mean}{variance}{momentum}"
+    )
 }
 
 #[cfg(all(test, feature = "flex"))]
