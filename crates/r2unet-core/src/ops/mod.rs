@@ -88,11 +88,15 @@ pub fn gpu_ops() -> GpuOps {
 
 /// Whether training on `device` runs the [`GpuOps::Lowered`] versions of the 3x3 convolution and
 /// the batch norm: on an autodiff device that this crate's CPU kernels do not cover, unless
-/// [`set_gpu_ops`] chose burn's. Inference keeps burn's direct convolution: on a whole image the
-/// im2col columns are 9x the input, and a lent H200 already ran inference at 12x the 2-core CPU
-/// with it.
+/// [`set_gpu_ops`] chose burn's, and only in builds with both flex and wgpu, where their backend
+/// extensions reach burn's cubecl backend. Inference keeps burn's direct convolution: on a whole
+/// image the im2col columns are 9x the input, and a lent H200 already ran inference at 12x the
+/// 2-core CPU with it.
 pub(crate) fn lowered_for_gpu_training(device: &burn::tensor::Device) -> bool {
-    gpu_ops() == GpuOps::Lowered && device.is_autodiff() && !cpu_kernels_apply(device)
+    cfg!(all(feature = "flex", feature = "wgpu"))
+        && gpu_ops() == GpuOps::Lowered
+        && device.is_autodiff()
+        && !cpu_kernels_apply(device)
 }
 
 /// Checks a fast path against burn's own layer: the outputs, then the gradients that `wrt` picks

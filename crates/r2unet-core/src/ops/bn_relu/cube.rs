@@ -14,6 +14,7 @@ use burn::tensor::Shape;
 use burn_cubecl::kernel::into_contiguous;
 use cubecl::prelude::*;
 
+use super::lowered::count;
 use crate::ops::cube_launch::{empty, empty_like, per_element};
 
 /// Threads per work group of the per-channel sums (a power of two, within WebGPU's 256).
@@ -199,10 +200,6 @@ fn channels_and_plane(shape: &Shape) -> (u32, u32) {
     let plane = shape.iter().skip(2).product::<usize>();
     let fit = |v: usize| u32::try_from(v).expect("a batch norm's channels and plane fit in u32");
     (fit(shape[1]), fit(plane))
-}
-
-fn count(shape: &Shape) -> usize {
-    shape[0] * shape.iter().skip(2).product::<usize>()
 }
 
 /// One work group of [`SUM_THREADS`] per channel.

@@ -88,7 +88,7 @@ pub fn backward<B: Backend>(
 }
 
 /// Values per channel: batch x plane.
-fn count(shape: &Shape) -> usize {
+pub(super) fn count(shape: &Shape) -> usize {
     shape[0] * shape.iter().skip(2).product::<usize>()
 }
 

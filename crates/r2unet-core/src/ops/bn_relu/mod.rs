@@ -233,18 +233,10 @@ fn fast_path_applies(x: &Tensor<4>, gamma: &Tensor<1>) -> bool {
     usable && x.dtype() == DType::F32 && gamma.dtype() == DType::F32
 }
 
-/// Whether a batch norm trains through [`lowered`] (see
-/// [`crate::ops::lowered_for_gpu_training`]): only in builds with both flex and wgpu, where the
-/// backend extension reaches burn's cubecl backend.
-fn lowered_applies(x: &Tensor<4>) -> bool {
-    cfg!(all(feature = "flex", feature = "wgpu"))
-        && crate::ops::lowered_for_gpu_training(&x.device())
-}
-
 /// `relu(batch_norm_train(x, gamma, beta))`, fused on burn-flex, with its gradients by hand on
 /// a GPU (see [`lowered`]).
 pub fn bn_relu_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> BnRelu {
-    if !fast_path_applies(&x, &gamma) && !lowered_applies(&x) {
+    if !fast_path_applies(&x, &gamma) && !crate::ops::lowered_for_gpu_training(&x.device()) {
         let r = batch_norm_train(x, gamma, beta, epsilon);
         return BnRelu {
             output: relu(r.output),

@@ -363,12 +363,9 @@ fn fast_path_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
 }
 
 /// Whether a 3x3 convolution trains through [`lowered`] (see
-/// [`crate::ops::lowered_for_gpu_training`]): only in builds with both flex and wgpu, where the
-/// backend extension reaches burn's cubecl backend.
+/// [`crate::ops::lowered_for_gpu_training`]).
 fn lowered_applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
-    cfg!(all(feature = "flex", feature = "wgpu"))
-        && super::lowered_for_gpu_training(&x.device())
-        && is_plain_3x3(conv)
+    super::lowered_for_gpu_training(&x.device()) && is_plain_3x3(conv)
 }
 
 /// `conv.forward(x)`, through the fast kernel when the convolution is a bias-free 3x3 with
