@@ -46,6 +46,14 @@ fn gpu() -> Device {
     .clone()
 }
 
+/// Held by the tests that set the process-wide GPU ops ([`set_gpu_ops`]) while they run with them,
+/// so that one test's choice does not change the ops under another's.
+fn gpu_ops_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn norm(v: &[f32]) -> f64 {
     v.iter()
         .map(|&x| f64::from(x) * f64::from(x))
@@ -101,6 +109,7 @@ fn a_training_step_on_wgpu_matches_flex() {
     let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex()).into_data();
     let probe =
         Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &Device::flex()).into_data();
+    let _ops = gpu_ops_lock();
     for (name, ops) in ARCHITECTURES
         .into_iter()
         .flat_map(|name| [(name, GpuOps::Lowered), (name, GpuOps::Burn)])
@@ -164,6 +173,102 @@ fn a_training_step_on_wgpu_matches_flex() {
             worst < 0.25,
             "{name}: gradient of parameter {at} differs by {worst:.2e}"
         );
+    }
+}
+
+/// The lowered batch norm + ReLU's kernels (`ops::bn_relu::cube`) give flex's output, batch
+/// statistics and gradients: on a channel long enough to split into uneven blocks, whose sums a
+/// second launch merges, and on one that a single work group takes whole. The channels' means lie
+/// far from zero (tens of times their spread), where a variance taken as `E[x^2] - E[x]^2` in
+/// f32 loses its digits.
+#[test]
+#[ignore = "needs a Vulkan adapter: run by scripts/test-browser.sh step 6 (SwiftShader) with --ignored"]
+fn batch_norm_on_wgpu_matches_flex() {
+    use r2unet::ops::bn_relu::bn_relu_train;
+    let _ops = gpu_ops_lock();
+    set_gpu_ops(GpuOps::Lowered);
+    // 3 x 45 x 47 = 6,345 values a channel: four blocks, the last three values short.
+    for shape in [[3, 5, 45, 47], [2, 7, 9, 11]] {
+        let c = shape[1];
+        Device::flex().seed(7);
+        let unit = |s: [usize; 4]| {
+            Tensor::<4>::random(s, Distribution::Normal(0.0, 1.0), &Device::flex()).into_data()
+        };
+        let probe = unit(shape);
+        // Channel i: mean 50 i - 100 and spread 0.5 + i, each image 2 above the one before, so
+        // that the blocks' means differ (which the merge has to account for).
+        let plane = shape[2] * shape[3];
+        let x: Vec<f32> = unit(shape)
+            .try_to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(k, v)| {
+                let (image, i) = ((k / plane / c) as f32, ((k / plane) % c) as f32);
+                v * (0.5 + i) + 50.0 * i - 100.0 + 2.0 * image
+            })
+            .collect();
+        // The statistics in f64 on the host, the reference for both backends.
+        let channel = |i: usize| {
+            x.iter()
+                .enumerate()
+                .filter(move |(k, _)| (k / plane) % c == i)
+                .map(|(_, &v)| f64::from(v))
+        };
+        let values = (x.len() / c) as f64;
+        let means: Vec<f64> = (0..c).map(|i| channel(i).sum::<f64>() / values).collect();
+        let variances: Vec<f64> = (0..c)
+            .map(|i| channel(i).map(|v| (v - means[i]).powi(2)).sum::<f64>() / values)
+            .collect();
+        let x = TensorData::new(x, shape);
+        let gamma: Vec<f32> = (0..c).map(|i| 1.0 + 0.1 * i as f32).collect();
+        let beta: Vec<f32> = (0..c).map(|i| 0.2 * i as f32 - 0.3).collect();
+        let mut results = Vec::new();
+        for device in [Device::flex().autodiff(), gpu().autodiff()] {
+            let x = Tensor::<4>::from_data(x.clone(), &device).require_grad();
+            let gamma =
+                Tensor::<1>::from_data(TensorData::new(gamma.clone(), [c]), &device).require_grad();
+            let beta =
+                Tensor::<1>::from_data(TensorData::new(beta.clone(), [c]), &device).require_grad();
+            let r = bn_relu_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+            let grads = (r.output.clone() * Tensor::from_data(probe.clone(), &device))
+                .sum()
+                .backward();
+            let floats = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            let floats1 =
+                |t: Tensor<1>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            results.push([
+                floats(r.output),
+                floats1(r.mean),
+                floats1(r.variance),
+                floats(x.grad(&grads).unwrap()),
+                floats1(gamma.grad(&grads).unwrap()),
+                floats1(beta.grad(&grads).unwrap()),
+            ]);
+        }
+        let names = [
+            "output",
+            "mean",
+            "variance",
+            "input's gradient",
+            "gamma's gradient",
+            "beta's gradient",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            let err = relative_error(&results[1][i], &results[0][i]);
+            println!("batch norm {shape:?} on wgpu: {name} max relative error {err:.2e}");
+            assert!(err < 1e-4, "batch norm {shape:?}: {name} off by {err:.2e}");
+        }
+        for (backend, r) in ["flex", "wgpu"].iter().zip(&results) {
+            for (name, got, want) in [("mean", &r[1], &means), ("variance", &r[2], &variances)] {
+                let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+                let err = relative_error(got, &want);
+                assert!(
+                    err < 1e-5,
+                    "{backend}'s {name} off the f64 one by {err:.2e}"
+                );
+            }
+        }
     }
 }
 
