@@ -11,7 +11,7 @@
 //! memory), and a second launch adds up a channel's blocks, where it has more than one. One work
 //! group per channel, as first written, ran 16 work groups over the first level's 16 channels
 //! (73,728 values each at batch 32): a fraction of a datacentre GPU's 100+ multiprocessors, each
-//! thread walking 288 values one load after another.
+//! thread walking 288 values one load after another (bench/NOTES.md section 31).
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Cube, TensorMetadata};
 use burn::tensor::Shape;

@@ -1,5 +1,5 @@
 //! Training-mode batch norm + ReLU in any backend's tensor ops, with its backward pass written
-//! out: the arithmetic of the GPU batch norm. On wgpu, `cube.rs` runs it as five kernels; here,
+//! out: the arithmetic of the GPU batch norm. On wgpu, `cube.rs` runs it as cubecl kernels; here,
 //! in burn's ops, the unit tests hold it to this module's CPU kernels on burn-flex.
 //!
 //! Why: burn's generic `batch_norm_train` swaps batch and channel axes and reduces one
