@@ -335,6 +335,20 @@ fn per_channel(channels: u32) -> (CubeCount, CubeDim) {
     per_block(1, channels)
 }
 
+/// Where the first kernel of a pair of per-channel sums writes: the sums themselves when a channel
+/// is one block, else two new `[channels * blocks]` tensors for the merge to read.
+fn block_outputs(
+    x: &CubeTensor,
+    sums: (&CubeTensor, &CubeTensor),
+    blocks: u32,
+) -> (CubeTensor, CubeTensor) {
+    if blocks == 1 {
+        return (sums.0.clone(), sums.1.clone());
+    }
+    let shape = Shape::from([sums.0.meta.num_elements() * blocks as usize]);
+    (empty(x, shape.clone()), empty(x, shape))
+}
+
 /// The batch mean and biased batch variance of each channel of `x`, `[channels]` each: one
 /// launch where a channel fits one block, else the blocks' moments and their merge.
 fn moments(x: &CubeTensor, channels: u32, plane: u32) -> (CubeTensor, CubeTensor) {
@@ -345,12 +359,7 @@ fn moments(x: &CubeTensor, channels: u32, plane: u32) -> (CubeTensor, CubeTensor
         empty(x, [channels as usize].into()),
     );
     let whole = blocks == 1;
-    let (block_mean, block_m2) = if whole {
-        (mean.clone(), variance.clone())
-    } else {
-        let shape = Shape::from([(channels * blocks) as usize]);
-        (empty(x, shape.clone()), empty(x, shape))
-    };
+    let (block_mean, block_m2) = block_outputs(x, (&mean, &variance), blocks);
     let (cubes, dim) = per_block(blocks, channels);
     block_moments_kernel::launch(
         &x.client,
@@ -426,14 +435,10 @@ pub fn backward(
         [x, dy, gamma, beta, mean, variance].map(into_contiguous);
     let shape = x.shape();
     let (channels, plane) = channels_and_plane(&shape);
-    let (blocks, block_len) = blocks(count(&shape));
+    let values = count(&shape);
+    let (blocks, block_len) = blocks(values);
     let (dbeta, dgamma) = (empty(&x, [shape[1]].into()), empty(&x, [shape[1]].into()));
-    let (block_g, block_gx) = if blocks == 1 {
-        (dbeta.clone(), dgamma.clone())
-    } else {
-        let shape = Shape::from([(channels * blocks) as usize]);
-        (empty(&x, shape.clone()), empty(&x, shape))
-    };
+    let (block_g, block_gx) = block_outputs(&x, (&dbeta, &dgamma), blocks);
     let (cubes, dim) = per_block(blocks, channels);
     grad_sums_kernel::launch(
         &x.client,
@@ -481,7 +486,7 @@ pub fn backward(
         dgamma.clone().into_tensor_arg(),
         dx.clone().into_tensor_arg(),
         epsilon as f32,
-        count(&shape) as f32,
+        values as f32,
         channels,
         plane,
     );

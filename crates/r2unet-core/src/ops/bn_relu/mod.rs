@@ -173,9 +173,6 @@ impl BnReluBackend for Flex {
     }
 }
 
-/// On a GPU, for training: [`lowered`]'s arithmetic (the statistics as per-plane sums, the
-/// backward pass by hand, so that burn's autodiff records one op per batch norm) with its
-/// element-wise passes as cubecl kernels (`cube.rs`). Inference on a GPU keeps burn's batch norm.
 #[cfg(all(feature = "flex", feature = "wgpu"))]
 impl RunningStatsBackend for burn::backend::Cube {
     fn running_stats_update(
@@ -189,6 +186,9 @@ impl RunningStatsBackend for burn::backend::Cube {
     }
 }
 
+/// On a GPU, for training: [`lowered`]'s arithmetic (the statistics as per-plane sums, the
+/// backward pass by hand, so that burn's autodiff records one op per batch norm) with its
+/// element-wise passes as cubecl kernels (`cube.rs`). Inference on a GPU keeps burn's batch norm.
 #[cfg(all(feature = "flex", feature = "wgpu"))]
 impl BnReluBackend for burn::backend::Cube {
     fn bn_relu_train(
